@@ -1,0 +1,113 @@
+"""The Python API, mirroring the CLI: ``ftkit.fit(...)``, ``ftkit.load(RUN_DIR)``."""
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable
+
+from ftkit.config import KEYWORDS, FitConfig, build_config, validate
+from ftkit.errors import ConfigError, RunDirError
+from ftkit.runs.rundir import RunDir
+
+
+class Run:
+    """A finished run folder: its summary, metrics and a predictor for new inputs."""
+
+    def __init__(self, path: str | Path):
+        self.dir = RunDir(path)
+        self.path = self.dir.path
+        self.summary: dict = self.dir.read_summary()
+
+    @property
+    def metrics(self) -> dict:
+        return self.summary["metrics"]
+
+    @cached_property
+    def predictor(self):
+        from ftkit.tasks import get_task
+
+        if not (self.dir.model / "ftkit.json").is_file():
+            raise RunDirError(f"{self.dir.model} holds no ftkit model (ftkit.json missing)")
+        task = json.loads((self.dir.model / "ftkit.json").read_text())["task"]
+        return get_task(task).predictor(self.dir.model)
+
+    def predict(self, texts: Iterable[str]) -> list[dict]:
+        """[{"label", "score", "probabilities": {label: p}}] per text."""
+        from ftkit.tasks.text_classification import TextExamples
+
+        texts = [str(t) for t in texts]
+        examples = TextExamples(texts, None, "<input>", list(range(1, len(texts) + 1)))
+        probs = self.predictor.predict_proba(examples)
+        labels = self.predictor.labels
+        return [{"label": labels[int(p.argmax())], "score": float(p.max()),
+                 "probabilities": {name: float(v) for name, v in zip(labels, p)}} for p in probs]
+
+    def __repr__(self) -> str:
+        test = self.metrics.get("test", {})
+        brief = ", ".join(f"{k}={test[k]:.4f}" for k in ("accuracy", "macro_f1") if k in test)
+        return f"Run({str(self.path)!r}{', ' + brief if brief else ''})"
+
+
+def load(path: str | Path) -> Run:
+    return Run(path)
+
+
+def fit(config: str | Path | FitConfig | dict | None = None, *, overrides: dict | list | None = None,
+        resume: bool = False, overwrite: bool = False, quiet: bool = False, **options: Any) -> Run:
+    """Fine-tune and evaluate; returns the finished run.
+
+    ``config`` is a YAML path, a dict or a FitConfig; keyword options use the CLI names
+    (``model=``, ``train=``, ``lr=``, ...); ``overrides`` takes dotted keys like ``--set``.
+    """
+    from ftkit.runs.fit import fit_run
+
+    cfg = make_config(config, options, overrides)
+    if resume:
+        cfg = resumed_config(cfg)
+    return Run(fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet,
+                       command=["ftkit.fit(...)"]))
+
+
+def make_config(config, options: dict, overrides=None) -> FitConfig:
+    unknown = sorted(set(options) - set(KEYWORDS))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(KEYWORDS)}")
+    flags = {KEYWORDS[k]: v for k, v in options.items()}
+    sets = [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, dict) else list(overrides or [])
+    if isinstance(config, FitConfig):
+        config = config.model_dump(mode="json")
+    if isinstance(config, dict):
+        return build_config(None, flags, sets, base=config)
+    return build_config(config, flags, sets)
+
+
+def resumed_config(cfg: FitConfig) -> FitConfig:
+    """--resume continues with the saved config; other settings must agree with it."""
+    if not cfg.out:
+        raise ConfigError("--resume needs --out RUN_DIR (the folder of the run to continue)")
+    run = RunDir(cfg.out)
+    run.check(resume=True, overwrite=False)
+    saved = validate({**run.saved_config(), "out": cfg.out})
+    given, default = cfg.model_dump(mode="json"), FitConfig(out=cfg.out).model_dump(mode="json")
+    kept = saved.model_dump(mode="json")
+    clash = [k for k in _leaves(given) if _get(given, k) not in (_get(default, k), _get(kept, k))]
+    if clash:
+        raise ConfigError(f"--resume continues {cfg.out} with its saved settings; these differ: "
+                          f"{', '.join(clash)} (drop them, or start a new run)")
+    return saved
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in tree.items():
+        out += _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
+
+
+def _get(tree: dict, dotted: str):
+    for k in dotted.split("."):
+        if not isinstance(tree, dict) or k not in tree:
+            return None
+        tree = tree[k]
+    return tree

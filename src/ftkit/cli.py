@@ -1,0 +1,226 @@
+"""Command line: parse -> config -> call the API -> print. No logic of its own.
+
+Errors a user can cause print one line and exit 2; ``--debug`` anywhere shows the traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ftkit.errors import FtkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Fine-tune pretrained models on your own data, the right way by default.")
+
+TRAIN_OPT = typer.Option(None, "--train", help="training data: CSV, TSV, JSONL or Parquet")
+
+
+def _setup(quiet: bool) -> None:
+    # Offline first: never reach a hub unless the user names a hub id (loading.py decides).
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
+                        handlers=[_handler()], force=True)
+    try:
+        from transformers.utils import logging as hf_logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def _handler() -> logging.Handler:
+    from rich.console import Console
+    from rich.logging import RichHandler
+    return RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
+
+
+@app.command()
+def fit(
+    config: Optional[Path] = typer.Argument(None, help="YAML config file (flags override it)"),
+    task: Optional[str] = typer.Option(None, help="text-classification (see `ftkit tasks`)"),
+    model: Optional[str] = typer.Option(None, help="zoo name, local HF folder or hub id"),
+    train: Optional[str] = TRAIN_OPT,
+    validation: Optional[str] = typer.Option(None, help="validation data (default: split from train)"),
+    test: Optional[str] = typer.Option(None, help="test data (default: split from train)"),
+    text_column: Optional[str] = typer.Option(None, help="input text column [text]"),
+    label_column: Optional[str] = typer.Option(None, help="label column [label]"),
+    strategy: Optional[str] = typer.Option(None, help="what trains (see `ftkit strategies`) [full]"),
+    epochs: Optional[float] = typer.Option(None, help="passes over the training data [3]"),
+    batch_size: Optional[int] = typer.Option(None, help="examples per step [16]"),
+    lr: Optional[float] = typer.Option(None, help="peak learning rate [5e-5]"),
+    seed: Optional[int] = typer.Option(None, help="random seed [0]"),
+    out: Optional[str] = typer.Option(None, help="run folder [runs/<time>-<model>-<strategy>]"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="dotted.key=value override (repeatable)"),
+    resume: bool = typer.Option(False, help="continue the killed run in --out"),
+    overwrite: bool = typer.Option(False, help="replace a finished run in --out"),
+    quiet: bool = typer.Option(False, help="no progress bars or info logs"),
+) -> None:
+    """Fine-tune a pretrained model and evaluate it; writes a run folder."""
+    from ftkit.api import make_config, resumed_config
+    from ftkit.runs.fit import fit_run
+
+    _setup(quiet)
+    options = {k: v for k, v in dict(task=task, model=model, train=train, validation=validation, test=test,
+                                     text_column=text_column, label_column=label_column, strategy=strategy,
+                                     epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=out).items()
+               if v is not None}
+    cfg = make_config(str(config) if config else None, options, set_ or [])
+    if resume:
+        cfg = resumed_config(cfg)
+    path = fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=["ftkit"] + sys.argv[1:])
+    summary = json.loads((path / "summary.json").read_text())
+    for split, metrics in summary["metrics"].items():
+        typer.echo(f"{split}: " + _brief(metrics))
+    typer.echo(f"run folder: {path}")
+
+
+def _brief(metrics: dict) -> str:
+    keys = [k for k in ("accuracy", "macro_f1", "f1", "wer", "loss") if k in metrics]
+    return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys) + f"  (n={metrics.get('n', '?')})"
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="folder of a finished run"),
+    data: str = typer.Option(..., "--data", help="labelled file to score"),
+    text_column: Optional[str] = typer.Option(None, help="default: the run's text column"),
+    label_column: Optional[str] = typer.Option(None, help="default: the run's label column"),
+    out: Optional[Path] = typer.Option(None, help="metrics JSON [RUN_DIR/evaluations/<file>.json]"),
+    quiet: bool = typer.Option(False),
+) -> None:
+    """Score a finished run on a labelled file; prints and saves the metrics."""
+    from ftkit.api import load
+    from ftkit.tasks.text_classification import read_examples
+    from ftkit.training.checkpoint import write_json_atomic
+
+    _setup(quiet)
+    run = load(run_dir)
+    meta = run.predictor.meta
+    examples = read_examples(data, text_column or meta["text_column"], label_column or meta["label_column"],
+                             drop_empty=False)
+    metrics, _ = run.predictor.evaluate(examples)
+    target = out or run.path / "evaluations" / f"{Path(data).stem}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(target, {"data": str(data), "metrics": metrics})
+    typer.echo(f"{data}: " + _brief(metrics))
+    typer.echo(f"saved: {target}")
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="folder of a finished run"),
+    data: Optional[str] = typer.Option(None, "--data", help="file with a text column"),
+    text: Optional[List[str]] = typer.Option(None, "--text", help="text to classify (repeatable)"),
+    text_column: Optional[str] = typer.Option(None, help="default: the run's text column"),
+    out: Optional[Path] = typer.Option(None, help="write .csv or .jsonl (default: JSON lines to stdout)"),
+    quiet: bool = typer.Option(False),
+) -> None:
+    """Predict labels (with probabilities) for a file or for texts."""
+    from ftkit.api import load
+    from ftkit.predict import predict_frame, write_predictions
+
+    _setup(quiet)
+    if (data is None) == (not text):
+        raise FtkitError("give either --data PATH or one or more --text")
+    if out is not None and out.suffix.lower() not in (".csv", ".jsonl"):
+        raise FtkitError(f"--out {out}: use a .csv or .jsonl file")
+    frame = predict_frame(load(run_dir), data, text, text_column)
+    if out is None:
+        sys.stdout.write(frame.to_json(orient="records", lines=True, force_ascii=False))
+        return
+    write_predictions(frame, out)
+    typer.echo(f"{len(frame)} predictions written to {out}")
+
+
+@app.command()
+def models() -> None:
+    """Named offline models and where they come from."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ftkit.models.zoo import ZOO, installed
+
+    table = Table("name", "installed", "package", "tasks", "description")
+    for name in ZOO.names():
+        m = ZOO.get(name)
+        table.add_row(name, "yes" if installed(m) else "no", m.package, ", ".join(m.tasks), m.description)
+    Console().print(table)
+    typer.echo("Also accepted: any local Hugging Face model folder, or an org/name hub id (needs network).")
+
+
+@app.command()
+def tasks() -> None:
+    """Registered tasks."""
+    from ftkit.tasks import TASKS, _load_builtin
+    _load_builtin()
+    for name, text in TASKS.describe().items():
+        typer.echo(f"{name:24s} {text}")
+
+
+@app.command()
+def strategies() -> None:
+    """Registered fine-tuning strategies (what trains)."""
+    from ftkit.strategies import STRATEGIES, get_strategy
+    get_strategy("full")
+    for name, text in STRATEGIES.describe().items():
+        typer.echo(f"{name:24s} {text}")
+
+
+@app.command()
+def datasets(
+    name: Optional[str] = typer.Argument(None, help="dataset to write (omit to list them)"),
+    out: Path = typer.Option(Path("data"), help="folder for the CSV files"),
+    n_train: Optional[int] = typer.Option(None, help="keep only the first N training rows"),
+) -> None:
+    """Write a real offline dataset (from a registry package) as CSV files."""
+    from ftkit.datasets import DATASETS
+
+    if name is None:
+        for key, text in DATASETS.describe().items():
+            typer.echo(f"{key:24s} {text}")
+        return
+    for split, path in DATASETS.get(name)(out / name, n_train=n_train).items():
+        typer.echo(f"{split}: {path}")
+
+
+@app.command()
+def env() -> None:
+    """What this machine offers: threads, bf16, CUDA, and the versions ftkit runs with."""
+    import torch
+
+    from ftkit.runs.rundir import versions
+    from ftkit.training.device import cpu_bf16_is_fast, pick_device, resolve_precision
+
+    device = pick_device("auto")
+    for key, value in versions().items():
+        typer.echo(f"{key:22s} {value}")
+    typer.echo(f"{'cpu threads':22s} {torch.get_num_threads()} ({torch.backends.cpu.get_cpu_capability()})")
+    typer.echo(f"{'cuda':22s} {torch.cuda.get_device_name(0) if device.type == 'cuda' else 'none'}")
+    typer.echo(f"{'cpu bf16 fast':22s} {cpu_bf16_is_fast()}")
+    typer.echo(f"{'default precision':22s} {resolve_precision('auto', device)} on {device}")
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except FtkitError as err:
+        if debug:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; continue a fit with --resume --out RUN_DIR", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

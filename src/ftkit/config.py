@@ -1,0 +1,196 @@
+"""Typed configuration: YAML file + command-line flags + ``--set a.b=c`` overrides.
+
+The config is plain data (no logic), so outer loops (CV, tuning, comparisons) can copy and
+modify it safely. Validation collects every problem into one ``ConfigError`` whose message
+names the flag (or dotted key) and the bad value.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ftkit.errors import ConfigError
+
+# Python keyword / CLI flag -> dotted config key. ftkit.fit(lr=...) and `--lr` share these.
+KEYWORDS = {
+    "task": "task",
+    "model": "model.name",
+    "train": "data.train",
+    "validation": "data.validation",
+    "test": "data.test",
+    "text_column": "data.text_column",
+    "label_column": "data.label_column",
+    "strategy": "strategy.name",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "seed": "seed",
+    "out": "out",
+}
+# Dotted key -> the flag the user typed, so errors name it.
+FLAGS = {dotted: "--" + kw.replace("_", "-") for kw, dotted in KEYWORDS.items()}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    train: Optional[str] = Field(None, description="training data: CSV, TSV, JSONL or Parquet")
+    validation: Optional[str] = Field(None, description="validation data; split from train if absent")
+    test: Optional[str] = Field(None, description="test data; split from train if absent")
+    text_column: str = Field("text", description="column holding the input text")
+    label_column: str = Field("label", description="column holding the label")
+    validation_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for validation (0: none)")
+    test_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for test when no --test")
+    max_length: int = Field(128, ge=8, le=8192, description="tokens kept per input (longer inputs are truncated)")
+    drop_empty: bool = Field(False, description="skip rows with empty text (counted) instead of failing")
+
+
+class ModelConfig(_Section):
+    name: str = Field("minilm-l6", description="zoo name, local Hugging Face folder, or hub id")
+    trust_remote_code: bool = Field(False, description="allow custom model code from the model folder")
+
+
+class StrategyConfig(BaseModel):
+    # Strategies own their parameters (e.g. strategy.layers), so extra keys are allowed here
+    # and checked by the strategy itself.
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    name: str = Field("full", description="what trains: see `ftkit strategies`")
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(3, gt=0, description="passes over the training data (may be fractional)")
+    batch_size: int = Field(16, ge=1, description="examples per optimizer step (before accumulation)")
+    grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step")
+    lr: float = Field(5e-5, gt=0, lt=1, description="peak learning rate")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decay (never on bias or norm weights)")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps spent warming up the lr")
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: Optional[float] = Field(1.0, gt=0, description="gradient clipping (null: off)")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware runs it fast, else fp32")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    group_by_length: bool = Field(True, description="batch similar lengths together (less padding)")
+    eval_every: Optional[int] = Field(None, ge=1, description="evaluate every N steps (null: each epoch)")
+    eval_batch_size: int = Field(64, ge=1)
+    metric: Optional[str] = Field(None, description="validation metric for best model / early stopping")
+    patience: Optional[int] = Field(3, ge=1, description="evaluations without improvement before stopping")
+    restore_best: bool = Field(True, description="end with the weights of the best validation score")
+    checkpoint_every: int = Field(200, ge=1, description="steps between resumable checkpoints")
+    log_every: int = Field(10, ge=1, description="steps between metrics.jsonl records")
+    threads: Optional[int] = Field(None, ge=1, description="CPU threads (default: all cores)")
+
+
+class FitConfig(_Section):
+    task: str = Field("text-classification", description="see `ftkit tasks`")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    seed: int = Field(0, ge=0, description="seeds the split, the head init, data order and dropout")
+    out: Optional[str] = Field(None, description="run folder (default: runs/<time>-<model>)")
+
+
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    """Set ``tree['a']['b'] = value`` for ``dotted == 'a.b'``, creating sections as needed."""
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``'train.lr=3e-5'`` -> ``('train.lr', 3e-05)``; the value is read as YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):
+        value = _number_or_text(value)
+    return key.strip(), value
+
+
+def _number_or_text(raw: str) -> Any:
+    # YAML 1.1 reads "3e-5" as text; users mean a number.
+    try:
+        return float(raw) if any(c in raw for c in ".eE") else int(raw)
+    except ValueError:
+        return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: not UTF-8 text") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
+    return tree
+
+
+def build_config(path: str | Path | None = None, flags: dict[str, Any] | None = None,
+                 sets: list[str] | None = None, base: dict | None = None) -> FitConfig:
+    """Merge defaults < base dict < YAML file < flags < --set items, then validate."""
+    tree = copy.deepcopy(base) if base else {}
+    if path:
+        for key, value in _flatten(read_yaml(path)).items():
+            set_dotted(tree, key, value)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            set_dotted(tree, key, value)
+    for item in sets or []:
+        set_dotted(tree, *parse_set(item))
+    return validate(tree)
+
+
+def validate(tree: dict) -> FitConfig:
+    try:
+        return FitConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(describe_errors(err)) from None
+
+
+def describe_errors(err: ValidationError) -> str:
+    problems = []
+    for item in err.errors():
+        dotted = ".".join(str(p) for p in item["loc"])
+        flag = FLAGS.get(dotted, f"--set {dotted}")
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {dotted!r} ({flag}=...)")
+            continue
+        problems.append(f"{flag}: {item['msg'].lower()}, got {item.get('input')!r}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def to_dict(cfg: FitConfig) -> dict:
+    return cfg.model_dump(mode="json")

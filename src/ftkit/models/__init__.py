@@ -1,0 +1,1 @@
+"""Where pretrained models come from: the offline zoo, local folders, hub ids."""

@@ -1,0 +1,56 @@
+"""Resolve a model name to a source, explicitly: zoo name, local folder, or hub id.
+
+Nothing is guessed: a name that is neither a zoo entry, an existing folder, nor an
+``org/name`` hub id is an error that says how to fix it. Hub ids are only tried when the user
+names one, and offline the error says so.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftkit.errors import ModelLoadError
+from ftkit.models.zoo import ZOO
+
+HUB_ID = re.compile(r"^(hf-hub:)?[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "zoo", "local" or "hub"
+    location: str  # folder path or hub id, what from_pretrained receives
+    name: str  # what the user typed
+
+    def describe(self) -> str:
+        return {"zoo": f"zoo model {self.name} ({self.location})",
+                "local": f"local folder {self.location}",
+                "hub": f"Hugging Face Hub id {self.location}"}[self.kind]
+
+
+def resolve(name: str) -> ModelSource:
+    if name in ZOO:
+        return ModelSource("zoo", str(ZOO.get(name).path()), name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"model folder {path} has no config.json; "
+                                 "expected a Hugging Face model folder (save_pretrained output)")
+        return ModelSource("local", str(path.resolve()), name)
+    if path.exists():
+        raise ModelLoadError(f"model {name!r} is a file; pass the folder that holds config.json")
+    if HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+        return ModelSource("hub", name.removeprefix("hf-hub:"), name)
+    known = ", ".join(ZOO.names())
+    raise ModelLoadError(f"unknown model {name!r}: not a zoo name ({known}; see `ftkit models`), "
+                         "not an existing folder, and not an org/name hub id")
+
+
+def hub_failure(source: ModelSource, err: Exception) -> ModelLoadError:
+    """Turn a failed download into an error that says what to do offline."""
+    if source.kind != "hub":
+        return ModelLoadError(f"cannot load {source.describe()}: {err}")
+    return ModelLoadError(
+        f"cannot load {source.location!r} from the Hugging Face Hub (offline or not found: "
+        f"{type(err).__name__}); download it where you have network and pass the local folder, "
+        "or use a zoo model (`ftkit models`)")

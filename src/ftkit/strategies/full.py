@@ -1,0 +1,9 @@
+"""Full fine-tuning: every parameter trains."""
+from ftkit.strategies import STRATEGIES, FreezeSummary, count
+
+
+@STRATEGIES.register("full", "every layer trains (the strongest, and the most compute)")
+def apply(model, cfg) -> FreezeSummary:
+    for param in model.parameters():
+        param.requires_grad_(True)
+    return count(model)

@@ -1,0 +1,292 @@
+"""Text classification (sentiment, topics, intents): one text column, one label column."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ftkit.config import FitConfig
+from ftkit.data.readers import Table, read_table
+from ftkit.data.splits import holdout
+from ftkit.errors import ConfigError, DataError
+from ftkit.evaluation.metrics import classification_metrics
+from ftkit.models.loading import ModelSource, hub_failure
+from ftkit.tasks import TASKS
+from ftkit.tasks.base import Splits
+from ftkit.training.device import autocast
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TextExamples:
+    texts: list[str]
+    labels: Optional[list[str]]  # None for unlabelled data (predict)
+    source: str  # file the rows came from
+    rows: list[int]  # line (CSV/JSONL) or row (Parquet) number of each example in source
+    unit: str = "line"
+
+    def where(self, i: int) -> str:
+        return f"{self.source} {self.unit} {self.rows[i]}"
+
+    def subset(self, keep: list[int]) -> "TextExamples":
+        labels = None if self.labels is None else [self.labels[i] for i in keep]
+        return TextExamples([self.texts[i] for i in keep], labels, self.source,
+                            [self.rows[i] for i in keep], self.unit)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+# ---------------------------------------------------------------- reading and validation
+
+def label_text(value) -> Optional[str]:
+    """Labels may be strings or integers (or integral floats from a NaN-holed column)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _is_blank(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip()
+
+
+def read_examples(path: str, text_column: str, label_column: Optional[str], drop_empty: bool) -> TextExamples:
+    """Read and validate one file; label_column None reads texts only."""
+    return examples_from(read_table(path), text_column, label_column, drop_empty)
+
+
+def examples_from(table: Table, text_column: str, label_column: Optional[str], drop_empty: bool) -> TextExamples:
+    table.require(text_column, "--text-column")
+    if label_column is not None:
+        table.require(label_column, "--label-column")
+    table = _drop_or_fail_empty(table, text_column, drop_empty)
+    texts = [str(t) for t in table.frame[text_column].tolist()]
+    labels = None
+    if label_column is not None:
+        labels = [label_text(v) for v in table.frame[label_column].tolist()]
+        missing = [i for i, v in enumerate(labels) if v is None]
+        if missing:
+            raise DataError(f"{table.where(missing[0])}: missing label in column {label_column!r} "
+                            f"({len(missing)} such rows); label them or remove them")
+    return TextExamples(texts, labels, str(table.path), table.lines, table.unit)
+
+
+def _drop_or_fail_empty(table: Table, column: str, drop_empty: bool) -> Table:
+    empty = [i for i, v in enumerate(table.frame[column].tolist()) if _is_blank(v)]
+    if not empty:
+        return table
+    if not drop_empty:
+        raise DataError(f"{table.where(empty[0])}: empty text in column {column!r} ({len(empty)} such "
+                        "rows); fill them in, or pass --set data.drop_empty=true to skip them")
+    log.warning("%s: skipped %d rows with empty text", table.path, len(empty))
+    kept = sorted(set(range(len(table))) - set(empty))
+    if not kept:
+        raise DataError(f"{table.path}: every row has empty text in column {column!r}")
+    return table.subset(kept)
+
+
+def label_order(labels: list[str]) -> list[str]:
+    """Class ids follow numeric order for integer labels, alphabetical order otherwise."""
+    unique = set(labels)
+    if all(u.lstrip("-").isdigit() for u in unique):
+        return sorted(unique, key=int)
+    return sorted(unique)
+
+
+def check_known(examples: TextExamples, known: list[str]) -> None:
+    known_set = set(known)
+    for i, label in enumerate(examples.labels or []):
+        if label not in known_set:
+            raise DataError(f"{examples.where(i)}: label {label!r} never occurs in the training data "
+                            f"(known: {', '.join(known)})")
+
+
+# ---------------------------------------------------------------- model inputs
+
+class TextEncoded:
+    """Token ids per example (unpadded); batches are padded to their own longest row."""
+
+    def __init__(self, ids: list[np.ndarray], labels: Optional[np.ndarray], pad_id: int):
+        self.ids, self.labels, self.pad_id = ids, labels, pad_id
+        self.lengths = np.array([len(x) for x in ids], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        width = int(self.lengths[indices].max())
+        input_ids = np.full((len(indices), width), self.pad_id, dtype=np.int64)  # (batch, seq)
+        mask = np.zeros((len(indices), width), dtype=np.int64)
+        for row, i in enumerate(indices):
+            n = self.lengths[i]
+            input_ids[row, :n] = self.ids[i]
+            mask[row, :n] = 1
+        out = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+        if self.labels is not None:
+            out["labels"] = torch.from_numpy(self.labels[indices])
+        return out
+
+
+def encode(examples: TextExamples, tokenizer, max_length: int, labels: Optional[list[str]]) -> TextEncoded:
+    ids = tokenizer(examples.texts, truncation=True, max_length=max_length)["input_ids"]
+    label_ids = None
+    if labels is not None and examples.labels is not None:
+        index = {name: i for i, name in enumerate(labels)}
+        label_ids = np.array([index[v] for v in examples.labels], dtype=np.int64)
+    return TextEncoded([np.asarray(x, dtype=np.int64) for x in ids], label_ids, tokenizer.pad_token_id)
+
+
+@torch.inference_mode()
+def predict_proba(model, data: TextEncoded, batch_size: int, precision: str) -> np.ndarray:
+    """(n, classes) probabilities; rows run longest first so batches carry little padding."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort(-data.lengths, kind="stable")
+    probs = None
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = {k: v.to(device) for k, v in data.batch(idx).items() if k != "labels"}
+        with autocast(precision, device):
+            logits = model(**batch).logits  # (batch, classes)
+        p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        if probs is None:
+            probs = np.zeros((len(data), p.shape[1]), dtype=np.float32)
+        probs[idx] = p
+    return probs
+
+
+def prediction_frame(examples: TextExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    pred = probs.argmax(axis=1)
+    frame = pd.DataFrame({"row": examples.rows, "text": examples.texts})
+    if examples.labels is not None:
+        frame["label"] = examples.labels
+    frame["predicted"] = [labels[i] for i in pred]
+    frame["score"] = probs.max(axis=1)
+    for i, name in enumerate(labels):
+        frame[f"prob_{name}"] = probs[:, i]
+    return frame
+
+
+# ---------------------------------------------------------------- the task
+
+@TASKS.register("text-classification", "one label per text (sentiment, topic, intent)")
+class TextClassification:
+    name = "text-classification"
+    default_metric = "accuracy"
+    metrics = ("accuracy", "macro_f1", "loss")
+
+    def prepare_data(self, cfg: FitConfig) -> Splits:
+        """Read, validate and split; writes nothing."""
+        d = cfg.data
+        if not d.train:
+            raise ConfigError("no training data: pass --train PATH (CSV, TSV, JSONL or Parquet)")
+        read = lambda p: read_examples(p, d.text_column, d.label_column, d.drop_empty)  # noqa: E731
+        train = read(d.train)
+        labels = label_order(train.labels)
+        if len(labels) < 2:
+            raise DataError(f"{train.source}: column {d.label_column!r} holds a single class "
+                            f"{labels[0]!r}; classification needs at least two")
+        record = {"seed": cfg.seed, "train_source": train.source}
+        test = read(d.test) if d.test else None
+        if test is None and d.test_size > 0:
+            train, test = self._hold_out(train, d.test_size, cfg.seed, "test", record)
+        validation = read(d.validation) if d.validation else None
+        if validation is None and d.validation_size > 0:
+            train, validation = self._hold_out(train, d.validation_size, cfg.seed + 1, "validation", record)
+        for part in (validation, test):
+            if part is not None:
+                check_known(part, labels)
+        for name, part in (("train", train), ("validation", validation), ("test", test)):
+            if part is not None:
+                record[name] = {"source": part.source, "n": len(part), f"{part.unit}s": part.rows}
+        return Splits(train, validation, test, labels, record)
+
+    @staticmethod
+    def _hold_out(examples: TextExamples, size: float, seed: int, name: str, record: dict):
+        keep, held = holdout(examples.labels, size, seed)
+        record[f"{name}_split"] = {"from": "train", "size": size, "seed": seed}
+        return examples.subset(keep), examples.subset(held)
+
+    def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
+        """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        remote = cfg.model.trust_remote_code
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=remote)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source.location, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True,
+                dtype=torch.float32, trust_remote_code=remote)
+        except OSError as err:
+            raise hub_failure(source, err) from None
+        if tokenizer.pad_token is None:  # GPT-style tokenizers ship without one
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+        return model, tokenizer
+
+    def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
+        return encode(examples, tokenizer, cfg.data.max_length, labels)
+
+    def loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return F.cross_entropy(logits.float(), batch["labels"])
+
+    def evaluate(self, model, data: TextEncoded, labels: list[str], batch_size: int, precision: str):
+        probs = predict_proba(model, data, batch_size, precision)
+        return classification_metrics(probs, data.labels, labels), probs
+
+    def prediction_frame(self, examples: TextExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
+        return prediction_frame(examples, probs, labels)
+
+    def save(self, model, tokenizer, folder: Path, meta: dict) -> None:
+        model.save_pretrained(folder)  # safetensors
+        tokenizer.save_pretrained(folder)
+        (folder / "ftkit.json").write_text(json.dumps({"task": self.name, **meta}, indent=2))
+
+    def predictor(self, folder: Path) -> "TextClassifier":
+        return TextClassifier(folder)
+
+
+class TextClassifier:
+    """A saved text classifier: plain transformers weights plus ftkit.json (labels, max length)."""
+
+    def __init__(self, folder: Path):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.meta = json.loads((folder / "ftkit.json").read_text())
+        self.labels: list[str] = self.meta["labels"]
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+        self.model.eval()
+
+    def encode(self, examples: TextExamples) -> TextEncoded:
+        labels = self.labels if examples.labels is not None else None
+        if labels is not None:
+            check_known(examples, labels)
+        return encode(examples, self.tokenizer, self.meta["max_length"], labels)
+
+    def predict_proba(self, examples: TextExamples, batch_size: int = 64) -> np.ndarray:
+        return predict_proba(self.model, self.encode(examples), batch_size, self.meta.get("eval_precision", "fp32"))
+
+    def evaluate(self, examples: TextExamples) -> tuple[dict, np.ndarray]:
+        data = self.encode(examples)
+        probs = predict_proba(self.model, data, 64, self.meta.get("eval_precision", "fp32"))
+        return classification_metrics(probs, data.labels, self.labels), probs
+
+    def frame(self, examples: TextExamples, probs: np.ndarray) -> pd.DataFrame:
+        return prediction_frame(examples, probs, self.labels)

@@ -1,0 +1,179 @@
+"""The one training loop. Every task, strategy and outer loop (CV, tuning, comparisons) trains
+through `train`; tasks supply the loss and the evaluation, the run folder receives the logs.
+
+A step is one optimizer update (``grad_accum`` batches). The loop position (epoch, batch within
+the epoch) is part of the checkpoint, and batch order is a pure function of (seed, epoch), so a
+killed run resumes on exactly the batches it had left.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+
+from ftkit.config import TrainConfig
+from ftkit.evaluation.metrics import better
+from ftkit.training import checkpoint
+from ftkit.training.batches import epoch_batches
+from ftkit.training.device import autocast
+from ftkit.training.optim import make_optimizer, make_schedule
+
+log = logging.getLogger(__name__)
+
+SUMMARY_KEYS = ("accuracy", "macro_f1", "loss", "f1", "precision", "recall", "wer", "cer")
+
+
+@dataclass
+class LoopInputs:
+    """What the loop trains on; the task fills `loss` and `evaluate`."""
+
+    model: torch.nn.Module
+    train_data: object  # tasks.base.Encoded
+    val_data: Optional[object]
+    loss: Callable[[torch.nn.Module, dict], torch.Tensor]
+    evaluate: Callable[[torch.nn.Module, object], dict]  # (model, data) -> metrics
+    metric: str  # validation metric that picks the best model
+    seed: int
+    device: torch.device
+    precision: str
+
+
+@dataclass
+class LoopState:
+    """Everything needed to continue where a run stopped; saved as JSON in each checkpoint."""
+
+    epoch: int = 0
+    batch: int = 0  # batches of `epoch` already trained on
+    global_step: int = 0
+    samples: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    best_value: Optional[float] = None
+    best_step: Optional[int] = None
+    best_epoch: Optional[float] = None
+    bad_evals: int = 0
+    stopped_early: bool = False
+    history: list = field(default_factory=list)  # one record per validation pass
+
+
+class Loop:
+    def __init__(self, inputs: LoopInputs, cfg: TrainConfig, run, progress):
+        self.x, self.cfg, self.run, self.progress = inputs, cfg, run, progress
+        self.batches_per_epoch = math.ceil(len(inputs.train_data) / cfg.batch_size)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum)
+        self.total_steps = max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+        self.optimizer = make_optimizer(inputs.model, cfg, inputs.device)
+        self.scheduler = make_schedule(self.optimizer, cfg, self.total_steps)
+        self.state = LoopState()
+        self._window: list[float] = []  # losses since the last log record
+
+    # ------------------------------------------------------------------ public
+    def resume(self) -> bool:
+        path = checkpoint.latest(self.run.checkpoints)
+        if path is None:
+            return False
+        loop = checkpoint.restore(path, self.x.model, self.optimizer, self.scheduler)
+        self.state = LoopState(**loop)
+        self.run.truncate_metrics(self.state.global_step)
+        log.info("resumed from %s (epoch %d, step %d)", path.name, self.state.epoch, self.state.global_step)
+        return True
+
+    def run_all(self) -> LoopState:
+        s = self.state
+        self.progress.start(self.total_steps, s.global_step)
+        while s.global_step < self.total_steps and not s.stopped_early:
+            self._train_epoch()
+        self.progress.stop()
+        if self.cfg.restore_best and s.best_step is not None and self.run.best_weights.is_file():
+            checkpoint.load_weights(self.x.model, self.run.best_weights)
+            log.info("restored the best weights (step %d, %s %.4f)", s.best_step, self.x.metric, s.best_value)
+        return s
+
+    # ------------------------------------------------------------------ one epoch
+    def _train_epoch(self) -> None:
+        s, cfg, model = self.state, self.cfg, self.x.model
+        batches = epoch_batches(self.x.train_data.lengths, cfg.batch_size, self.x.seed, s.epoch,
+                                cfg.group_by_length)
+        model.train()
+        tick = time.perf_counter()
+        for b in range(s.batch, len(batches)):
+            batch = {k: v.to(self.x.device) for k, v in self.x.train_data.batch(batches[b]).items()}
+            with autocast(self.x.precision, self.x.device):
+                loss = self.x.loss(model, batch) / cfg.grad_accum
+            loss.backward()
+            self._window.append(loss.item() * cfg.grad_accum)
+            s.samples += len(batches[b])
+            s.batch = b + 1
+            if s.batch % cfg.grad_accum and s.batch != len(batches):
+                continue
+            self._optimizer_step()
+            s.train_seconds += time.perf_counter() - tick
+            self._after_step(len(batches))
+            tick = time.perf_counter()
+            if s.global_step >= self.total_steps or s.stopped_early:
+                break
+        if s.batch == len(batches):  # the epoch is complete
+            s.epoch, s.batch = s.epoch + 1, 0
+            if self.cfg.eval_every is None:
+                self._validate()
+            self._checkpoint()
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.x.model.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.global_step += 1
+
+    def _after_step(self, n_batches: int) -> None:
+        s, cfg = self.state, self.cfg
+        loss = self._window[-1]
+        sps = s.samples / max(s.train_seconds, 1e-9)
+        self.progress.update(s.global_step, loss, sps)
+        if s.global_step % cfg.log_every == 0 or s.global_step == self.total_steps:
+            self.run.log({"step": s.global_step, "epoch": self._epoch_float(n_batches), "split": "train",
+                          "loss": sum(self._window) / len(self._window),
+                          "lr": self.scheduler.get_last_lr()[0], "samples_per_second": sps})
+            self._window.clear()
+        epoch_done = s.batch == n_batches
+        if cfg.eval_every and s.global_step % cfg.eval_every == 0:
+            self._validate()
+        elif s.global_step >= self.total_steps and not epoch_done and cfg.eval_every is None:
+            self._validate()  # a fractional last epoch still gets its evaluation
+        if s.global_step % cfg.checkpoint_every == 0 and not epoch_done:
+            self._checkpoint()
+
+    def _epoch_float(self, n_batches: int) -> float:
+        return round(self.state.epoch + self.state.batch / n_batches, 4)
+
+    # ------------------------------------------------------------------ evaluation
+    def _validate(self) -> None:
+        s, metric = self.state, self.x.metric
+        if self.x.val_data is None:
+            return
+        tick = time.perf_counter()
+        metrics = self.x.evaluate(self.x.model, self.x.val_data)
+        self.x.model.train()
+        s.eval_seconds += time.perf_counter() - tick
+        epoch = round(s.epoch + s.batch / self.batches_per_epoch, 4)
+        brief = {k: metrics[k] for k in SUMMARY_KEYS if k in metrics}
+        s.history.append({"step": s.global_step, "epoch": epoch, **brief})
+        self.run.log({"step": s.global_step, "epoch": epoch, "split": "validation", **brief})
+        self.progress.note(f"step {s.global_step}: validation " +
+                           ", ".join(f"{k} {v:.4f}" for k, v in brief.items()))
+        if better(metric, metrics[metric], s.best_value):
+            s.best_value, s.best_step, s.best_epoch, s.bad_evals = metrics[metric], s.global_step, epoch, 0
+            checkpoint.save_weights_atomic(self.x.model, self.run.best_weights)
+            return
+        s.bad_evals += 1
+        if self.cfg.patience and s.bad_evals >= self.cfg.patience:
+            s.stopped_early = True
+            log.info("early stopping: validation %s did not improve for %d evaluations", metric, s.bad_evals)
+
+    def _checkpoint(self) -> None:
+        checkpoint.save(self.run.checkpoints, self.x.model, self.optimizer, self.scheduler, vars(self.state))

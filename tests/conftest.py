@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny random BERT with its own tokenizer, synthetic sentiment data, and a
+helper that runs the real CLI in a subprocess."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+POSITIVE = ["good", "great", "fine", "love", "superb", "fun"]
+NEGATIVE = ["bad", "awful", "poor", "hate", "dull", "boring"]
+FILLER = ["the", "movie", "film", "plot", "was", "is", "a", "this", "actor", "story", "very", "and"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
+    """A randomly initialised BERT (a few thousand parameters) with a word-level vocab."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(SPECIAL + POSITIVE + NEGATIVE + FILLER + ["neutral", "ok"]) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    config = BertConfig(vocab_size=len(SPECIAL) + len(POSITIVE) + len(NEGATIVE) + len(FILLER) + 2,
+                        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=hidden * 2, max_position_embeddings=64)
+    import torch
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def sentence(rng: random.Random, label: str) -> str:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(3, 9))]
+    for _ in range(rng.randint(1, 2)):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label == "pos" else NEGATIVE))
+    return " ".join(words)
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def sentiment_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    labels = ["pos", "neg"] * (n // 2)
+    return [{"text": sentence(rng, y), "label": y} for y in labels]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def sentiment(tmp_path_factory) -> dict[str, Path]:
+    """train.csv (240 rows) and test.csv (80 rows) of clearly separable synthetic reviews."""
+    folder = tmp_path_factory.mktemp("sentiment")
+    return {"train": write_csv(folder / "train.csv", sentiment_rows(240, 1)),
+            "test": write_csv(folder / "test.csv", sentiment_rows(80, 2))}
+
+
+def fast_flags(model: Path, data: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["fit", "--model", str(model), "--train", str(data["train"]), "--test", str(data["test"]),
+            "--out", str(out), "--epochs", "4", "--batch-size", "8", "--lr", "3e-3", "--quiet",
+            "--set", "train.threads=1", *extra]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run([sys.executable, "-m", "ftkit.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, tiny_model, sentiment) -> Path:
+    """One finished tiny run shared by tests that only read it."""
+    out = tmp_path_factory.mktemp("runs") / "finished"
+    result = run_cli(*fast_flags(tiny_model, sentiment, out))
+    assert result.returncode == 0, result.stderr
+    return out

@@ -1,0 +1,88 @@
+"""Bad input through the real CLI: exit 2, one line naming file/row/column, nothing written."""
+import pytest
+
+from conftest import run_cli, write_csv
+
+
+def fit_fails(tmp_path, tiny_model, train, *extra):
+    out = tmp_path / "run"
+    result = run_cli("fit", "--model", tiny_model, "--train", train, "--out", out, "--quiet", *extra)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert not out.exists(), "a refused run must not leave a run folder"
+    return lines[0]
+
+
+def test_missing_file(tmp_path, tiny_model):
+    assert "nope.csv: file not found" in fit_fails(tmp_path, tiny_model, tmp_path / "nope.csv")
+
+
+def test_unknown_extension(tmp_path, tiny_model):
+    (tmp_path / "d.xlsx").write_text("x")
+    assert "unknown file type '.xlsx'" in fit_fails(tmp_path, tiny_model, tmp_path / "d.xlsx")
+
+
+def test_empty_file(tmp_path, tiny_model):
+    (tmp_path / "d.csv").write_text("")
+    assert "d.csv: file is empty" in fit_fails(tmp_path, tiny_model, tmp_path / "d.csv")
+
+
+def test_missing_column_lists_columns(tmp_path, tiny_model):
+    path = write_csv(tmp_path / "d.csv", [{"review": "good", "label": "pos"}, {"review": "bad", "label": "neg"}])
+    message = fit_fails(tmp_path, tiny_model, path)
+    assert "no column 'text' (--text-column); columns are: review, label" in message
+    message = fit_fails(tmp_path, tiny_model, path, "--text-column", "review", "--label-column", "stars")
+    assert "no column 'stars' (--label-column)" in message
+
+
+def test_empty_text_rows_name_the_line(tmp_path, tiny_model):
+    rows = [{"text": "good film", "label": "pos"}, {"text": " ", "label": "neg"}, {"text": "", "label": "neg"}]
+    message = fit_fails(tmp_path, tiny_model, write_csv(tmp_path / "d.csv", rows))
+    assert "d.csv line 3: empty text in column 'text' (2 such rows)" in message
+    assert "data.drop_empty=true" in message
+
+
+def test_single_class(tmp_path, tiny_model):
+    path = write_csv(tmp_path / "d.csv", [{"text": f"good {i}", "label": "pos"} for i in range(20)])
+    assert "single class 'pos'" in fit_fails(tmp_path, tiny_model, path)
+
+
+def test_non_utf8_and_ragged_rows(tmp_path, tiny_model):
+    bad = tmp_path / "latin.csv"
+    bad.write_bytes("text,label\nfine,pos\ncaf\xe9 bad,neg\n".encode("latin-1"))
+    assert "latin.csv line 3: byte 0xe9 is not valid UTF-8" in fit_fails(tmp_path, tiny_model, bad)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("text,label\nfine,pos\nbad, really bad,neg\n")
+    assert "ragged.csv line 3: 3 fields but the header has 2" in fit_fails(tmp_path, tiny_model, ragged)
+
+
+def test_bad_config_value_names_the_flag(tmp_path, tiny_model, sentiment):
+    message = fit_fails(tmp_path, tiny_model, sentiment["train"], "--lr", "-1", "--set", "train.precision=fp8")
+    assert "--lr" in message and "-1" in message and "train.precision" in message
+
+
+def test_unknown_model_says_how_to_fix(tmp_path, sentiment):
+    message = fit_fails(tmp_path, "no-such-model", sentiment["train"])
+    assert "unknown model 'no-such-model'" in message and "ftkit models" in message
+
+
+def test_debug_shows_the_traceback(tmp_path, tiny_model):
+    result = run_cli("fit", "--model", tiny_model, "--train", tmp_path / "nope.csv", "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("label", ["maybe"])
+def test_eval_label_the_model_never_saw(tmp_path, finished_run, label):
+    path = write_csv(tmp_path / "e.csv", [{"text": "good film", "label": "pos"}, {"text": "meh", "label": label}])
+    result = run_cli("eval", finished_run, "--data", path)
+    assert result.returncode == 2
+    assert f"e.csv line 3: label '{label}' never occurs in the training data (known: neg, pos)" in result.stderr
+
+
+def test_finished_run_is_not_overwritten(finished_run, tiny_model, sentiment):
+    result = run_cli("fit", "--model", tiny_model, "--train", sentiment["train"], "--out", finished_run)
+    assert result.returncode == 2 and "already holds a finished run" in result.stderr
+    assert "--overwrite" in result.stderr
+    result = run_cli("fit", "--out", finished_run, "--resume")
+    assert result.returncode == 2 and "nothing to resume" in result.stderr
