@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/ftkit datasets rotten-tomatoes --out data
+	$(BIN)/ftkit datasets rotten-tomatoes --out data --n-train 5000
 	$(BIN)/ftkit fit examples/rotten-tomatoes.yaml --out runs/demo-rotten-tomatoes --overwrite
 
 test: install

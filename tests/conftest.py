@@ -23,9 +23,14 @@ def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + POSITIVE + NEGATIVE + FILLER + ["neutral", "ok"]) + "\n")
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    words = SPECIAL + POSITIVE + NEGATIVE + FILLER + ["neutral", "ok"]
+    try:  # transformers >= 5 takes the vocabulary itself
+        tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(words)})
+    except TypeError:
+        (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+        tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    assert tokenizer.unk_token_id not in tokenizer("good film")["input_ids"]
+    tokenizer.save_pretrained(folder)
     config = BertConfig(vocab_size=len(SPECIAL) + len(POSITIVE) + len(NEGATIVE) + len(FILLER) + 2,
                         hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=hidden * 2, max_position_embeddings=64)

@@ -86,3 +86,9 @@ def test_finished_run_is_not_overwritten(finished_run, tiny_model, sentiment):
     assert "--overwrite" in result.stderr
     result = run_cli("fit", "--out", finished_run, "--resume")
     assert result.returncode == 2 and "nothing to resume" in result.stderr
+
+
+def test_hub_id_offline_says_what_to_do(tmp_path, sentiment):
+    message = fit_fails(tmp_path, "some-org/some-model", sentiment["train"])
+    assert "cannot load 'some-org/some-model' from the Hugging Face Hub" in message
+    assert "local folder" in message

@@ -74,12 +74,14 @@ def make_config(config, options: dict, overrides=None) -> FitConfig:
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(KEYWORDS)}")
     flags = {KEYWORDS[k]: v for k, v in options.items()}
-    sets = [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, dict) else list(overrides or [])
+    # overrides: a dict of dotted keys with Python values (None included), or "key=value" strings
+    values = overrides if isinstance(overrides, dict) else {}
+    sets = [] if isinstance(overrides, dict) else list(overrides or [])
     if isinstance(config, FitConfig):
         config = config.model_dump(mode="json")
     if isinstance(config, dict):
-        return build_config(None, flags, sets, base=config)
-    return build_config(config, flags, sets)
+        return build_config(None, flags, sets, base=config, values=values)
+    return build_config(config, flags, sets, values=values)
 
 
 def resumed_config(cfg: FitConfig) -> FitConfig:

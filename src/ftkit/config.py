@@ -148,8 +148,12 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def build_config(path: str | Path | None = None, flags: dict[str, Any] | None = None,
-                 sets: list[str] | None = None, base: dict | None = None) -> FitConfig:
-    """Merge defaults < base dict < YAML file < flags < --set items, then validate."""
+                 sets: list[str] | None = None, base: dict | None = None,
+                 values: dict[str, Any] | None = None) -> FitConfig:
+    """Merge defaults < base dict < YAML file < flags < --set items < values, then validate.
+
+    Flags set to None mean "not given"; in `values` None is a real setting (e.g. no patience).
+    """
     tree = copy.deepcopy(base) if base else {}
     if path:
         for key, value in _flatten(read_yaml(path)).items():
@@ -159,6 +163,8 @@ def build_config(path: str | Path | None = None, flags: dict[str, Any] | None = 
             set_dotted(tree, key, value)
     for item in sets or []:
         set_dotted(tree, *parse_set(item))
+    for key, value in (values or {}).items():
+        set_dotted(tree, key, value)
     return validate(tree)
 
 

@@ -6,6 +6,7 @@ names one, and offline the error says so.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,3 +55,21 @@ def hub_failure(source: ModelSource, err: Exception) -> ModelLoadError:
         f"cannot load {source.location!r} from the Hugging Face Hub (offline or not found: "
         f"{type(err).__name__}); download it where you have network and pass the local folder, "
         "or use a zoo model (`ftkit models`)")
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' own load report and progress bars; ftkit reports what matters
+    (a new head is expected, not a warning)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()

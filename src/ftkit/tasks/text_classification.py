@@ -18,7 +18,7 @@ from ftkit.data.readers import Table, read_table
 from ftkit.data.splits import holdout
 from ftkit.errors import ConfigError, DataError
 from ftkit.evaluation.metrics import classification_metrics
-from ftkit.models.loading import ModelSource, hub_failure
+from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import Splits
 from ftkit.training.device import autocast
@@ -227,11 +227,12 @@ class TextClassification:
 
         remote = cfg.model.trust_remote_code
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=remote)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source.location, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True,
-                dtype=torch.float32, trust_remote_code=remote)
+            with quiet_transformers():
+                tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=remote)
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    source.location, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                    label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True,
+                    dtype=torch.float32, trust_remote_code=remote)
         except OSError as err:
             raise hub_failure(source, err) from None
         if tokenizer.pad_token is None:  # GPT-style tokenizers ship without one
@@ -254,8 +255,9 @@ class TextClassification:
         return prediction_frame(examples, probs, labels)
 
     def save(self, model, tokenizer, folder: Path, meta: dict) -> None:
-        model.save_pretrained(folder)  # safetensors
-        tokenizer.save_pretrained(folder)
+        with quiet_transformers():
+            model.save_pretrained(folder)  # safetensors
+            tokenizer.save_pretrained(folder)
         (folder / "ftkit.json").write_text(json.dumps({"task": self.name, **meta}, indent=2))
 
     def predictor(self, folder: Path) -> "TextClassifier":
@@ -270,8 +272,9 @@ class TextClassifier:
 
         self.meta = json.loads((folder / "ftkit.json").read_text())
         self.labels: list[str] = self.meta["labels"]
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+        with quiet_transformers():
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
         self.model.eval()
 
     def encode(self, examples: TextExamples) -> TextEncoded:

@@ -34,6 +34,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def save_weights_atomic(model: torch.nn.Module, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_model(model, str(tmp))  # handles tied weights, unlike save_file
     os.replace(tmp, path)
