@@ -136,3 +136,12 @@ def test_early_stopping_and_best_weights_restored(tmp_path, tiny_model, sentimen
     best = min(h["loss"] for h in s["history"])
     assert s["best"]["value"] == pytest.approx(best)
     assert s["metrics"]["validation"]["loss"] == pytest.approx(best, abs=1e-4)
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path, tiny_model, sentiment):
+    run = ftkit.fit(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]),
+                    out=str(tmp_path / "r"), epochs=2, batch_size=4, quiet=True,
+                    overrides={"train.grad_accum": 3, "train.schedule": "cosine", "train.threads": 1})
+    batches = -(-216 // 4)  # 240 rows less a 10% validation split
+    assert run.summary["timing"]["steps"] == 2 * -(-batches // 3)
+    assert run.summary["timing"]["samples"] == 2 * 216

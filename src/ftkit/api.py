@@ -32,16 +32,9 @@ class Run:
         task = json.loads((self.dir.model / "ftkit.json").read_text())["task"]
         return get_task(task).predictor(self.dir.model)
 
-    def predict(self, texts: Iterable[str]) -> list[dict]:
-        """[{"label", "score", "probabilities": {label: p}}] per text."""
-        from ftkit.tasks.text_classification import TextExamples
-
-        texts = [str(t) for t in texts]
-        examples = TextExamples(texts, None, "<input>", list(range(1, len(texts) + 1)))
-        probs = self.predictor.predict_proba(examples)
-        labels = self.predictor.labels
-        return [{"label": labels[int(p.argmax())], "score": float(p.max()),
-                 "probabilities": {name: float(v) for name, v in zip(labels, p)}} for p in probs]
+    def predict(self, inputs: Iterable) -> list[dict]:
+        """One dict per input, e.g. {"label", "score", "probabilities": {label: p}} for text."""
+        return self.predictor.predict(list(inputs))
 
     def __repr__(self) -> str:
         test = self.metrics.get("test", {})

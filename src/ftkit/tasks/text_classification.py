@@ -291,5 +291,11 @@ class TextClassifier:
         probs = predict_proba(self.model, data, 64, self.meta.get("eval_precision", "fp32"))
         return classification_metrics(probs, data.labels, self.labels), probs
 
+    def predict(self, texts: list) -> list[dict]:
+        texts = [str(t) for t in texts]
+        probs = self.predict_proba(TextExamples(texts, None, "<input>", list(range(1, len(texts) + 1))))
+        return [{"label": self.labels[int(p.argmax())], "score": float(p.max()),
+                 "probabilities": {name: float(v) for name, v in zip(self.labels, p)}} for p in probs]
+
     def frame(self, examples: TextExamples, probs: np.ndarray) -> pd.DataFrame:
         return prediction_frame(examples, probs, self.labels)

@@ -74,7 +74,8 @@ class Loop:
     # ------------------------------------------------------------------ public
     def resume(self) -> bool:
         path = checkpoint.latest(self.run.checkpoints)
-        if path is None:
+        if path is None:  # killed before the first checkpoint: start over, dropping its logs
+            self.run.truncate_metrics(0)
             return False
         loop = checkpoint.restore(path, self.x.model, self.optimizer, self.scheduler)
         self.state = LoopState(**loop)
