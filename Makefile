@@ -34,6 +34,7 @@ test-slow: install
 	$(BIN)/pytest -m slow
 
 bench: install
+	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/fit_vs_trainer.py
 
 clean:

@@ -95,8 +95,8 @@ def evaluate(
 ) -> None:
     """Score a finished run on a labelled file; prints and saves the metrics."""
     from ftkit.api import load
+    from ftkit.io import write_json
     from ftkit.tasks.text_classification import read_examples
-    from ftkit.training.checkpoint import write_json_atomic
 
     _setup(quiet)
     run = load(run_dir)
@@ -105,8 +105,7 @@ def evaluate(
                              drop_empty=False)
     metrics, _ = run.predictor.evaluate(examples)
     target = out or run.path / "evaluations" / f"{Path(data).stem}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(target, {"data": str(data), "metrics": metrics})
+    write_json(target, {"data": str(data), "metrics": metrics})
     typer.echo(f"{data}: " + _brief(metrics))
     typer.echo(f"saved: {target}")
 

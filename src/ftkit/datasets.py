@@ -6,12 +6,12 @@ the same split every time (documented per dataset) and returns the files it wrot
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from ftkit.errors import DataError
+from ftkit.io import atomic_path
 from ftkit.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
@@ -42,13 +42,9 @@ def rotten_tomatoes(out_dir: str | Path, n_train: int | None = None) -> dict[str
 
 
 def _write(out_dir: str | Path, parts: dict[str, pd.DataFrame]) -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, frame in parts.items():
-        path = out / f"{name}.csv"
-        tmp = path.with_name(f".{path.name}.tmp")
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-        written[name] = path
+        written[name] = Path(out_dir) / f"{name}.csv"
+        with atomic_path(written[name]) as tmp:
+            frame.to_csv(tmp, index=False)
     return written

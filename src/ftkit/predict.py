@@ -1,13 +1,13 @@
 """Predictions for new inputs from a finished run, as a table to print or save."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
 from ftkit.data.readers import read_table
+from ftkit.io import atomic_path
 
 
 def predict_frame(run, data: Optional[str], texts: Optional[list[str]], text_column: Optional[str]) -> pd.DataFrame:
@@ -29,10 +29,8 @@ def predict_frame(run, data: Optional[str], texts: Optional[list[str]], text_col
 
 def write_predictions(frame: pd.DataFrame, out: Path) -> None:
     """CSV or JSONL by extension, written to a temporary name first (never half-written)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() == ".jsonl":
-        frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_csv(tmp, index=False)

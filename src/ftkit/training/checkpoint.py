@@ -15,29 +15,18 @@ checkpoint usable.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from ftkit.io import atomic_path, write_json
 
 
 def save_weights_atomic(model: torch.nn.Module, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_model(model, str(tmp))  # handles tied weights, unlike save_file
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_model(model, str(tmp))  # handles tied weights, unlike save_file
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
@@ -70,23 +59,18 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: di
 
 def save(folder: Path, model, optimizer, scheduler, loop_state: dict) -> None:
     """Write a complete checkpoint and point latest.json at it; keep only the newest."""
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"step-{loop_state['global_step']:06d}"
-    tmp = folder / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
-    tensors, optim_meta = _optimizer_tensors(optimizer)
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    state = {"loop": loop_state, "scheduler": scheduler.state_dict(), "optimizer": optim_meta}
-    (tmp / "state.json").write_text(json.dumps(state))
-    final = folder / name
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    write_json_atomic(folder / "latest.json", {"dir": name})
+    with atomic_path(folder / name) as tmp:
+        tmp.mkdir()
+        save_model(model, str(tmp / "model.safetensors"))
+        tensors, optim_meta = _optimizer_tensors(optimizer)
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        state = {"loop": loop_state, "scheduler": scheduler.state_dict(), "optimizer": optim_meta}
+        (tmp / "state.json").write_text(json.dumps(state))
+    write_json(folder / "latest.json", {"dir": name})
     for old in folder.glob("step-*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)

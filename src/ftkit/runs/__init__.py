@@ -1,0 +1,1 @@
+"""Run folders: the contract every later feature (reports, tuning, comparisons) reads."""

@@ -1,0 +1,136 @@
+"""`fit`, top to bottom: data -> model -> strategy -> train -> evaluate -> save.
+
+Everything that can fail on bad input (data, model name) runs before the run folder is
+written, so a refused run leaves nothing behind.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from ftkit.config import FitConfig, to_dict
+from ftkit.errors import ConfigError
+from ftkit.io import atomic_path
+from ftkit.models.loading import resolve
+from ftkit.runs.rundir import RunDir
+from ftkit.strategies import get_strategy
+from ftkit.tasks import get_task
+from ftkit.training import device as dev
+from ftkit.training.loop import Loop, LoopInputs
+from ftkit.ui import NoProgress, RichProgress
+
+log = logging.getLogger(__name__)
+
+FINAL_EVAL_PRECISION = "fp32"  # final metrics match what plain transformers reproduces
+
+
+def default_out(cfg: FitConfig) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return str(Path("runs") / f"{stamp}-{Path(cfg.model.name).name}-{cfg.strategy.name}")
+
+
+def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, quiet: bool = False,
+            command: list[str] | None = None) -> Path:
+    started = time.perf_counter()
+    run = RunDir(cfg.out or default_out(cfg))
+    run.check(resume, overwrite)
+    task = get_task(cfg.task)
+    metric = _metric(cfg, task)
+    threads = dev.set_threads(cfg.train.threads)
+    device = dev.pick_device(cfg.train.device)
+    if device.type == "cpu":
+        dev.keep_freed_memory()
+    precision = dev.resolve_precision(cfg.train.precision, device)
+
+    # 1. data: read, validate and split (nothing written yet)
+    splits = task.prepare_data(cfg)
+    # 2. model: pretrained body + a new head, seeded so reruns start identically
+    source = resolve(cfg.model.name)
+    torch.manual_seed(cfg.seed)
+    model, processor = task.build(cfg, source, splits.labels)
+    # 3. strategy: what trains
+    params = get_strategy(cfg.strategy.name)(model, cfg)
+    model.to(device)
+    data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}
+    if not resume:
+        run.start(to_dict(cfg.model_copy(update={"out": str(run.path)})), command or [], splits.record, overwrite)
+    log.info("%s: %s, %d train / %s validation / %s test examples, %s on %s (%d threads)",
+             cfg.task, source.describe(), len(data["train"]), _n(data, "validation"), _n(data, "test"),
+             precision, device, threads)
+
+    # 4. train: the one loop, resumable
+    inputs = LoopInputs(
+        model=model, train_data=data["train"], val_data=data.get("validation"), loss=task.loss,
+        evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
+        metric=metric, seed=cfg.seed, device=device, precision=precision)
+    loop = Loop(inputs, cfg.train, run, NoProgress() if quiet else RichProgress())
+    resumed = resume and loop.resume()
+    state = loop.run_all()
+
+    # 5. evaluate the final (best) model on every held-out split
+    metrics, test_probs = {}, None
+    for name in ("validation", "test"):
+        if name in data:
+            metrics[name], probs = task.evaluate(model, data[name], splits.labels,
+                                                 cfg.train.eval_batch_size, FINAL_EVAL_PRECISION)
+            test_probs = probs if name == "test" else test_probs
+
+    # 6. save: model folder, predictions, then the summary (its presence marks the run done)
+    _save_model(task, model, processor, run, cfg, splits.labels)
+    if test_probs is not None:
+        _write_csv(task.prediction_frame(splits.test, test_probs, splits.labels), run.predictions)
+    runtime = {"device": str(device), "precision": precision, "threads": threads,
+               "peak_memory_mb": round(dev.peak_memory_mb(device), 1)}
+    summary = _summary(cfg, source, splits.labels, metrics, state, metric, params, runtime, data)
+    summary["resumed"] = bool(resumed)
+    summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
+    run.write_summary(summary)
+    run.best_weights.unlink(missing_ok=True)  # model/ holds the same weights now
+    return run.path
+
+
+def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data) -> dict:
+    return {
+        "task": cfg.task, "model": cfg.model.name, "model_source": source.describe(),
+        "strategy": cfg.strategy.name, "labels": labels, "metrics": metrics,
+        "best": {"metric": metric, "value": state.best_value, "step": state.best_step,
+                 "epoch": state.best_epoch},
+        "early_stopping": {"stopped": state.stopped_early, "patience": cfg.train.patience},
+        "history": state.history,
+        "timing": {"train_seconds": round(state.train_seconds, 3),
+                   "samples_per_second": round(state.samples / max(state.train_seconds, 1e-9), 2),
+                   "eval_seconds": round(state.eval_seconds, 3),
+                   "steps": state.global_step, "samples": state.samples},
+        "params": params.as_dict(), "seed": cfg.seed, **runtime,
+        "data": {name: len(part) for name, part in data.items()},
+    }
+
+
+def _metric(cfg: FitConfig, task) -> str:
+    metric = cfg.train.metric or task.default_metric
+    if metric not in task.metrics:
+        raise ConfigError(f"--set train.metric: {metric!r} is not a {task.name} metric "
+                          f"(choose from {', '.join(task.metrics)})")
+    return metric
+
+
+def _n(data: dict, name: str) -> str:
+    return str(len(data[name])) if name in data else "no"
+
+
+def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: list[str]) -> None:
+    meta = {"labels": labels, "max_length": cfg.data.max_length, "text_column": cfg.data.text_column,
+            "label_column": cfg.data.label_column, "base_model": cfg.model.name,
+            "eval_precision": FINAL_EVAL_PRECISION}
+    with atomic_path(run.model) as tmp:
+        tmp.mkdir()
+        task.save(model, processor, tmp, meta)
+
+
+def _write_csv(frame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)

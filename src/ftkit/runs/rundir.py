@@ -1,0 +1,108 @@
+"""One run folder: config, logs, checkpoints, model, predictions, summary.
+
+    RUN_DIR/config.yaml       resolved config + command line + versions
+    RUN_DIR/splits.json       how train/validation/test were made (sources, rows, seed)
+    RUN_DIR/metrics.jsonl     one JSON object per logged step / evaluation
+    RUN_DIR/checkpoints/      resumable state (training/checkpoint.py)
+    RUN_DIR/model/            the fine-tuned model, Hugging Face format, safetensors
+    RUN_DIR/predictions.csv   test predictions with probabilities
+    RUN_DIR/summary.json      written last: its presence means the run finished
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from ftkit.errors import RunDirError
+from ftkit.io import write_json, write_text
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config = self.path / "config.yaml"
+        self.splits = self.path / "splits.json"
+        self.metrics = self.path / "metrics.jsonl"
+        self.summary = self.path / "summary.json"
+        self.model = self.path / "model"
+        self.predictions = self.path / "predictions.csv"
+        self.checkpoints = self.path / "checkpoints"
+        self.best_weights = self.checkpoints / "best.safetensors"
+
+    def finished(self) -> bool:
+        return self.summary.is_file()
+
+    def check(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to clobber or mix runs; called before anything is written."""
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise RunDirError(f"--out {p} is a file; choose a folder")
+        if resume:
+            if self.finished():
+                raise RunDirError(f"{p} holds a finished run (summary.json); nothing to resume")
+            if not self.config.is_file():
+                raise RunDirError(f"nothing to resume in {p}: no config.yaml (was the run started there?)")
+            return
+        if overwrite or not p.exists() or not any(p.iterdir()):
+            return
+        if self.finished():
+            raise RunDirError(f"{p} already holds a finished run; pass --overwrite to replace it, "
+                              "or choose another --out")
+        if self.config.is_file():
+            raise RunDirError(f"{p} holds an unfinished run; pass --resume to continue it, "
+                              "or --overwrite to start over")
+        raise RunDirError(f"{p} is not empty and is not an ftkit run folder; choose another --out")
+
+    def start(self, config: dict, command: list[str], split_record: dict, overwrite: bool) -> None:
+        if overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        doc = {"config": config, "command": command, "versions": versions(),
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        write_text(self.config, yaml.safe_dump(doc, sort_keys=False))
+        write_json(self.splits, split_record)
+        self.metrics.touch()
+
+    def saved_config(self) -> dict:
+        return yaml.safe_load(self.config.read_text(encoding="utf-8"))["config"]
+
+    def log(self, record: dict) -> None:
+        with open(self.metrics, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop records a killed run wrote after its last checkpoint (they will be redone)."""
+        if not self.metrics.is_file():
+            return
+        keep = [line for line in self.metrics.read_text(encoding="utf-8").splitlines()
+                if line.strip() and _step_of(line) <= step]
+        write_text(self.metrics, "".join(line + "\n" for line in keep))
+
+    def read_summary(self) -> dict:
+        if not self.finished():
+            raise RunDirError(f"{self.path} has no summary.json: not a finished ftkit run")
+        return json.loads(self.summary.read_text(encoding="utf-8"))
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.summary, summary)
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 1 << 62  # a torn last line from a kill: drop it
+
+
+def versions() -> dict:
+    import torch
+    import transformers
+
+    from ftkit import __version__
+    return {"ftkit": __version__, "torch": str(torch.__version__), "transformers": transformers.__version__,
+            "python": platform.python_version()}
