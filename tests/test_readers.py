@@ -56,3 +56,8 @@ def test_holdout_is_stratified_seeded_and_disjoint():
     assert sorted(labels[i] for i in held).count("b") == 4  # class ratio kept
     assert holdout(labels, 0.2, seed=3) == (keep, held)
     assert holdout(labels, 0.2, seed=4) != (keep, held)
+
+
+def test_holdout_on_too_few_rows_says_what_to_do():
+    with pytest.raises(DataError, match="data.validation_size=0"):
+        holdout(["a", "a", "b", "b", "c", "c"], 0.9, seed=0)

@@ -7,6 +7,8 @@ from collections import Counter
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from ftkit.errors import DataError
+
 log = logging.getLogger(__name__)
 
 
@@ -25,5 +27,9 @@ def holdout(labels: list, size: float, seed: int) -> tuple[list[int], list[int]]
     n_held = max(1, int(round(size * len(labels))))
     if stratify is not None and n_held < len(counts):
         n_held = len(counts)  # stratified splits need one row per class at least
-    keep, held = train_test_split(index, test_size=n_held, random_state=seed, stratify=stratify)
+    try:
+        keep, held = train_test_split(index, test_size=n_held, random_state=seed, stratify=stratify)
+    except ValueError as err:  # too few rows for the share asked, or for one row per class
+        raise DataError(f"cannot hold out {size:.0%} of {len(labels)} rows ({err}); pass --validation/"
+                        "--test files, or --set data.validation_size=0 / data.test_size=0") from None
     return sorted(keep.tolist()), sorted(held.tolist())
