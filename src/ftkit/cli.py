@@ -165,7 +165,7 @@ def tasks() -> None:
 def strategies() -> None:
     """Registered fine-tuning strategies (what trains)."""
     from ftkit.strategies import STRATEGIES, get_strategy
-    get_strategy("full")
+    get_strategy("full")  # loads the built-in strategies
     for name, text in STRATEGIES.describe().items():
         typer.echo(f"{name:24s} {text}")
 

@@ -66,7 +66,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     inputs = LoopInputs(
         model=model, train_data=data["train"], val_data=data.get("validation"), loss=task.loss,
         evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
-        metric=metric, seed=cfg.seed, device=device, precision=precision)
+        metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales)
     loop = Loop(inputs, cfg.train, run, NoProgress() if quiet else RichProgress())
     resumed = resume and loop.resume()
     state = loop.run_all()

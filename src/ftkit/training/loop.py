@@ -40,6 +40,7 @@ class LoopInputs:
     seed: int
     device: torch.device
     precision: str
+    lr_scales: dict = field(default_factory=dict)  # from the strategy (LLRD)
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Loop:
         self.batches_per_epoch = math.ceil(len(inputs.train_data) / cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum)
         self.total_steps = max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
-        self.optimizer = make_optimizer(inputs.model, cfg, inputs.device)
+        self.optimizer = make_optimizer(inputs.model, cfg, inputs.device, inputs.lr_scales)
         self.scheduler = make_schedule(self.optimizer, cfg, self.total_steps)
         self.state = LoopState()
         self._window: list[float] = []  # losses since the last log record

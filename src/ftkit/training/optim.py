@@ -13,21 +13,28 @@ def no_decay(name: str, param: torch.Tensor) -> bool:
     return param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
 
 
-def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
-    decay, plain = [], []
+def param_groups(model: torch.nn.Module, cfg: TrainConfig, lr_scales: dict[str, float] | None = None) -> list[dict]:
+    """Trainable parameters grouped by (lr scale, decay or not); frozen ones are left out."""
+    groups: dict[tuple[float, bool], list] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (plain if no_decay(name, param) else decay).append(param)
-    return [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
-                        {"params": plain, "weight_decay": 0.0}) if g["params"]]
+            key = ((lr_scales or {}).get(name, 1.0), not no_decay(name, param))
+            groups.setdefault(key, []).append(param)
+    return [{"params": params, "lr": cfg.lr * scale, "weight_decay": cfg.weight_decay if decay else 0.0}
+            for (scale, decay), params in sorted(groups.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))]
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
+                   lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
     # The fused kernel updates all tensors in one pass: on CPU it removes most of the optimizer
     # step's cost, which is large for the 12M-parameter embedding matrix of a small encoder.
     fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device.type in ("cpu", "cuda")
     options = {"fused": True} if fused else {}
-    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, **options)
+    groups = param_groups(model, cfg, lr_scales)
+    if not groups:
+        from ftkit.errors import StrategyError
+        raise StrategyError("the strategy left no parameter trainable")
+    return torch.optim.AdamW(groups, lr=cfg.lr, **options)
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):

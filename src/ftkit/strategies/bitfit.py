@@ -1,0 +1,14 @@
+"""BitFit (Ben Zaken et al. 2022): only bias terms and the new head train."""
+from ftkit.strategies import STRATEGIES, FreezeSummary, count, options, set_trainable
+from ftkit.strategies.groups import layer_groups
+
+
+@STRATEGIES.register("bitfit", "only biases (and the head) train: ~0.1% of the body's parameters")
+def apply(model, cfg) -> FreezeSummary:
+    options(cfg, "bitfit", {})
+    groups = layer_groups(model)
+    body = [p for group in [groups.embeddings, *groups.blocks] for p in group]
+    set_trainable(body, False)
+    set_trainable([(n, p) for n, p in body if n.endswith("bias")], True)
+    set_trainable(groups.head, True)
+    return count(model)

@@ -1,0 +1,74 @@
+"""Every registered strategy on a tiny BERT: what trains, what stays bitwise frozen, lr scales."""
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ftkit
+from ftkit.config import FitConfig
+from ftkit.errors import StrategyError
+from ftkit.strategies import STRATEGIES, get_strategy
+from ftkit.strategies.groups import layer_groups
+
+get_strategy("full")  # registers the built-ins
+
+
+def classifier(tiny_model):
+    from transformers import AutoModelForSequenceClassification
+    return AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
+
+
+def cfg(name, **extra):
+    return FitConfig.model_validate({"strategy": {"name": name, **extra}})
+
+
+def test_layer_groups_of_bert(tiny_model):
+    groups = layer_groups(classifier(tiny_model))
+    assert all(n.startswith("bert.embeddings.") for n, _ in groups.embeddings)
+    assert len(groups.blocks) == 2
+    assert all(n.startswith("bert.encoder.layer.1.") for n, _ in groups.blocks[1])
+    assert {n.split(".")[0] for n, _ in groups.head} == {"bert", "classifier"}  # pooler + classifier
+
+
+def test_freeze_bottom_bitfit_llrd_choose_what_trains(tiny_model):
+    model = classifier(tiny_model)
+    get_strategy("freeze-bottom")(model, cfg("freeze-bottom", layers=1))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(n.startswith(("bert.embeddings.", "bert.encoder.layer.0.")) for n in trainable)
+    assert any(n.startswith("bert.encoder.layer.1.") for n in trainable) and "classifier.weight" in trainable
+
+    summary = get_strategy("bitfit")(model, cfg("bitfit"))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all(n.endswith("bias") or n.startswith(("classifier.", "bert.pooler.")) for n in trainable)
+    assert summary.trainable < summary.total / 5
+
+    summary = get_strategy("llrd")(model, cfg("llrd", decay=0.5))
+    assert summary.trainable == summary.total
+    assert summary.lr_scales["classifier.weight"] == 1.0
+    assert summary.lr_scales["bert.encoder.layer.1.output.dense.weight"] == 0.5
+    assert summary.lr_scales["bert.embeddings.word_embeddings.weight"] == 0.5 ** 3
+
+
+def test_strategy_settings_are_checked(tiny_model):
+    model = classifier(tiny_model)
+    with pytest.raises(StrategyError, match="strategy.layrs"):
+        get_strategy("freeze-bottom")(model, cfg("freeze-bottom", layrs=1))
+    with pytest.raises(StrategyError, match="from 0 to 2"):
+        get_strategy("freeze-bottom")(model, cfg("freeze-bottom", layers=5))
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_trains_one_epoch_and_keeps_frozen_weights(name, tiny_model, sentiment, tmp_path):
+    run = ftkit.fit(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]),
+                    strategy=name, out=str(tmp_path / name), epochs=1, batch_size=16, lr=3e-3, quiet=True,
+                    overrides={"train.threads": 1})
+    assert run.summary["strategy"] == name
+    assert 0 < run.summary["params"]["trainable"] <= run.summary["params"]["total"]
+    before = load_file(str(tiny_model / "model.safetensors"))
+    after = {k.removeprefix("bert."): v for k, v in load_file(str(tmp_path / name / "model" / "model.safetensors")).items()}
+    model = classifier(tiny_model)
+    get_strategy(name)(model, FitConfig.model_validate({"strategy": {"name": name}}))
+    frozen = [n.removeprefix("bert.") for n, p in model.named_parameters() if not p.requires_grad]
+    for key in frozen:
+        assert torch.equal(before[key], after[key]), f"{name} changed frozen {key}"
+    changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
+    assert changed, f"{name} trained nothing in the body"
