@@ -54,6 +54,7 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     name: str = Field("minilm-l6", description="zoo name, local Hugging Face folder, or hub id")
     trust_remote_code: bool = Field(False, description="allow custom model code from the model folder")
+    dropout: Optional[float] = Field(None, ge=0, lt=1, description="override every dropout rate (null: keep)")
 
 
 class StrategyConfig(BaseModel):
@@ -69,6 +70,10 @@ class TrainConfig(_Section):
     grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step")
     lr: float = Field(5e-5, gt=0, lt=1, description="peak learning rate")
     weight_decay: float = Field(0.01, ge=0, description="AdamW decay (never on bias or norm weights)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="share of target mass spread over all classes")
+    class_weights: Literal["none", "auto"] = Field(
+        "none", description="auto: weight the loss by inverse class frequency (imbalanced labels)")
+    l2sp: float = Field(0.0, ge=0, description="L2-SP: alpha * ||theta - theta_pretrained||^2 on the body")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps spent warming up the lr")
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     max_grad_norm: Optional[float] = Field(1.0, gt=0, description="gradient clipping (null: off)")

@@ -18,9 +18,11 @@ from ftkit.io import atomic_path
 from ftkit.models.loading import resolve
 from ftkit.runs.rundir import RunDir
 from ftkit.strategies import get_strategy
+from ftkit.strategies.groups import layer_groups
 from ftkit.tasks import get_task
 from ftkit.training import device as dev
 from ftkit.training.loop import Loop, LoopInputs
+from ftkit.training.regularize import L2SP, set_dropout, with_penalty
 from ftkit.ui import NoProgress, RichProgress
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,10 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     model, processor = task.build(cfg, source, splits.labels)
     # 3. strategy: what trains
     params = get_strategy(cfg.strategy.name)(model, cfg)
+    set_dropout(model, cfg.model.dropout)
     model.to(device)
     data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}
+    l2sp = _l2sp(model, cfg)
     if not resume:
         run.start(to_dict(cfg.model_copy(update={"out": str(run.path)})), command or [], splits.record, overwrite)
     log.info("%s: %s, %d train / %s validation / %s test examples, %s on %s (%d threads)",
@@ -64,7 +68,8 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
 
     # 4. train: the one loop, resumable
     inputs = LoopInputs(
-        model=model, train_data=data["train"], val_data=data.get("validation"), loss=task.loss,
+        model=model, train_data=data["train"], val_data=data.get("validation"),
+        loss=with_penalty(task.make_loss(cfg, data["train"]), l2sp),
         evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
         metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales)
     loop = Loop(inputs, cfg.train, run, NoProgress() if quiet else RichProgress())
@@ -87,6 +92,8 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
                "peak_memory_mb": round(dev.peak_memory_mb(device), 1)}
     summary = _summary(cfg, source, splits.labels, metrics, state, metric, params, runtime, data)
     summary["resumed"] = bool(resumed)
+    if l2sp is not None:
+        summary["l2sp"] = {"alpha": cfg.train.l2sp, "distance_to_pretrained": round(l2sp.distance(), 6)}
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     run.write_summary(summary)
     run.best_weights.unlink(missing_ok=True)  # model/ holds the same weights now
@@ -108,6 +115,20 @@ def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data)
         "params": params.as_dict(), "seed": cfg.seed, **runtime,
         "data": {name: len(part) for name, part in data.items()},
     }
+
+
+def _l2sp(model, cfg: FitConfig):
+    if not cfg.train.l2sp:
+        return None
+    # The pull is toward pretrained weights only: parameters outside the pretrained body (the new
+    # head) are excluded; without a base-model prefix, the head layer group is.
+    prefix = getattr(model, "base_model_prefix", "")
+    names = [name for name, _ in model.named_parameters()]
+    if prefix and any(n.startswith(prefix + ".") for n in names):
+        new = {n for n in names if not n.startswith(prefix + ".")}
+    else:
+        new = {name for name, _ in layer_groups(model).head}
+    return L2SP(model, cfg.train.l2sp, new)
 
 
 def _metric(cfg: FitConfig, task) -> str:

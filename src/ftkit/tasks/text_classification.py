@@ -120,8 +120,8 @@ def check_known(examples: TextExamples, known: list[str]) -> None:
 class TextEncoded:
     """Token ids per example (unpadded); batches are padded to their own longest row."""
 
-    def __init__(self, ids: list[np.ndarray], labels: Optional[np.ndarray], pad_id: int):
-        self.ids, self.labels, self.pad_id = ids, labels, pad_id
+    def __init__(self, ids: list[np.ndarray], labels: Optional[np.ndarray], pad_id: int, n_classes: int = 0):
+        self.ids, self.labels, self.pad_id, self.n_classes = ids, labels, pad_id, n_classes
         self.lengths = np.array([len(x) for x in ids], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -147,7 +147,14 @@ def encode(examples: TextExamples, tokenizer, max_length: int, labels: Optional[
     if labels is not None and examples.labels is not None:
         index = {name: i for i, name in enumerate(labels)}
         label_ids = np.array([index[v] for v in examples.labels], dtype=np.int64)
-    return TextEncoded([np.asarray(x, dtype=np.int64) for x in ids], label_ids, tokenizer.pad_token_id)
+    return TextEncoded([np.asarray(x, dtype=np.int64) for x in ids], label_ids, tokenizer.pad_token_id,
+                       len(labels or []))
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """n / (classes * count): each class contributes equally to the loss (sklearn's 'balanced')."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return torch.tensor(len(labels) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
 
 
 @torch.inference_mode()
@@ -243,9 +250,17 @@ class TextClassification:
     def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
         return encode(examples, tokenizer, cfg.data.max_length, labels)
 
-    def loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return F.cross_entropy(logits.float(), batch["labels"])
+    def make_loss(self, cfg: FitConfig, train: TextEncoded):
+        """Cross-entropy with the configured label smoothing and class weights."""
+        weights = class_weights(train.labels, train.n_classes) if cfg.train.class_weights == "auto" else None
+        smoothing = cfg.train.label_smoothing
+
+        def loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            w = None if weights is None else weights.to(logits.device)
+            return F.cross_entropy(logits.float(), batch["labels"], weight=w, label_smoothing=smoothing)
+
+        return loss
 
     def evaluate(self, model, data: TextEncoded, labels: list[str], batch_size: int, precision: str):
         probs = predict_proba(model, data, batch_size, precision)
