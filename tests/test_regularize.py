@@ -44,7 +44,7 @@ def test_label_smoothing_and_class_weights_reach_the_loss(tiny_model):
         cfg = FitConfig.model_validate({"train": train})
         losses[key] = TextClassification().make_loss(cfg, data)(model, batch).item()
     logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-    expected = float(torch.nn.functional.cross_entropy(logits, batch["labels"], label_smoothing=0.3))
+    expected = torch.nn.functional.cross_entropy(logits, batch["labels"], label_smoothing=0.3).item()
     assert losses["smooth"] == pytest.approx(expected, rel=1e-5)
     assert losses["smooth"] != pytest.approx(losses["plain"])
     assert losses["weighted"] == pytest.approx(losses["plain"], rel=1e-5)  # balanced: weights are 1
