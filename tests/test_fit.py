@@ -30,7 +30,11 @@ def test_run_folder_contract(finished_run):
     config = (finished_run / "config.yaml").read_text()
     assert "versions:" in config and "torch:" in config and "command:" in config
     records = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
-    assert {r["split"] for r in records} == {"train", "validation"}
+    assert {r["split"] for r in records} == {"train", "validation", "train_eval"}
+    over = s["overfitting"]
+    assert over["metric"] == "accuracy" and over["verdict"]
+    assert over["best"]["gap"] == pytest.approx(over["best"]["train_accuracy"] - over["best"]["validation_accuracy"],
+                                                abs=1e-4)
     splits = json.loads((finished_run / "splits.json").read_text())
     assert splits["validation_split"]["from"] == "train"
     assert set(splits["train"]["lines"]).isdisjoint(splits["validation"]["lines"])
@@ -133,9 +137,11 @@ def test_early_stopping_and_best_weights_restored(tmp_path, tiny_model, sentimen
     s = run.summary
     assert s["early_stopping"]["stopped"] is True
     assert s["timing"]["steps"] < 30 * 27
-    best = min(h["loss"] for h in s["history"])
+    best = min(h["validation"]["loss"] for h in s["history"])
     assert s["best"]["value"] == pytest.approx(best)
     assert s["metrics"]["validation"]["loss"] == pytest.approx(best, abs=1e-4)
+    assert s["overfitting"]["early_stopping_fired"] is True
+    assert s["overfitting"]["best"]["validation_loss"] == pytest.approx(best)
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tmp_path, tiny_model, sentiment):

@@ -72,3 +72,22 @@ def test_every_strategy_trains_one_epoch_and_keeps_frozen_weights(name, tiny_mod
         assert torch.equal(before[key], after[key]), f"{name} changed frozen {key}"
     changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
     assert changed, f"{name} trained nothing in the body"
+
+
+def test_gradual_unfreeze_opens_one_group_per_epoch(tiny_model, sentiment, tmp_path):
+    """After 2 epochs: the head and the top block moved, the lower block and embeddings did not."""
+    ftkit.fit(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]),
+              strategy="gradual-unfreeze", out=str(tmp_path / "g"), epochs=2, batch_size=16, lr=3e-3,
+              quiet=True, overrides={"train.threads": 1, "train.restore_best": False})
+    before = load_file(str(tiny_model / "model.safetensors"))
+    after = {k.removeprefix("bert."): v for k, v in load_file(str(tmp_path / "g" / "model" / "model.safetensors")).items()}
+
+    def moved(prefix):
+        return [k for k in before if k.startswith(prefix) and not torch.equal(before[k], after[k])]
+
+    assert moved("pooler.")  # head, epoch 0 on
+    assert moved("encoder.layer.1.")  # unfrozen at epoch 1
+    assert not moved("encoder.layer.0.") and not moved("embeddings.")
+    summary = get_strategy("gradual-unfreeze")(classifier(tiny_model), cfg("gradual-unfreeze"))
+    assert len(summary.unfreeze) == 3  # top block, lower block, embeddings
+    assert summary.unfreeze[0][0].startswith("bert.encoder.layer.1.")

@@ -73,9 +73,15 @@ def fit(
     if resume:
         cfg = resumed_config(cfg)
     path = fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=["ftkit"] + sys.argv[1:])
+    _print_run(path)
+
+
+def _print_run(path: Path) -> None:
     summary = json.loads((path / "summary.json").read_text())
     for split, metrics in summary["metrics"].items():
         typer.echo(f"{split}: " + _brief(metrics))
+    if "overfitting" in summary:
+        typer.echo(summary["overfitting"]["verdict"])
     typer.echo(f"run folder: {path}")
 
 

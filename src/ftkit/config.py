@@ -83,6 +83,7 @@ class TrainConfig(_Section):
     group_by_length: bool = Field(True, description="batch similar lengths together (less padding)")
     eval_every: Optional[int] = Field(None, ge=1, description="evaluate every N steps (null: each epoch)")
     eval_batch_size: int = Field(64, ge=1)
+    train_eval_size: int = Field(1000, ge=1, description="training rows also scored at each validation")
     metric: Optional[str] = Field(None, description="validation metric for best model / early stopping")
     patience: Optional[int] = Field(3, ge=1, description="evaluations without improvement before stopping")
     restore_best: bool = Field(True, description="end with the weights of the best validation score")

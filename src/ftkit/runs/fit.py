@@ -14,6 +14,7 @@ import torch
 
 from ftkit.config import FitConfig, to_dict
 from ftkit.errors import ConfigError
+from ftkit.evaluation.overfitting import diagnose
 from ftkit.io import atomic_path
 from ftkit.models.loading import resolve
 from ftkit.runs.rundir import RunDir
@@ -69,9 +70,10 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     # 4. train: the one loop, resumable
     inputs = LoopInputs(
         model=model, train_data=data["train"], val_data=data.get("validation"),
+        train_probe=_train_probe(task, splits, processor, cfg) if "validation" in data else None,
         loss=with_penalty(task.make_loss(cfg, data["train"]), l2sp),
         evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
-        metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales)
+        metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales, unfreeze=params.unfreeze)
     loop = Loop(inputs, cfg.train, run, NoProgress() if quiet else RichProgress())
     resumed = resume and loop.resume()
     state = loop.run_all()
@@ -92,6 +94,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
                "peak_memory_mb": round(dev.peak_memory_mb(device), 1)}
     summary = _summary(cfg, source, splits.labels, metrics, state, metric, params, runtime, data)
     summary["resumed"] = bool(resumed)
+    summary["overfitting"] = diagnose(state.history, metric, state.stopped_early)
     if l2sp is not None:
         summary["l2sp"] = {"alpha": cfg.train.l2sp, "distance_to_pretrained": round(l2sp.distance(), 6)}
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
@@ -115,6 +118,15 @@ def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data)
         "params": params.as_dict(), "seed": cfg.seed, **runtime,
         "data": {name: len(part) for name, part in data.items()},
     }
+
+
+def _train_probe(task, splits, processor, cfg: FitConfig):
+    """A fixed, seeded subset of the training data scored at each validation (overfitting)."""
+    import numpy as np
+
+    n = min(len(splits.train), cfg.train.train_eval_size)
+    rows = np.random.default_rng(cfg.seed).choice(len(splits.train), size=n, replace=False)
+    return task.encode(splits.train.subset(sorted(rows.tolist())), processor, cfg, splits.labels)
 
 
 def _l2sp(model, cfg: FitConfig):

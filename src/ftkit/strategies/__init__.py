@@ -20,16 +20,19 @@ class FreezeSummary:
     trainable: int
     total: int
     lr_scales: dict[str, float] = field(default_factory=dict)  # parameter name -> lr multiplier
+    # Parameter names unfrozen at the start of epoch 1, 2, ... (gradual unfreezing); counts above
+    # are those of epoch 0.
+    unfreeze: tuple[tuple[str, ...], ...] = ()
 
     def as_dict(self) -> dict:
         return {"trainable": self.trainable, "total": self.total,
                 "trainable_share": round(self.trainable / max(self.total, 1), 4)}
 
 
-def count(model, lr_scales: dict[str, float] | None = None) -> FreezeSummary:
+def count(model, lr_scales: dict[str, float] | None = None, unfreeze=()) -> FreezeSummary:
     params = list(model.parameters())
     return FreezeSummary(sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params),
-                         lr_scales or {})
+                         lr_scales or {}, tuple(tuple(names) for names in unfreeze))
 
 
 def set_trainable(params, trainable: bool) -> None:
@@ -48,5 +51,5 @@ def options(cfg, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_strategy(name: str):
-    from ftkit.strategies import bitfit, freeze_bottom, full, llrd  # noqa: F401  (they register)
+    from ftkit.strategies import bitfit, freeze_bottom, full, gradual, llrd  # noqa: F401  (they register)
     return STRATEGIES.get(name)

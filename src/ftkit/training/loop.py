@@ -34,6 +34,7 @@ class LoopInputs:
     model: torch.nn.Module
     train_data: object  # tasks.base.Encoded
     val_data: Optional[object]
+    train_probe: Optional[object]  # fixed training subset evaluated beside validation (overfitting)
     loss: Callable[[torch.nn.Module, dict], torch.Tensor]
     evaluate: Callable[[torch.nn.Module, object], dict]  # (model, data) -> metrics
     metric: str  # validation metric that picks the best model
@@ -41,6 +42,7 @@ class LoopInputs:
     device: torch.device
     precision: str
     lr_scales: dict = field(default_factory=dict)  # from the strategy (LLRD)
+    unfreeze: tuple = ()  # from the strategy: parameter names to unfreeze at epoch 1, 2, ...
 
 
 @dataclass
@@ -61,13 +63,18 @@ class LoopState:
     history: list = field(default_factory=list)  # one record per validation pass
 
 
+def _brief(metrics: dict) -> dict:
+    return {k: metrics[k] for k in SUMMARY_KEYS if k in metrics}
+
+
 class Loop:
     def __init__(self, inputs: LoopInputs, cfg: TrainConfig, run, progress):
         self.x, self.cfg, self.run, self.progress = inputs, cfg, run, progress
         self.batches_per_epoch = math.ceil(len(inputs.train_data) / cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum)
         self.total_steps = max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
-        self.optimizer = make_optimizer(inputs.model, cfg, inputs.device, inputs.lr_scales)
+        later = frozenset(name for names in inputs.unfreeze for name in names)
+        self.optimizer = make_optimizer(inputs.model, cfg, inputs.device, inputs.lr_scales, later)
         self.scheduler = make_schedule(self.optimizer, cfg, self.total_steps)
         self.state = LoopState()
         self._window: list[float] = []  # losses since the last log record
@@ -100,6 +107,7 @@ class Loop:
         s, cfg, model = self.state, self.cfg, self.x.model
         batches = epoch_batches(self.x.train_data.lengths, cfg.batch_size, self.x.seed, s.epoch,
                                 cfg.group_by_length)
+        self._unfreeze_for(s.epoch)
         model.train()
         tick = time.perf_counter()
         for b in range(s.batch, len(batches)):
@@ -123,6 +131,14 @@ class Loop:
             if self.cfg.eval_every is None:
                 self._validate()
             self._checkpoint()
+
+    def _unfreeze_for(self, epoch: int) -> None:
+        """Gradual unfreezing: a pure function of the epoch, so a resumed run gets it right too."""
+        names = {n for group in self.x.unfreeze[:epoch] for n in group}
+        if names:
+            for name, param in self.x.model.named_parameters():
+                if name in names:
+                    param.requires_grad_(True)
 
     def _optimizer_step(self) -> None:
         if self.cfg.max_grad_norm:
@@ -160,12 +176,17 @@ class Loop:
             return
         tick = time.perf_counter()
         metrics = self.x.evaluate(self.x.model, self.x.val_data)
+        record = {"step": s.global_step, "epoch": round(s.epoch + s.batch / self.batches_per_epoch, 4),
+                  "validation": _brief(metrics)}
+        if self.x.train_probe is not None:
+            record["train"] = _brief(self.x.evaluate(self.x.model, self.x.train_probe))
         self.x.model.train()
         s.eval_seconds += time.perf_counter() - tick
-        epoch = round(s.epoch + s.batch / self.batches_per_epoch, 4)
-        brief = {k: metrics[k] for k in SUMMARY_KEYS if k in metrics}
-        s.history.append({"step": s.global_step, "epoch": epoch, **brief})
+        s.history.append(record)
+        brief, epoch = record["validation"], record["epoch"]
         self.run.log({"step": s.global_step, "epoch": epoch, "split": "validation", **brief})
+        if "train" in record:  # "train" records are running training loss; this is eval mode
+            self.run.log({"step": s.global_step, "epoch": epoch, "split": "train_eval", **record["train"]})
         self.progress.note(f"step {s.global_step}: validation " +
                            ", ".join(f"{k} {v:.4f}" for k, v in brief.items()))
         if better(metric, metrics[metric], s.best_value):

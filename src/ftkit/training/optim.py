@@ -13,11 +13,13 @@ def no_decay(name: str, param: torch.Tensor) -> bool:
     return param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
 
 
-def param_groups(model: torch.nn.Module, cfg: TrainConfig, lr_scales: dict[str, float] | None = None) -> list[dict]:
-    """Trainable parameters grouped by (lr scale, decay or not); frozen ones are left out."""
+def param_groups(model: torch.nn.Module, cfg: TrainConfig, lr_scales: dict[str, float] | None = None,
+                 later: frozenset = frozenset()) -> list[dict]:
+    """Trainable parameters grouped by (lr scale, decay or not); frozen ones are left out unless
+    they are unfrozen `later` (AdamW skips them while their grad is None)."""
     groups: dict[tuple[float, bool], list] = {}
     for name, param in model.named_parameters():
-        if param.requires_grad:
+        if param.requires_grad or name in later:
             key = ((lr_scales or {}).get(name, 1.0), not no_decay(name, param))
             groups.setdefault(key, []).append(param)
     return [{"params": params, "lr": cfg.lr * scale, "weight_decay": cfg.weight_decay if decay else 0.0}
@@ -25,12 +27,12 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig, lr_scales: dict[str, 
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
-                   lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
+                   lr_scales: dict[str, float] | None = None, later: frozenset = frozenset()) -> torch.optim.Optimizer:
     # The fused kernel updates all tensors in one pass: on CPU it removes most of the optimizer
     # step's cost, which is large for the 12M-parameter embedding matrix of a small encoder.
     fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device.type in ("cpu", "cuda")
     options = {"fused": True} if fused else {}
-    groups = param_groups(model, cfg, lr_scales)
+    groups = param_groups(model, cfg, lr_scales, later)
     if not groups:
         from ftkit.errors import StrategyError
         raise StrategyError("the strategy left no parameter trainable")

@@ -1,0 +1,15 @@
+"""Gradual unfreezing (ULMFiT, Howard & Ruder 2018): the head trains alone in epoch 0, then one
+more layer group from the top is unfrozen at the start of each following epoch."""
+from ftkit.strategies import STRATEGIES, FreezeSummary, count, options, set_trainable
+from ftkit.strategies.groups import layer_groups
+
+
+@STRATEGIES.register("gradual-unfreeze", "head first, then one more layer group per epoch from the top")
+def apply(model, cfg) -> FreezeSummary:
+    options(cfg, "gradual-unfreeze", {})
+    ordered = layer_groups(model).ordered()  # [embeddings, blocks..., head]
+    body = [p for group in ordered[:-1] for p in group]
+    set_trainable(body, False)
+    set_trainable(ordered[-1], True)
+    schedule = [[name for name, _ in group] for group in reversed(ordered[:-1])]  # top block first
+    return count(model, unfreeze=schedule)
