@@ -18,7 +18,21 @@ from ftkit.errors import FtkitError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained models on your own data, the right way by default.")
 
+# Options shared by `fit` and `compare` (defined once so both commands read the same).
+CONFIG_ARG = typer.Argument(None, help="YAML config file (flags override it)")
+TASK_OPT = typer.Option(None, "--task", help="text-classification (see `ftkit tasks`)")
+MODEL_OPT = typer.Option(None, "--model", help="zoo name, local HF folder or hub id")
 TRAIN_OPT = typer.Option(None, "--train", help="training data: CSV, TSV, JSONL or Parquet")
+VALIDATION_OPT = typer.Option(None, "--validation", help="validation data (default: split from train)")
+TEST_OPT = typer.Option(None, "--test", help="test data (default: split from train)")
+TEXT_OPT = typer.Option(None, "--text-column", help="input text column [text]")
+LABEL_OPT = typer.Option(None, "--label-column", help="label column [label]")
+EPOCHS_OPT = typer.Option(None, "--epochs", help="passes over the training data [3]")
+BATCH_OPT = typer.Option(None, "--batch-size", help="examples per step [16]")
+LR_OPT = typer.Option(None, "--lr", help="peak learning rate [5e-5]")
+SEED_OPT = typer.Option(None, "--seed", help="random seed [0]")
+SET_OPT = typer.Option(None, "--set", help="dotted.key=value override (repeatable)")
+QUIET_OPT = typer.Option(False, "--quiet", help="no progress bars or info logs")
 
 
 def _setup(quiet: bool) -> None:
@@ -41,24 +55,24 @@ def _handler() -> logging.Handler:
 
 @app.command()
 def fit(
-    config: Optional[Path] = typer.Argument(None, help="YAML config file (flags override it)"),
-    task: Optional[str] = typer.Option(None, help="text-classification (see `ftkit tasks`)"),
-    model: Optional[str] = typer.Option(None, help="zoo name, local HF folder or hub id"),
+    config: Optional[Path] = CONFIG_ARG,
+    task: Optional[str] = TASK_OPT,
+    model: Optional[str] = MODEL_OPT,
     train: Optional[str] = TRAIN_OPT,
-    validation: Optional[str] = typer.Option(None, help="validation data (default: split from train)"),
-    test: Optional[str] = typer.Option(None, help="test data (default: split from train)"),
-    text_column: Optional[str] = typer.Option(None, help="input text column [text]"),
-    label_column: Optional[str] = typer.Option(None, help="label column [label]"),
+    validation: Optional[str] = VALIDATION_OPT,
+    test: Optional[str] = TEST_OPT,
+    text_column: Optional[str] = TEXT_OPT,
+    label_column: Optional[str] = LABEL_OPT,
     strategy: Optional[str] = typer.Option(None, help="what trains (see `ftkit strategies`) [full]"),
-    epochs: Optional[float] = typer.Option(None, help="passes over the training data [3]"),
-    batch_size: Optional[int] = typer.Option(None, help="examples per step [16]"),
-    lr: Optional[float] = typer.Option(None, help="peak learning rate [5e-5]"),
-    seed: Optional[int] = typer.Option(None, help="random seed [0]"),
+    epochs: Optional[float] = EPOCHS_OPT,
+    batch_size: Optional[int] = BATCH_OPT,
+    lr: Optional[float] = LR_OPT,
+    seed: Optional[int] = SEED_OPT,
     out: Optional[str] = typer.Option(None, help="run folder [runs/<time>-<model>-<strategy>]"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="dotted.key=value override (repeatable)"),
+    set_: Optional[List[str]] = SET_OPT,
     resume: bool = typer.Option(False, help="continue the killed run in --out"),
     overwrite: bool = typer.Option(False, help="replace a finished run in --out"),
-    quiet: bool = typer.Option(False, help="no progress bars or info logs"),
+    quiet: bool = QUIET_OPT,
 ) -> None:
     """Fine-tune a pretrained model and evaluate it; writes a run folder."""
     from ftkit.api import make_config, resumed_config
@@ -88,6 +102,42 @@ def _print_run(path: Path) -> None:
 def _brief(metrics: dict) -> str:
     keys = [k for k in ("accuracy", "macro_f1", "f1", "wer", "loss") if k in metrics]
     return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys) + f"  (n={metrics.get('n', '?')})"
+
+
+@app.command("compare")
+def compare_cmd(
+    config: Optional[Path] = CONFIG_ARG,
+    strategies: str = typer.Option(..., help="comma-separated strategies, e.g. full,freeze-bottom,llrd"),
+    task: Optional[str] = TASK_OPT,
+    model: Optional[str] = MODEL_OPT,
+    train: Optional[str] = TRAIN_OPT,
+    validation: Optional[str] = VALIDATION_OPT,
+    test: Optional[str] = TEST_OPT,
+    text_column: Optional[str] = TEXT_OPT,
+    label_column: Optional[str] = LABEL_OPT,
+    epochs: Optional[float] = EPOCHS_OPT,
+    batch_size: Optional[int] = BATCH_OPT,
+    lr: Optional[float] = LR_OPT,
+    seed: Optional[int] = SEED_OPT,
+    out: Path = typer.Option(Path("runs/compare"), help="folder for one run per strategy + comparison"),
+    set_: Optional[List[str]] = SET_OPT,
+    resume: bool = typer.Option(False, help="keep finished strategies, resume a killed one"),
+    overwrite: bool = typer.Option(False, help="replace finished runs in --out"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """Run several strategies with the same data, budget and seed; table + plot."""
+    from ftkit.api import make_config
+    from ftkit.runs.compare import compare
+
+    _setup(quiet)
+    options = {k: v for k, v in dict(task=task, model=model, train=train, validation=validation, test=test,
+                                     text_column=text_column, label_column=label_column, epochs=epochs,
+                                     batch_size=batch_size, lr=lr, seed=seed).items() if v is not None}
+    cfg = make_config(str(config) if config else None, options, set_ or [])
+    names = [n.strip() for n in strategies.split(",") if n.strip()]
+    table = compare(cfg, names, out, overwrite=overwrite, resume=resume, quiet=quiet)
+    typer.echo(table.drop(columns=["run_dir"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    typer.echo(f"comparison: {out / 'comparison.csv'}, {out / 'comparison.png'}")
 
 
 @app.command("eval")

@@ -1,0 +1,85 @@
+"""Strategy experiments: the same data, budget and seed through `fit`, once per strategy.
+
+An outer loop over the one `fit` (no second training loop). Writes, in the compare folder:
+one run folder per strategy, comparison.json, comparison.csv and comparison.png.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ftkit.config import FitConfig
+from ftkit.errors import ConfigError
+from ftkit.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["strategy", "metric", "test", "validation", "train_seconds", "samples_per_second",
+           "trainable_params", "total_params", "peak_memory_mb", "run_dir"]
+
+
+def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool = False,
+            resume: bool = False, quiet: bool = False) -> pd.DataFrame:
+    from ftkit.runs.fit import fit_run
+    from ftkit.strategies import get_strategy
+
+    if not strategies:
+        raise ConfigError("--strategies: name at least one strategy (see `ftkit strategies`)")
+    for name in strategies:
+        get_strategy(name)  # unknown names fail before any training
+    rows = []
+    for name in strategies:
+        run_dir = out / name
+        run_cfg = cfg.model_copy(update={"out": str(run_dir)}, deep=True)
+        run_cfg.strategy.name = name
+        if resume and (run_dir / "summary.json").is_file():
+            log.info("%s: already finished, reusing %s", name, run_dir)
+        else:
+            log.info("strategy %s -> %s", name, run_dir)
+            fit_run(run_cfg, resume=resume and (run_dir / "config.yaml").is_file(),
+                    overwrite=overwrite, quiet=quiet, command=["ftkit", "compare"])
+        rows.append(_row(name, run_dir))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    _save(table, out)
+    return table
+
+
+def _row(name: str, run_dir: Path) -> dict:
+    import json
+
+    s = json.loads((run_dir / "summary.json").read_text())
+    metric = s["best"]["metric"] if s["best"]["metric"] != "loss" else "accuracy"
+    return {"strategy": name, "metric": metric,
+            "test": s["metrics"].get("test", {}).get(metric), "validation": s["metrics"].get("validation", {}).get(metric),
+            "train_seconds": s["timing"]["train_seconds"], "samples_per_second": s["timing"]["samples_per_second"],
+            "trainable_params": s["params"]["trainable"], "total_params": s["params"]["total"],
+            "peak_memory_mb": s["peak_memory_mb"], "run_dir": str(run_dir)}
+
+
+def _save(table: pd.DataFrame, out: Path) -> None:
+    write_json(out / "comparison.json", table.to_dict(orient="records"))
+    with atomic_path(out / "comparison.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    plot(table, out / "comparison.png")
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    panels = [("test", f"test {table['metric'].iloc[0]}"), ("train_seconds", "train seconds"),
+              ("trainable_params", "trainable parameters")]
+    for ax, (column, title) in zip(axes, panels):
+        ax.barh(table["strategy"], table[column].fillna(0), color="#4C72B0")
+        ax.set_title(title)
+        ax.invert_yaxis()
+    axes[0].set_xlim(max(0.0, float(table["test"].min() or 0) - 0.1), 1.0)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
