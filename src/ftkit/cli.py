@@ -79,15 +79,19 @@ def fit(
     from ftkit.runs.fit import fit_run
 
     _setup(quiet)
-    options = {k: v for k, v in dict(task=task, model=model, train=train, validation=validation, test=test,
-                                     text_column=text_column, label_column=label_column, strategy=strategy,
-                                     epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=out).items()
-               if v is not None}
+    options = _given(task=task, model=model, train=train, validation=validation, test=test,
+                     text_column=text_column, label_column=label_column, strategy=strategy,
+                     epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=out)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     if resume:
         cfg = resumed_config(cfg)
     path = fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=["ftkit"] + sys.argv[1:])
     _print_run(path)
+
+
+def _given(**options) -> dict:
+    """The flags the user actually typed (None means: not given, keep config/default)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _print_run(path: Path) -> None:
@@ -130,9 +134,9 @@ def compare_cmd(
     from ftkit.runs.compare import compare
 
     _setup(quiet)
-    options = {k: v for k, v in dict(task=task, model=model, train=train, validation=validation, test=test,
-                                     text_column=text_column, label_column=label_column, epochs=epochs,
-                                     batch_size=batch_size, lr=lr, seed=seed).items() if v is not None}
+    options = _given(task=task, model=model, train=train, validation=validation, test=test,
+                     text_column=text_column, label_column=label_column, epochs=epochs,
+                     batch_size=batch_size, lr=lr, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     names = [n.strip() for n in strategies.split(",") if n.strip()]
     table = compare(cfg, names, out, overwrite=overwrite, resume=resume, quiet=quiet)
