@@ -61,6 +61,14 @@ def sentiment_rows(n: int, seed: int) -> list[dict]:
     return [{"text": sentence(rng, y), "label": y} for y in labels]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache(tmp_path_factory) -> Path:
+    """Tests never write the user's feature cache (~/.cache/ftkit)."""
+    folder = tmp_path_factory.mktemp("feature-cache")
+    os.environ["FTKIT_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from ftkit.errors import FtkitError
+from ftkit.io import atomic_path
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained models on your own data, the right way by default.")
@@ -29,7 +30,7 @@ TEXT_OPT = typer.Option(None, "--text-column", help="input text column [text]")
 LABEL_OPT = typer.Option(None, "--label-column", help="label column [label]")
 EPOCHS_OPT = typer.Option(None, "--epochs", help="passes over the training data [3]")
 BATCH_OPT = typer.Option(None, "--batch-size", help="examples per step [16]")
-LR_OPT = typer.Option(None, "--lr", help="peak learning rate [5e-5]")
+LR_OPT = typer.Option(None, "--lr", help="peak learning rate [the strategy's default: 5e-5 for full]")
 SEED_OPT = typer.Option(None, "--seed", help="random seed [0]")
 SET_OPT = typer.Option(None, "--set", help="dotted.key=value override (repeatable)")
 QUIET_OPT = typer.Option(False, "--quiet", help="no progress bars or info logs")
@@ -197,6 +198,25 @@ def predict(
 
 
 @app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="folder of a finished run"),
+    out: Path = typer.Option(..., help="folder for the standalone model"),
+    overwrite: bool = typer.Option(False, help="replace --out if it exists"),
+    quiet: bool = typer.Option(False),
+) -> None:
+    """A standalone Hugging Face model folder (safetensors); LoRA adapters are merged in."""
+    from ftkit.api import load
+
+    _setup(quiet)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FtkitError(f"--out {out} is not empty; pass --overwrite to replace it")
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        load(run_dir).predictor.export(tmp)
+    typer.echo(f"model exported to {out} (load it with transformers' from_pretrained)")
+
+
+@app.command()
 def models() -> None:
     """Named offline models and where they come from."""
     from rich.console import Console
@@ -224,10 +244,12 @@ def tasks() -> None:
 @app.command()
 def strategies() -> None:
     """Registered fine-tuning strategies (what trains)."""
-    from ftkit.strategies import STRATEGIES, get_strategy
+    from ftkit.strategies import STRATEGIES, default_lr, get_strategy
+
     get_strategy("full")  # loads the built-in strategies
+    typer.echo(f"{'name':18s} {'default lr':10s} what trains")
     for name, text in STRATEGIES.describe().items():
-        typer.echo(f"{name:24s} {text}")
+        typer.echo(f"{name:18s} {default_lr(name):<10g} {text}")
 
 
 @app.command()

@@ -68,7 +68,8 @@ class TrainConfig(_Section):
     epochs: float = Field(3, gt=0, description="passes over the training data (may be fractional)")
     batch_size: int = Field(16, ge=1, description="examples per optimizer step (before accumulation)")
     grad_accum: int = Field(1, ge=1, description="batches accumulated per optimizer step")
-    lr: float = Field(5e-5, gt=0, lt=1, description="peak learning rate")
+    lr: Optional[float] = Field(None, gt=0, lt=1, description="peak learning rate (null: the strategy's default, "
+                                "5e-5 for full fine-tuning; see `ftkit strategies`)")
     weight_decay: float = Field(0.01, ge=0, description="AdamW decay (never on bias or norm weights)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="share of target mass spread over all classes")
     class_weights: Literal["none", "auto"] = Field(

@@ -6,23 +6,23 @@ one run folder per strategy, comparison.json, comparison.csv and comparison.png.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from pathlib import Path
 
 import pandas as pd
 
-from ftkit.config import FitConfig
-from ftkit.errors import ConfigError
+from ftkit.config import FitConfig, to_dict
+from ftkit.errors import ConfigError, FtkitError
 from ftkit.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["strategy", "metric", "test", "validation", "train_seconds", "samples_per_second",
+COLUMNS = ["strategy", "metric", "test", "validation", "lr", "train_seconds", "samples_per_second",
            "trainable_params", "total_params", "peak_memory_mb", "run_dir"]
 
 
 def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool = False,
             resume: bool = False, quiet: bool = False) -> pd.DataFrame:
-    from ftkit.runs.fit import fit_run
     from ftkit.strategies import get_strategy
 
     if not strategies:
@@ -38,12 +38,36 @@ def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool
             log.info("%s: already finished, reusing %s", name, run_dir)
         else:
             log.info("strategy %s -> %s", name, run_dir)
-            fit_run(run_cfg, resume=resume and (run_dir / "config.yaml").is_file(),
-                    overwrite=overwrite, quiet=quiet, command=["ftkit", "compare"])
+            _fit_apart(name, run_cfg, resume and (run_dir / "config.yaml").is_file(), overwrite, quiet)
         rows.append(_row(name, run_dir))
     table = pd.DataFrame(rows, columns=COLUMNS)
     _save(table, out)
     return table
+
+
+def _fit_apart(name: str, cfg: FitConfig, resume: bool, overwrite: bool, quiet: bool) -> None:
+    """Each strategy trains in a fresh process: its peak memory and speed are its own, not
+    inflated by what earlier strategies left allocated."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=_fit_child, args=(to_dict(cfg), resume, overwrite, quiet, logging.getLogger().level))
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise FtkitError(f"strategy {name!r} failed (exit status {process.exitcode}); see the error above")
+
+
+def _fit_child(config: dict, resume: bool, overwrite: bool, quiet: bool, level: int) -> None:
+    import sys
+
+    from ftkit.runs.fit import fit_run
+
+    logging.basicConfig(level=level, format="%(message)s", force=True)
+    try:
+        fit_run(FitConfig.model_validate(config), resume=resume, overwrite=overwrite, quiet=quiet,
+                command=["ftkit", "compare"])
+    except FtkitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _row(name: str, run_dir: Path) -> dict:
@@ -53,6 +77,7 @@ def _row(name: str, run_dir: Path) -> dict:
     metric = s["best"]["metric"] if s["best"]["metric"] != "loss" else "accuracy"
     return {"strategy": name, "metric": metric,
             "test": s["metrics"].get("test", {}).get(metric), "validation": s["metrics"].get("validation", {}).get(metric),
+            "lr": s["hyperparameters"]["lr"],
             "train_seconds": s["timing"]["train_seconds"], "samples_per_second": s["timing"]["samples_per_second"],
             "trainable_params": s["params"]["trainable"], "total_params": s["params"]["total"],
             "peak_memory_mb": s["peak_memory_mb"], "run_dir": str(run_dir)}

@@ -5,7 +5,9 @@ written, so a refused run leaves nothing behind.
 """
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,10 +17,11 @@ import torch
 from ftkit.config import FitConfig, to_dict
 from ftkit.errors import ConfigError
 from ftkit.evaluation.overfitting import diagnose
-from ftkit.io import atomic_path
+from ftkit.io import atomic_path, write_json
 from ftkit.models.loading import resolve
+from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
-from ftkit.strategies import get_strategy
+from ftkit.strategies import default_lr, get_strategy
 from ftkit.strategies.groups import layer_groups
 from ftkit.tasks import get_task
 from ftkit.training import device as dev
@@ -42,6 +45,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     run = RunDir(cfg.out or default_out(cfg))
     run.check(resume, overwrite)
     task = get_task(cfg.task)
+    cfg = _with_default_lr(cfg)
     metric = _metric(cfg, task)
     threads = dev.set_threads(cfg.train.threads)
     device = dev.pick_device(cfg.train.device)
@@ -67,16 +71,30 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
              cfg.task, source.describe(), len(data["train"]), _n(data, "validation"), _n(data, "test"),
              precision, device, threads)
 
-    # 4. train: the one loop, resumable
-    inputs = LoopInputs(
-        model=model, train_data=data["train"], val_data=data.get("validation"),
-        train_probe=_train_probe(task, splits, processor, cfg) if "validation" in data else None,
-        loss=with_penalty(task.make_loss(cfg, data["train"]), l2sp),
-        evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
-        metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales, unfreeze=params.unfreeze)
-    loop = Loop(inputs, cfg.train, run, NoProgress() if quiet else RichProgress())
-    resumed = resume and loop.resume()
-    state = loop.run_all()
+    # 4. train: the one loop, resumable (a head-only phase on cached features first, if asked)
+    progress = NoProgress() if quiet else RichProgress()
+    probe_rows = _probe_rows(splits, cfg) if "validation" in data else None
+    train_probe = (task.encode(splits.train.subset(probe_rows), processor, cfg, splits.labels)
+                   if probe_rows is not None else None)
+
+    def make_inputs(m) -> LoopInputs:
+        return LoopInputs(
+            model=m, train_data=data["train"], val_data=data.get("validation"), train_probe=train_probe,
+            loss=with_penalty(task.make_loss(cfg, data["train"]), l2sp),
+            evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
+            metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales,
+            unfreeze=params.unfreeze)
+
+    extra: dict = {}
+    if params.probe is not None:
+        ctx = ProbeContext(model, task, cfg, data, probe_rows, splits.labels, metric, device, precision,
+                           progress, make_inputs)
+        state, extra["probe"] = _probe_phase(ctx, params.probe, run, resume)
+        resumed = extra["probe"].get("resumed", False)
+    if params.probe is None or params.probe.then_full:
+        loop = Loop(make_inputs(model), cfg.train, run, progress)
+        resumed = resume and loop.resume()
+        state = loop.run_all()
 
     # 5. evaluate the final (best) model on every held-out split
     metrics, test_probs = {}, None
@@ -87,13 +105,16 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
             test_probs = probs if name == "test" else test_probs
 
     # 6. save: model folder, predictions, then the summary (its presence marks the run done)
-    _save_model(task, model, processor, run, cfg, splits.labels)
+    _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, source, params.adapter is not None)
     if test_probs is not None:
         _write_csv(task.prediction_frame(splits.test, test_probs, splits.labels), run.predictions)
     runtime = {"device": str(device), "precision": precision, "threads": threads,
                "peak_memory_mb": round(dev.peak_memory_mb(device), 1)}
     summary = _summary(cfg, source, splits.labels, metrics, state, metric, params, runtime, data)
     summary["resumed"] = bool(resumed)
+    summary.update(extra)
+    if params.probe is not None and not params.probe.then_full:
+        _count_feature_time(summary["timing"], extra["probe"].get("feature_seconds", 0.0))
     summary["overfitting"] = diagnose(state.history, metric, state.stopped_early)
     if l2sp is not None:
         summary["l2sp"] = {"alpha": cfg.train.l2sp, "distance_to_pretrained": round(l2sp.distance(), 6)}
@@ -116,17 +137,46 @@ def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data)
                    "eval_seconds": round(state.eval_seconds, 3),
                    "steps": state.global_step, "samples": state.samples},
         "params": params.as_dict(), "seed": cfg.seed, **runtime,
+        "hyperparameters": {k: getattr(cfg.train, k) for k in
+                            ("lr", "epochs", "batch_size", "grad_accum", "weight_decay", "label_smoothing",
+                             "l2sp", "warmup_ratio", "schedule")} | {"dropout": cfg.model.dropout},
         "data": {name: len(part) for name, part in data.items()},
     }
 
 
-def _train_probe(task, splits, processor, cfg: FitConfig):
-    """A fixed, seeded subset of the training data scored at each validation (overfitting)."""
+def _count_feature_time(timing: dict, seconds: float) -> None:
+    """A linear probe's training cost includes computing the features (0 on a cache hit)."""
+    timing["head_seconds"] = timing["train_seconds"]
+    timing["feature_seconds"] = seconds
+    timing["train_seconds"] = round(timing["head_seconds"] + seconds, 3)
+    timing["samples_per_second"] = round(timing["samples"] / max(timing["train_seconds"], 1e-9), 2)
+
+
+def _probe_rows(splits, cfg: FitConfig) -> list[int]:
+    """A fixed, seeded subset of the training rows scored at each validation (overfitting)."""
     import numpy as np
 
     n = min(len(splits.train), cfg.train.train_eval_size)
-    rows = np.random.default_rng(cfg.seed).choice(len(splits.train), size=n, replace=False)
-    return task.encode(splits.train.subset(sorted(rows.tolist())), processor, cfg, splits.labels)
+    return sorted(np.random.default_rng(cfg.seed).choice(len(splits.train), size=n, replace=False).tolist())
+
+
+def _probe_phase(ctx: ProbeContext, phase, run: RunDir, resume: bool):
+    """Linear probe: the whole run. LP-FT: the first phase, in RUN/probe/, skipped once finished."""
+    if not phase.then_full:
+        state, record = run_probe(ctx, phase, run, resume)
+        return state, record
+    sub = RunDir(run.path / "probe")
+    if resume and probe_finished(sub):
+        load_head(ctx.model, sub)
+        return None, json.loads((sub.path / "phase.json").read_text())
+    sub.path.mkdir(parents=True, exist_ok=True)
+    state, record = run_probe(ctx, phase, sub, resume and sub.checkpoints.is_dir())
+    record.update({"epochs": phase.epochs, "lr": phase.lr, "best": {"value": state.best_value, "epoch": state.best_epoch},
+                   "train_seconds": round(state.train_seconds, 3), "history": state.history})
+    write_json(sub.path / "phase.json", record)
+    save_head(ctx.model, sub)  # last: its presence marks the phase done
+    shutil.rmtree(sub.checkpoints, ignore_errors=True)
+    return None, record
 
 
 def _l2sp(model, cfg: FitConfig):
@@ -143,6 +193,14 @@ def _l2sp(model, cfg: FitConfig):
     return L2SP(model, cfg.train.l2sp, new)
 
 
+def _with_default_lr(cfg: FitConfig) -> FitConfig:
+    """No --lr given: the strategy's own default (a head alone needs a far larger step)."""
+    if cfg.train.lr is not None:
+        return cfg
+    train = cfg.train.model_copy(update={"lr": default_lr(cfg.strategy.name)})
+    return cfg.model_copy(update={"train": train})
+
+
 def _metric(cfg: FitConfig, task) -> str:
     metric = cfg.train.metric or task.default_metric
     if metric not in task.metrics:
@@ -155,10 +213,13 @@ def _n(data: dict, name: str) -> str:
     return str(len(data[name])) if name in data else "no"
 
 
-def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: list[str]) -> None:
+def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: list[str], source,
+                adapter: bool) -> None:
+    """model/: full weights, or (LoRA) the adapter and head, which need the base model to load."""
     meta = {"labels": labels, "max_length": cfg.data.max_length, "text_column": cfg.data.text_column,
             "label_column": cfg.data.label_column, "base_model": cfg.model.name,
-            "eval_precision": FINAL_EVAL_PRECISION}
+            "base_model_location": str(source.location), "trust_remote_code": cfg.model.trust_remote_code,
+            "eval_precision": FINAL_EVAL_PRECISION, "adapter": adapter}
     with atomic_path(run.model) as tmp:
         tmp.mkdir()
         task.save(model, processor, tmp, meta)

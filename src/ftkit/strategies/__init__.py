@@ -1,18 +1,38 @@
 """What trains: each strategy is a registered pure function ``apply(model, cfg) -> FreezeSummary``.
 
 A strategy sets ``requires_grad`` on the model's parameters and may ask for per-parameter
-learning-rate scales (LLRD); it reports trainable vs total parameters. Adding one is one module
-here, one ``STRATEGIES.register`` line and a row in the parametrized test.
+learning-rate scales (LLRD), a head-only phase on cached features (linear probe, LP-FT) or an
+adapter (LoRA); it reports trainable vs total parameters. Adding one is one module here with a
+``@strategy(...)`` line; the parametrized test picks it up.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from ftkit.errors import StrategyError
 from ftkit.registry import Registry
 
 STRATEGIES: Registry = Registry("strategy")
+FULL_LR = 5e-5  # the usual peak lr for updating a whole pretrained transformer
+
+
+def strategy(name: str, help: str, lr: float = FULL_LR):
+    """Register ``apply`` under `name`; `lr` is used when the user gives none (a head or adapter
+    trained alone needs a far larger step than a whole pretrained network)."""
+    def add(fn):
+        fn.default_lr = lr
+        return STRATEGIES.register(name, help)(fn)
+    return add
+
+
+@dataclass(frozen=True)
+class ProbePhase:
+    """Train only the new head on features the frozen body computes once (cached on disk)."""
+
+    epochs: Optional[float] = None  # None: train.epochs
+    lr: Optional[float] = None  # None: train.lr
+    then_full: bool = False  # LP-FT: afterwards every layer trains, starting from this head
 
 
 @dataclass(frozen=True)
@@ -23,16 +43,18 @@ class FreezeSummary:
     # Parameter names unfrozen at the start of epoch 1, 2, ... (gradual unfreezing); counts above
     # are those of epoch 0.
     unfreeze: tuple[tuple[str, ...], ...] = ()
+    probe: Optional[ProbePhase] = None
+    adapter: Any = field(default=None, compare=False)  # the PeftModel wrapping the model (LoRA)
 
     def as_dict(self) -> dict:
         return {"trainable": self.trainable, "total": self.total,
                 "trainable_share": round(self.trainable / max(self.total, 1), 4)}
 
 
-def count(model, lr_scales: dict[str, float] | None = None, unfreeze=()) -> FreezeSummary:
+def count(model, lr_scales: dict[str, float] | None = None, unfreeze=(), **extra) -> FreezeSummary:
     params = list(model.parameters())
     return FreezeSummary(sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params),
-                         lr_scales or {}, tuple(tuple(names) for names in unfreeze))
+                         lr_scales or {}, tuple(tuple(names) for names in unfreeze), **extra)
 
 
 def set_trainable(params, trainable: bool) -> None:
@@ -51,5 +73,9 @@ def options(cfg, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_strategy(name: str):
-    from ftkit.strategies import bitfit, freeze_bottom, full, gradual, llrd  # noqa: F401  (they register)
+    from ftkit.strategies import bitfit, freeze_bottom, full, gradual, llrd, lora, probe  # noqa: F401
     return STRATEGIES.get(name)
+
+
+def default_lr(name: str) -> float:
+    return getattr(get_strategy(name), "default_lr", FULL_LR)

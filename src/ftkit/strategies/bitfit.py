@@ -1,9 +1,9 @@
 """BitFit (Ben Zaken et al. 2022): only bias terms and the new head train."""
-from ftkit.strategies import STRATEGIES, FreezeSummary, count, options, set_trainable
+from ftkit.strategies import FreezeSummary, count, options, set_trainable, strategy
 from ftkit.strategies.groups import layer_groups
 
 
-@STRATEGIES.register("bitfit", "only biases (and the head) train: ~0.1% of the body's parameters")
+@strategy("bitfit", "only biases (and the head) train: ~0.1% of the body's parameters", lr=1e-3)
 def apply(model, cfg) -> FreezeSummary:
     options(cfg, "bitfit", {})
     groups = layer_groups(model)

@@ -4,11 +4,11 @@ Lower layers hold general features that small datasets cannot improve; freezing 
 backward pass below the first trainable block and the optimizer state for their weights.
 """
 from ftkit.errors import StrategyError
-from ftkit.strategies import STRATEGIES, FreezeSummary, count, options, set_trainable
+from ftkit.strategies import FreezeSummary, count, options, set_trainable, strategy
 from ftkit.strategies.groups import layer_groups
 
 
-@STRATEGIES.register("freeze-bottom", "embeddings + the first N blocks frozen (strategy.layers, default half)")
+@strategy("freeze-bottom", "embeddings + the first N blocks frozen (strategy.layers, default half)")
 def apply(model, cfg) -> FreezeSummary:
     groups = layer_groups(model)
     n_blocks = len(groups.blocks)

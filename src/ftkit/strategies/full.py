@@ -1,8 +1,8 @@
 """Full fine-tuning: every parameter trains."""
-from ftkit.strategies import STRATEGIES, FreezeSummary, count, options
+from ftkit.strategies import FreezeSummary, count, options, strategy
 
 
-@STRATEGIES.register("full", "every layer trains (the strongest, and the most compute)")
+@strategy("full", "every layer trains (the strongest, and the most compute)")
 def apply(model, cfg) -> FreezeSummary:
     options(cfg, "full", {})
     for param in model.parameters():

@@ -1,10 +1,10 @@
 """Gradual unfreezing (ULMFiT, Howard & Ruder 2018): the head trains alone in epoch 0, then one
 more layer group from the top is unfrozen at the start of each following epoch."""
-from ftkit.strategies import STRATEGIES, FreezeSummary, count, options, set_trainable
+from ftkit.strategies import FreezeSummary, count, options, set_trainable, strategy
 from ftkit.strategies.groups import layer_groups
 
 
-@STRATEGIES.register("gradual-unfreeze", "head first, then one more layer group per epoch from the top")
+@strategy("gradual-unfreeze", "head first, then one more layer group per epoch from the top", lr=2e-4)
 def apply(model, cfg) -> FreezeSummary:
     options(cfg, "gradual-unfreeze", {})
     ordered = layer_groups(model).ordered()  # [embeddings, blocks..., head]

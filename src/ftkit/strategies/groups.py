@@ -69,3 +69,16 @@ def _is_head(pname: str, model: nn.Module) -> bool:
     # when they are registered before the body.
     prefix = getattr(model, "base_model_prefix", "")
     return bool(prefix) and hasattr(model, prefix) and not pname.startswith(prefix + ".")
+
+
+def head_modules(model: nn.Module) -> list[str]:
+    """Names of the top-level modules that form the new task head (not pretrained)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    if prefix and hasattr(model, prefix):
+        names = [name for name, child in model.named_children()
+                 if name != prefix and any(True for _ in child.parameters())]
+    else:
+        names = sorted({pname.split(".")[0] for pname, _ in layer_groups(model).head})
+    if not names:
+        raise StrategyError(f"cannot find the task head of {type(model).__name__}")
+    return names

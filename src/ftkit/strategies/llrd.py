@@ -4,11 +4,11 @@ The head gets the full lr, the top block lr x decay, the next lr x decay^2, ...,
 lr x decay^(L+1) (Howard & Ruder 2018; Clark et al. 2020).
 """
 from ftkit.errors import StrategyError
-from ftkit.strategies import STRATEGIES, FreezeSummary, count, options, set_trainable
+from ftkit.strategies import FreezeSummary, count, options, set_trainable, strategy
 from ftkit.strategies.groups import layer_groups
 
 
-@STRATEGIES.register("llrd", "all layers train, lr x decay^depth from the top (strategy.decay, default 0.8)")
+@strategy("llrd", "all layers train, lr x decay^depth from the top (strategy.decay, default 0.8)")
 def apply(model, cfg) -> FreezeSummary:
     decay = options(cfg, "llrd", {"decay": 0.8})["decay"]
     if not isinstance(decay, (int, float)) or not 0 < decay <= 1:

@@ -1,9 +1,11 @@
 """Text classification (sentiment, topics, intents): one text column, one label column."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from ftkit.config import FitConfig
 from ftkit.data.readers import Table, read_table
 from ftkit.data.splits import holdout
-from ftkit.errors import ConfigError, DataError
+from ftkit.errors import ConfigError, DataError, FtkitError
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
@@ -127,6 +129,13 @@ class TextEncoded:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def fingerprint(self) -> str:
+        """Hash of the model inputs (tokenizer, max length and texts all show in the ids)."""
+        digest = hashlib.blake2b(self.lengths.tobytes(), digest_size=16)
+        digest.update(np.concatenate(self.ids).tobytes() if self.ids else b"")
+        digest.update(str(self.pad_id).encode())
+        return digest.hexdigest()
+
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         width = int(self.lengths[indices].max())
         input_ids = np.full((len(indices), width), self.pad_id, dtype=np.int64)  # (batch, seq)
@@ -188,6 +197,44 @@ def prediction_frame(examples: TextExamples, probs: np.ndarray, labels: list[str
     return frame
 
 
+def build_classifier(source: ModelSource, labels: list[str], remote: bool):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=remote)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source.location, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True,
+                dtype=torch.float32, trust_remote_code=remote)
+    except OSError as err:
+        raise hub_failure(source, err) from None
+    if tokenizer.pad_token is None:  # GPT-style tokenizers ship without one
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def load_adapter(folder: Path, meta: dict):
+    """A LoRA run: the base model (zoo name, else the folder it was trained from) + the adapter."""
+    from peft import PeftModel
+
+    from ftkit.errors import ModelLoadError
+    from ftkit.models.loading import resolve
+
+    try:
+        source = resolve(meta["base_model"])
+    except FtkitError:
+        source = resolve(meta["base_model_location"])
+    try:
+        base, _ = build_classifier(source, meta["labels"], meta.get("trust_remote_code", False))
+    except FtkitError as err:
+        raise ModelLoadError(f"{folder} holds a LoRA adapter; its base model is needed too: {err}") from None
+    with quiet_transformers(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers deprecations seen through peft
+        return PeftModel.from_pretrained(base, folder)
+
+
 # ---------------------------------------------------------------- the task
 
 @TASKS.register("text-classification", "one label per text (sentiment, topic, intent)")
@@ -230,37 +277,34 @@ class TextClassification:
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        remote = cfg.model.trust_remote_code
-        try:
-            with quiet_transformers():
-                tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=remote)
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    source.location, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                    label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True,
-                    dtype=torch.float32, trust_remote_code=remote)
-        except OSError as err:
-            raise hub_failure(source, err) from None
-        if tokenizer.pad_token is None:  # GPT-style tokenizers ship without one
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        model.config.pad_token_id = tokenizer.pad_token_id
-        return model, tokenizer
+        return build_classifier(source, labels, cfg.model.trust_remote_code)
 
     def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
         return encode(examples, tokenizer, cfg.data.max_length, labels)
 
     def make_loss(self, cfg: FitConfig, train: TextEncoded):
-        """Cross-entropy with the configured label smoothing and class weights."""
-        weights = class_weights(train.labels, train.n_classes) if cfg.train.class_weights == "auto" else None
-        smoothing = cfg.train.label_smoothing
+        criterion = self.criterion(cfg, train)
 
         def loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            w = None if weights is None else weights.to(logits.device)
-            return F.cross_entropy(logits.float(), batch["labels"], weight=w, label_smoothing=smoothing)
+            return criterion(logits, batch["labels"])
 
         return loss
+
+    def criterion(self, cfg: FitConfig, train: TextEncoded):
+        """(logits, labels) -> cross-entropy with the configured label smoothing and class weights;
+        also used on cached features (linear probe)."""
+        weights = class_weights(train.labels, train.n_classes) if cfg.train.class_weights == "auto" else None
+        smoothing = cfg.train.label_smoothing
+
+        def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            w = None if weights is None else weights.to(logits.device)
+            return F.cross_entropy(logits.float(), labels, weight=w, label_smoothing=smoothing)
+
+        return loss
+
+    def metrics_from_probs(self, probs: np.ndarray, label_ids: np.ndarray, labels: list[str]) -> dict:
+        return classification_metrics(probs, label_ids, labels)
 
     def evaluate(self, model, data: TextEncoded, labels: list[str], batch_size: int, precision: str):
         probs = predict_proba(model, data, batch_size, precision)
@@ -289,7 +333,10 @@ class TextClassifier:
         self.labels: list[str] = self.meta["labels"]
         with quiet_transformers():
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+            if self.meta.get("adapter"):
+                self.model = load_adapter(folder, self.meta)
+            else:
+                self.model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
         self.model.eval()
 
     def encode(self, examples: TextExamples) -> TextEncoded:
@@ -314,3 +361,15 @@ class TextClassifier:
 
     def frame(self, examples: TextExamples, probs: np.ndarray) -> pd.DataFrame:
         return prediction_frame(examples, probs, self.labels)
+
+    def export(self, folder: Path) -> None:
+        """Plain transformers weights; a LoRA adapter (and its head) is merged into the base."""
+        model = self.model
+        if self.meta.get("adapter"):
+            import copy
+            model = copy.deepcopy(model).merge_and_unload()
+        with quiet_transformers():
+            model.save_pretrained(folder)
+            self.tokenizer.save_pretrained(folder)
+        meta = {**self.meta, "adapter": False, "merged_adapter": bool(self.meta.get("adapter"))}
+        (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))

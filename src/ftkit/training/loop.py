@@ -63,6 +63,17 @@ class LoopState:
     history: list = field(default_factory=list)  # one record per validation pass
 
 
+def train_mode(model: torch.nn.Module) -> None:
+    """model.train(), except BatchNorm layers whose weights are frozen: they keep their pretrained
+    running statistics (eval mode), as a frozen layer should."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                module.eval()
+
+
 def _brief(metrics: dict) -> dict:
     return {k: metrics[k] for k in SUMMARY_KEYS if k in metrics}
 
@@ -108,7 +119,7 @@ class Loop:
         batches = epoch_batches(self.x.train_data.lengths, cfg.batch_size, self.x.seed, s.epoch,
                                 cfg.group_by_length)
         self._unfreeze_for(s.epoch)
-        model.train()
+        train_mode(model)
         tick = time.perf_counter()
         for b in range(s.batch, len(batches)):
             batch = {k: v.to(self.x.device) for k, v in self.x.train_data.batch(batches[b]).items()}
@@ -180,7 +191,7 @@ class Loop:
                   "validation": _brief(metrics)}
         if self.x.train_probe is not None:
             record["train"] = _brief(self.x.evaluate(self.x.model, self.x.train_probe))
-        self.x.model.train()
+        train_mode(self.x.model)
         s.eval_seconds += time.perf_counter() - tick
         s.history.append(record)
         brief, epoch = record["validation"], record["epoch"]

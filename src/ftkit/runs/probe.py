@@ -1,0 +1,140 @@
+"""The head-only phase of `linear-probe` and `lp-ft`: the frozen body's features are computed once
+(cached on disk), and the head trains on them through the same loop as every other run.
+
+When the head does not take one vector per example (e.g. one per token), features cannot be
+cached compactly: the head then trains behind the frozen body with full forward passes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ftkit.errors import RunDirError
+from ftkit.io import atomic_path
+from ftkit.runs.rundir import RunDir
+from ftkit.strategies import ProbePhase
+from ftkit.strategies.groups import head_modules
+from ftkit.training.features import FeatureData, NotCacheable, body_fingerprint, cached_features
+from ftkit.training.loop import Loop, LoopInputs, LoopState
+
+log = logging.getLogger(__name__)
+
+HEAD_FILE = "head.safetensors"  # the trained head of a finished probe phase (LP-FT)
+
+
+@dataclass
+class ProbeContext:
+    """What the phase needs from `fit_run`."""
+
+    model: torch.nn.Module
+    task: object
+    cfg: object  # FitConfig
+    data: dict  # split name -> encoded split
+    probe_rows: object  # rows of train scored for the overfitting diagnosis, or None
+    labels: list[str]
+    metric: str
+    device: torch.device
+    precision: str
+    progress: object
+    make_inputs: Callable[..., LoopInputs]  # fit_run's builder for the full-model fallback
+
+
+def run_probe(ctx: ProbeContext, phase: ProbePhase, run: RunDir, resume: bool) -> tuple[LoopState, dict]:
+    """Train the head; returns the loop state and a record (feature cache use, timing)."""
+    train_cfg = ctx.cfg.train.model_copy(update={k: v for k, v in (("epochs", phase.epochs), ("lr", phase.lr))
+                                                 if v is not None})
+    with _frozen_body(ctx.model):
+        try:
+            head_name, features, record = _features(ctx)
+        except NotCacheable as why:
+            log.warning("%s; the head trains behind the frozen body without a feature cache", why)
+            loop = Loop(ctx.make_inputs(ctx.model), train_cfg, run, ctx.progress)
+            record = {"cache": "not cacheable", "reason": str(why), "feature_seconds": 0.0}
+        else:
+            loop = Loop(_inputs(ctx, getattr(ctx.model, head_name), features), train_cfg, run, ctx.progress)
+        record["resumed"] = bool(resume and loop.resume())
+        state = loop.run_all()
+    return state, record
+
+
+def probe_finished(run: RunDir) -> bool:
+    return (run.path / HEAD_FILE).is_file()
+
+
+def save_head(model: torch.nn.Module, run: RunDir) -> None:
+    with atomic_path(run.path / HEAD_FILE) as tmp:
+        save_file(_head_state(model), str(tmp))
+
+
+def load_head(model: torch.nn.Module, run: RunDir) -> None:
+    missing, unexpected = model.load_state_dict(load_file(str(run.path / HEAD_FILE)), strict=False)
+    if unexpected or set(_head_state(model)) & set(missing):
+        raise RunDirError(f"{run.path / HEAD_FILE} does not fit this model's head; start over with --overwrite")
+
+
+def _head_state(model: torch.nn.Module) -> dict:
+    head = tuple(f"{name}." for name in head_modules(model))
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items() if k.startswith(head)}
+
+
+def _features(ctx: ProbeContext) -> tuple[str, dict, dict]:
+    heads = head_modules(ctx.model)
+    if len(heads) != 1:
+        raise NotCacheable(f"the head is several modules ({', '.join(heads)})")
+    head = heads[0]
+    if not all(hasattr(part, "fingerprint") for part in ctx.data.values()):
+        raise NotCacheable(f"the {ctx.task.name} task has no input fingerprint for the cache")
+    body = body_fingerprint(ctx.model, head)
+    batch = ctx.cfg.train.eval_batch_size
+    features, record = {}, {"splits": {}}
+    for name, part in ctx.data.items():
+        if name == "test":  # scored once at the end by the whole model, never during training
+            continue
+        feats, rec = cached_features(ctx.model, head, body, part, batch, ctx.precision, name)
+        features[name] = FeatureData(feats, part.labels)
+        record["splits"][name] = rec
+    record["cache"] = "hit" if all(r["cache"] == "hit" for r in record["splits"].values()) else "miss"
+    record["feature_seconds"] = round(sum(r["seconds"] for r in record["splits"].values()), 3)
+    return head, features, record
+
+
+def _inputs(ctx: ProbeContext, head: torch.nn.Module, features: dict) -> LoopInputs:
+    criterion = ctx.task.criterion(ctx.cfg, ctx.data["train"])
+    train = features["train"]
+    probe = train.subset(ctx.probe_rows) if ctx.probe_rows is not None and "validation" in features else None
+    return LoopInputs(
+        model=head, train_data=train, val_data=features.get("validation"), train_probe=probe,
+        loss=lambda h, batch: criterion(h(batch["features"]), batch["labels"]),
+        evaluate=lambda h, part: _evaluate(ctx, h, part), metric=ctx.metric, seed=ctx.cfg.seed,
+        device=ctx.device, precision=ctx.precision)
+
+
+@torch.inference_mode()
+def _evaluate(ctx: ProbeContext, head: torch.nn.Module, part: FeatureData) -> dict:
+    head.eval()
+    logits = torch.cat([head(torch.from_numpy(part.features[i:i + 4096]).to(ctx.device)).float()
+                        for i in range(0, len(part), 4096)])
+    probs = torch.softmax(logits, dim=-1).cpu().numpy()
+    return ctx.task.metrics_from_probs(probs, part.labels, ctx.labels)
+
+
+class _frozen_body:
+    """Only the head trains in this phase, whatever the strategy leaves trainable afterwards."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        head = tuple(f"{name}." for name in head_modules(self.model))
+        self.saved = {n: p.requires_grad for n, p in self.model.named_parameters()}
+        for name, param in self.model.named_parameters():
+            param.requires_grad_(name.startswith(head))
+
+    def __exit__(self, *exc):
+        for name, param in self.model.named_parameters():
+            param.requires_grad_(self.saved[name])
+
