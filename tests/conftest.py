@@ -105,3 +105,39 @@ def finished_run(tmp_path_factory, tiny_model, sentiment) -> Path:
     result = run_cli(*fast_flags(tiny_model, sentiment, out))
     assert result.returncode == 0, result.stderr
     return out
+
+
+def ner_sentences(n: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    """Synthetic tagged sentences: positive words are POS entities, pairs of negative words NEG."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words, tags = [], []
+        for _ in range(rng.randint(3, 8)):
+            r = rng.random()
+            if r < 0.2:
+                words.append(rng.choice(POSITIVE))
+                tags.append("B-POS")
+            elif r < 0.3:
+                words += [rng.choice(NEGATIVE), rng.choice(NEGATIVE)]
+                tags += ["B-NEG", "I-NEG"]
+            else:
+                words.append(rng.choice(FILLER))
+                tags.append("O")
+        out.append((words, tags))
+    return out
+
+
+def write_conll(path: Path, sentences, docstart: bool = True) -> Path:
+    lines = ["-DOCSTART-\tO", ""] if docstart else []
+    for words, tags in sentences:
+        lines += [f"{w}\t{t}" for w, t in zip(words, tags)] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ner(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("ner")
+    return {"train": write_conll(folder / "train.conll", ner_sentences(200, 1)),
+            "test": write_conll(folder / "test.conll", ner_sentences(60, 2))}

@@ -152,3 +152,17 @@ def test_frozen_batchnorm_keeps_its_statistics():
 def _examples(path):
     from ftkit.tasks.text_classification import read_examples
     return read_examples(str(path), "text", "label", False)
+
+
+def test_standardized_head_folds_back_to_raw_features():
+    from ftkit.runs.probe import fold, standardize
+    from ftkit.training.features import FeatureData
+
+    rng = np.random.default_rng(0)
+    raw = FeatureData((rng.normal(0.3, 0.02, size=(50, 6))).astype(np.float32), np.zeros(50, dtype=np.int64))
+    head = torch.nn.Linear(6, 3)
+    scaled, (mean, std) = standardize({"train": raw}, head)
+    assert abs(scaled["train"].features.std(axis=0).mean() - 1) < 1e-3
+    expected = head(torch.from_numpy(scaled["train"].features))
+    fold(head, mean, std)
+    np.testing.assert_allclose(head(torch.from_numpy(raw.features)).detach(), expected.detach(), atol=1e-4)

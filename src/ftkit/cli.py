@@ -157,13 +157,10 @@ def evaluate(
     """Score a finished run on a labelled file; prints and saves the metrics."""
     from ftkit.api import load
     from ftkit.io import write_json
-    from ftkit.tasks.text_classification import read_examples
 
     _setup(quiet)
     run = load(run_dir)
-    meta = run.predictor.meta
-    examples = read_examples(data, text_column or meta["text_column"], label_column or meta["label_column"],
-                             drop_empty=False)
+    examples = run.predictor.read(data, {"text": text_column, "label": label_column})
     metrics, _ = run.predictor.evaluate(examples)
     target = out or run.path / "evaluations" / f"{Path(data).stem}.json"
     write_json(target, {"data": str(data), "metrics": metrics})
@@ -176,11 +173,11 @@ def predict(
     run_dir: Path = typer.Argument(..., help="folder of a finished run"),
     data: Optional[str] = typer.Option(None, "--data", help="file with a text column"),
     text: Optional[List[str]] = typer.Option(None, "--text", help="text to classify (repeatable)"),
-    text_column: Optional[str] = typer.Option(None, help="default: the run's text column"),
+    text_column: Optional[str] = typer.Option(None, help="default: the run's text (NER: tokens) column"),
     out: Optional[Path] = typer.Option(None, help="write .csv or .jsonl (default: JSON lines to stdout)"),
     quiet: bool = typer.Option(False),
 ) -> None:
-    """Predict labels (with probabilities) for a file or for texts."""
+    """Predict labels (with probabilities) or entities for a file or for texts."""
     from ftkit.api import load
     from ftkit.predict import predict_frame, write_predictions
 

@@ -49,6 +49,11 @@ class DataConfig(_Section):
     test_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for test when no --test")
     max_length: int = Field(128, ge=8, le=8192, description="tokens kept per input (longer inputs are truncated)")
     drop_empty: bool = Field(False, description="skip rows with empty text (counted) instead of failing")
+    # token classification (NER)
+    tokens_column: str = Field("tokens", description="JSONL key holding each sentence's tokens (NER)")
+    tags_column: str = Field("tags", description="JSONL key holding each sentence's tags (NER)")
+    stride: int = Field(32, ge=0, description="NER: sub-tokens shared by consecutive windows of a long sentence")
+    label_all_tokens: bool = Field(False, description="NER: every sub-token carries its word's tag, not only the first")
 
 
 class ModelConfig(_Section):

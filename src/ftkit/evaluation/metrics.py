@@ -5,7 +5,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 # Metric name -> True when higher is better; used for model selection and early stopping.
-DIRECTION = {"accuracy": True, "macro_f1": True, "loss": False}
+DIRECTION = {"accuracy": True, "macro_f1": True, "f1": True, "precision": True, "recall": True,
+             "loss": False, "wer": False, "cer": False}
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:

@@ -216,13 +216,12 @@ def _n(data: dict, name: str) -> str:
 def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: list[str], source,
                 adapter: bool) -> None:
     """model/: full weights, or (LoRA) the adapter and head, which need the base model to load."""
-    meta = {"labels": labels, "max_length": cfg.data.max_length, "text_column": cfg.data.text_column,
-            "label_column": cfg.data.label_column, "base_model": cfg.model.name,
+    meta = {"labels": labels, "max_length": cfg.data.max_length, "base_model": cfg.model.name,
             "base_model_location": str(source.location), "trust_remote_code": cfg.model.trust_remote_code,
             "eval_precision": FINAL_EVAL_PRECISION, "adapter": adapter}
     with atomic_path(run.model) as tmp:
         tmp.mkdir()
-        task.save(model, processor, tmp, meta)
+        task.save(model, processor, tmp, meta, cfg)
 
 
 def _write_csv(frame, path: Path) -> None:

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -54,11 +55,43 @@ def run_probe(ctx: ProbeContext, phase: ProbePhase, run: RunDir, resume: bool) -
             log.warning("%s; the head trains behind the frozen body without a feature cache", why)
             loop = Loop(ctx.make_inputs(ctx.model), train_cfg, run, ctx.progress)
             record = {"cache": "not cacheable", "reason": str(why), "feature_seconds": 0.0}
+            scale = None
         else:
-            loop = Loop(_inputs(ctx, getattr(ctx.model, head_name), features), train_cfg, run, ctx.progress)
+            head = getattr(ctx.model, head_name)
+            features, scale = standardize(features, head)
+            loop = Loop(_inputs(ctx, head, features), train_cfg, run, ctx.progress)
         record["resumed"] = bool(resume and loop.resume())
         state = loop.run_all()
+        if scale is not None:
+            fold(head, *scale)
     return state, record
+
+
+def standardize(features: dict, head: torch.nn.Module):
+    """Features scaled to zero mean, unit variance (train statistics) when the head is linear.
+
+    Pooled features of a pretrained body can be tiny (MiniLM's pooler: std ~0.04): a head
+    trained on them with a usual lr barely moves in a few epochs. On standardized features it
+    converges; afterwards the scaling is folded into the head's weights (`fold`), so the model
+    keeps taking raw features and nothing else changes.
+    """
+    if not isinstance(head, torch.nn.Linear):
+        return features, None
+    train = features["train"].features.astype(np.float64)
+    mean = train.mean(axis=0) if head.bias is not None else np.zeros(train.shape[1])
+    std = train.std(axis=0) + 1e-6
+    scaled = {name: FeatureData(((part.features - mean) / std).astype(np.float32), part.labels)
+              for name, part in features.items()}
+    return scaled, (mean, std)
+
+
+@torch.no_grad()
+def fold(head: torch.nn.Linear, mean: np.ndarray, std: np.ndarray) -> None:
+    """W((x - m) / s) + b == (W / s) x + (b - (W / s) m)."""
+    weight = head.weight / torch.as_tensor(std, dtype=head.weight.dtype, device=head.weight.device)
+    if head.bias is not None:
+        head.bias -= weight @ torch.as_tensor(mean, dtype=weight.dtype, device=weight.device)
+    head.weight.copy_(weight)
 
 
 def probe_finished(run: RunDir) -> bool:

@@ -215,8 +215,9 @@ def build_classifier(source: ModelSource, labels: list[str], remote: bool):
     return model, tokenizer
 
 
-def load_adapter(folder: Path, meta: dict):
-    """A LoRA run: the base model (zoo name, else the folder it was trained from) + the adapter."""
+def load_adapter(folder: Path, meta: dict, build=None):
+    """A LoRA run: the base model (zoo name, else the folder it was trained from) + the adapter;
+    `build(source, labels, remote) -> (model, processor)` makes the base with a task head."""
     from peft import PeftModel
 
     from ftkit.errors import ModelLoadError
@@ -227,12 +228,24 @@ def load_adapter(folder: Path, meta: dict):
     except FtkitError:
         source = resolve(meta["base_model_location"])
     try:
-        base, _ = build_classifier(source, meta["labels"], meta.get("trust_remote_code", False))
+        base, _ = (build or build_classifier)(source, meta["labels"], meta.get("trust_remote_code", False))
     except FtkitError as err:
         raise ModelLoadError(f"{folder} holds a LoRA adapter; its base model is needed too: {err}") from None
     with quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # transformers deprecations seen through peft
         return PeftModel.from_pretrained(base, folder)
+
+
+def export_model(model, processor, meta: dict, folder: Path) -> None:
+    """Plain transformers weights; a LoRA adapter (and its head) is merged into the base."""
+    if meta.get("adapter"):
+        import copy
+        model = copy.deepcopy(model).merge_and_unload()
+    with quiet_transformers():
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+    meta = {**meta, "adapter": False, "merged_adapter": bool(meta.get("adapter"))}
+    (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))
 
 
 # ---------------------------------------------------------------- the task
@@ -313,11 +326,12 @@ class TextClassification:
     def prediction_frame(self, examples: TextExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
         return prediction_frame(examples, probs, labels)
 
-    def save(self, model, tokenizer, folder: Path, meta: dict) -> None:
+    def save(self, model, tokenizer, folder: Path, meta: dict, cfg: FitConfig) -> None:
         with quiet_transformers():
             model.save_pretrained(folder)  # safetensors
             tokenizer.save_pretrained(folder)
-        (folder / "ftkit.json").write_text(json.dumps({"task": self.name, **meta}, indent=2))
+        meta = {"task": self.name, **meta, "text_column": cfg.data.text_column, "label_column": cfg.data.label_column}
+        (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))
 
     def predictor(self, folder: Path) -> "TextClassifier":
         return TextClassifier(folder)
@@ -363,13 +377,21 @@ class TextClassifier:
         return prediction_frame(examples, probs, self.labels)
 
     def export(self, folder: Path) -> None:
-        """Plain transformers weights; a LoRA adapter (and its head) is merged into the base."""
-        model = self.model
-        if self.meta.get("adapter"):
-            import copy
-            model = copy.deepcopy(model).merge_and_unload()
-        with quiet_transformers():
-            model.save_pretrained(folder)
-            self.tokenizer.save_pretrained(folder)
-        meta = {**self.meta, "adapter": False, "merged_adapter": bool(self.meta.get("adapter"))}
-        (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))
+        export_model(self.model, self.tokenizer, self.meta, folder)
+
+    def read(self, path: str, columns: Optional[dict] = None, labelled: bool = True) -> TextExamples:
+        columns = columns or {}
+        label = (columns.get("label") or self.meta["label_column"]) if labelled else None
+        return read_examples(path, columns.get("text") or self.meta["text_column"], label, drop_empty=False)
+
+    def predict_frame(self, data: Optional[str], texts: Optional[list[str]], column: Optional[str]) -> pd.DataFrame:
+        """The input's own columns (so results join back) plus predicted, score, prob_<label>."""
+        if data is not None:
+            table = read_table(data)
+            examples = examples_from(table, column or self.meta["text_column"], None, drop_empty=False)
+            base = table.frame.reset_index(drop=True)
+        else:
+            examples = TextExamples(list(texts), None, "--text", list(range(1, len(texts) + 1)))
+            base = pd.DataFrame({"text": examples.texts})
+        scored = self.frame(examples, self.predict_proba(examples)).drop(columns=["row", "text"])
+        return pd.concat([base, scored.reset_index(drop=True)], axis=1)
