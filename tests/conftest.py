@@ -141,3 +141,49 @@ def ner(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("ner")
     return {"train": write_conll(folder / "train.conll", ner_sentences(200, 1)),
             "test": write_conll(folder / "test.conll", ner_sentences(60, 2))}
+
+
+def build_tiny_resnet(folder: Path) -> Path:
+    """A randomly initialised Hugging Face ResNet (BatchNorm inside) with a preprocessor config."""
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    import torch
+    torch.manual_seed(0)
+    config = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                          layer_type="basic", num_labels=5)
+    ResNetForImageClassification(config).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(
+        {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "size": {"shortest_edge": 32}}))
+    return folder
+
+
+def stripes(rng: random.Random, label: str, size: int = 20):
+    """Horizontal or vertical stripes (flip-proof classes), noisy, grayscale/RGB/RGBA mixed."""
+    import numpy as np
+    from PIL import Image
+
+    period = rng.randint(3, 6)
+    line = (np.arange(size) // period) % 2 * 200 + 25
+    image = np.tile(line[:, None] if label == "horizontal" else line[None, :], (1, size) if label == "horizontal" else (size, 1))
+    image = np.clip(image + np.random.default_rng(rng.randint(0, 10**6)).normal(0, 20, (size, size)), 0, 255).astype("uint8")
+    return Image.fromarray(image, mode="L").convert(rng.choice(["L", "RGB", "RGBA"]))
+
+
+def write_image_folder(folder: Path, n: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    for i in range(n):
+        label = ["horizontal", "vertical"][i % 2]
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        stripes(rng, label).save(folder / label / f"{i:03d}.{rng.choice(['png', 'bmp', 'webp'])}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("images")
+    return {"train": write_image_folder(folder / "train", 80, 1), "test": write_image_folder(folder / "test", 30, 2)}
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet(tmp_path_factory) -> Path:
+    return build_tiny_resnet(tmp_path_factory.mktemp("tiny-resnet"))

@@ -28,6 +28,7 @@ VALIDATION_OPT = typer.Option(None, "--validation", help="validation data (defau
 TEST_OPT = typer.Option(None, "--test", help="test data (default: split from train)")
 TEXT_OPT = typer.Option(None, "--text-column", help="input text column [text]")
 LABEL_OPT = typer.Option(None, "--label-column", help="label column [label]")
+IMAGE_OPT = typer.Option(None, "--image-column", help="image path column of a table [image]")
 EPOCHS_OPT = typer.Option(None, "--epochs", help="passes over the training data [3]")
 BATCH_OPT = typer.Option(None, "--batch-size", help="examples per step [16]")
 LR_OPT = typer.Option(None, "--lr", help="peak learning rate [the strategy's default: 5e-5 for full]")
@@ -64,6 +65,7 @@ def fit(
     test: Optional[str] = TEST_OPT,
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
+    image_column: Optional[str] = IMAGE_OPT,
     strategy: Optional[str] = typer.Option(None, help="what trains (see `ftkit strategies`) [full]"),
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
@@ -81,8 +83,8 @@ def fit(
 
     _setup(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
-                     text_column=text_column, label_column=label_column, strategy=strategy,
-                     epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=out)
+                     text_column=text_column, label_column=label_column, image_column=image_column,
+                     strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=out)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     if resume:
         cfg = resumed_config(cfg)
@@ -120,6 +122,7 @@ def compare_cmd(
     test: Optional[str] = TEST_OPT,
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
+    image_column: Optional[str] = IMAGE_OPT,
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
     lr: Optional[float] = LR_OPT,
@@ -136,7 +139,7 @@ def compare_cmd(
 
     _setup(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
-                     text_column=text_column, label_column=label_column, epochs=epochs,
+                     text_column=text_column, label_column=label_column, image_column=image_column, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     names = [n.strip() for n in strategies.split(",") if n.strip()]
@@ -171,9 +174,10 @@ def evaluate(
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="folder of a finished run"),
-    data: Optional[str] = typer.Option(None, "--data", help="file with a text column"),
-    text: Optional[List[str]] = typer.Option(None, "--text", help="text to classify (repeatable)"),
-    text_column: Optional[str] = typer.Option(None, help="default: the run's text (NER: tokens) column"),
+    data: Optional[str] = typer.Option(None, "--data", help="file with a text column (images: a folder or a table)"),
+    text: Optional[List[str]] = typer.Option(None, "--text", "--image",
+                                             help="text to classify, or an image file (repeatable)"),
+    text_column: Optional[str] = typer.Option(None, help="default: the run's text (NER: tokens; images: path) column"),
     out: Optional[Path] = typer.Option(None, help="write .csv or .jsonl (default: JSON lines to stdout)"),
     quiet: bool = typer.Option(False),
 ) -> None:
@@ -183,7 +187,7 @@ def predict(
 
     _setup(quiet)
     if (data is None) == (not text):
-        raise FtkitError("give either --data PATH or one or more --text")
+        raise FtkitError("give either --data PATH or one or more --text (images: --image)")
     if out is not None and out.suffix.lower() not in (".csv", ".jsonl"):
         raise FtkitError(f"--out {out}: use a .csv or .jsonl file")
     frame = predict_frame(load(run_dir), data, text, text_column)
@@ -239,30 +243,33 @@ def tasks() -> None:
 
 
 @app.command()
-def strategies() -> None:
+def strategies(task: str = typer.Option("text-classification", help="show the default lr for this task")) -> None:
     """Registered fine-tuning strategies (what trains)."""
     from ftkit.strategies import STRATEGIES, default_lr, get_strategy
+    from ftkit.tasks import get_task
 
     get_strategy("full")  # loads the built-in strategies
+    kind = get_task(task)
     typer.echo(f"{'name':18s} {'default lr':10s} what trains")
     for name, text in STRATEGIES.describe().items():
-        typer.echo(f"{name:18s} {default_lr(name):<10g} {text}")
+        typer.echo(f"{name:18s} {default_lr(name, kind):<10g} {text}")
 
 
 @app.command()
 def datasets(
     name: Optional[str] = typer.Argument(None, help="dataset to write (omit to list them)"),
-    out: Path = typer.Option(Path("data"), help="folder for the CSV files"),
-    n_train: Optional[int] = typer.Option(None, help="keep only the first N training rows"),
+    out: Path = typer.Option(Path("data"), help="parent folder (files go to OUT/NAME/)"),
+    n_train: Optional[int] = typer.Option(None, help="keep only the first N training examples"),
+    n_test: Optional[int] = typer.Option(None, help="keep only the first N test examples"),
 ) -> None:
-    """Write a real offline dataset (from a registry package) as CSV files."""
+    """Write a real offline dataset (from a registry package) as plain files."""
     from ftkit.datasets import DATASETS
 
     if name is None:
         for key, text in DATASETS.describe().items():
             typer.echo(f"{key:24s} {text}")
         return
-    for split, path in DATASETS.get(name)(out / name, n_train=n_train).items():
+    for split, path in DATASETS.get(name)(out / name, n_train=n_train, n_test=n_test).items():
         typer.echo(f"{split}: {path}")
 
 

@@ -24,6 +24,7 @@ KEYWORDS = {
     "test": "data.test",
     "text_column": "data.text_column",
     "label_column": "data.label_column",
+    "image_column": "data.image_column",
     "strategy": "strategy.name",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
@@ -39,6 +40,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class AugmentConfig(_Section):
+    """Training-time image augmentation (kornia, on batches; never at evaluation)."""
+
+    enabled: bool = Field(True, description="augment training images")
+    crop_scale: float = Field(0.8, gt=0, le=1, description="random resized crop: smallest area kept (1: off)")
+    flip: bool = Field(True, description="random horizontal flip")
+    color_jitter: float = Field(0.2, ge=0, le=1, description="brightness/contrast/saturation jitter (0: off)")
+    rotate: float = Field(10.0, ge=0, le=180, description="random rotation, degrees (0: off)")
+    mixup: bool = Field(False, description="mixup (blend pairs of images and their labels)")
+    cutmix: bool = Field(False, description="cutmix (paste a patch of another image, mix labels by area)")
+
+
 class DataConfig(_Section):
     train: Optional[str] = Field(None, description="training data: CSV, TSV, JSONL or Parquet")
     validation: Optional[str] = Field(None, description="validation data; split from train if absent")
@@ -49,6 +62,11 @@ class DataConfig(_Section):
     test_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for test when no --test")
     max_length: int = Field(128, ge=8, le=8192, description="tokens kept per input (longer inputs are truncated)")
     drop_empty: bool = Field(False, description="skip rows with empty text (counted) instead of failing")
+    # image classification
+    image_column: str = Field("image", description="column holding image paths (tables; relative to the file)")
+    image_size: Optional[int] = Field(None, ge=16, le=1024, description="input pixels per side (null: the model's)")
+    skip_bad: bool = Field(False, description="skip unreadable images (counted) instead of failing")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     # token classification (NER)
     tokens_column: str = Field("tokens", description="JSONL key holding each sentence's tokens (NER)")
     tags_column: str = Field("tags", description="JSONL key holding each sentence's tags (NER)")
@@ -60,6 +78,8 @@ class ModelConfig(_Section):
     name: str = Field("minilm-l6", description="zoo name, local Hugging Face folder, or hub id")
     trust_remote_code: bool = Field(False, description="allow custom model code from the model folder")
     dropout: Optional[float] = Field(None, ge=0, lt=1, description="override every dropout rate (null: keep)")
+    init: Literal["pretrained", "random"] = Field(
+        "pretrained", description="random: same architecture from random weights (the from-scratch baseline)")
 
 
 class StrategyConfig(BaseModel):

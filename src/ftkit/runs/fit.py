@@ -18,7 +18,7 @@ from ftkit.config import FitConfig, to_dict
 from ftkit.errors import ConfigError
 from ftkit.evaluation.overfitting import diagnose
 from ftkit.io import atomic_path, write_json
-from ftkit.models.loading import resolve
+from ftkit.models.loading import randomize, resolve
 from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
 from ftkit.strategies import default_lr, get_strategy
@@ -45,7 +45,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     run = RunDir(cfg.out or default_out(cfg))
     run.check(resume, overwrite)
     task = get_task(cfg.task)
-    cfg = _with_default_lr(cfg)
+    cfg = _with_default_lr(cfg, task)
     metric = _metric(cfg, task)
     threads = dev.set_threads(cfg.train.threads)
     device = dev.pick_device(cfg.train.device)
@@ -59,6 +59,8 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     source = resolve(cfg.model.name)
     torch.manual_seed(cfg.seed)
     model, processor = task.build(cfg, source, splits.labels)
+    if cfg.model.init == "random":
+        randomize(model)
     # 3. strategy: what trains
     params = get_strategy(cfg.strategy.name)(model, cfg)
     set_dropout(model, cfg.model.dropout)
@@ -127,7 +129,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
 def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data) -> dict:
     return {
         "task": cfg.task, "model": cfg.model.name, "model_source": source.describe(),
-        "strategy": cfg.strategy.name, "labels": labels, "metrics": metrics,
+        "init": cfg.model.init, "strategy": cfg.strategy.name, "labels": labels, "metrics": metrics,
         "best": {"metric": metric, "value": state.best_value, "step": state.best_step,
                  "epoch": state.best_epoch},
         "early_stopping": {"stopped": state.stopped_early, "patience": cfg.train.patience},
@@ -193,11 +195,12 @@ def _l2sp(model, cfg: FitConfig):
     return L2SP(model, cfg.train.l2sp, new)
 
 
-def _with_default_lr(cfg: FitConfig) -> FitConfig:
-    """No --lr given: the strategy's own default (a head alone needs a far larger step)."""
+def _with_default_lr(cfg: FitConfig, task) -> FitConfig:
+    """No --lr given: the strategy's own default (a head alone needs a far larger step), or the
+    task's for strategies that update the whole body."""
     if cfg.train.lr is not None:
         return cfg
-    train = cfg.train.model_copy(update={"lr": default_lr(cfg.strategy.name)})
+    train = cfg.train.model_copy(update={"lr": default_lr(cfg.strategy.name, task)})
     return cfg.model_copy(update={"train": train})
 
 

@@ -127,8 +127,8 @@ def _features(ctx: ProbeContext) -> tuple[str, dict, dict]:
     for name, part in ctx.data.items():
         if name == "test":  # scored once at the end by the whole model, never during training
             continue
-        feats, rec = cached_features(ctx.model, head, body, part, batch, ctx.precision, name)
-        features[name] = FeatureData(feats, part.labels)
+        feats, trailing, rec = cached_features(ctx.model, head, body, part, batch, ctx.precision, name)
+        features[name] = FeatureData(feats, part.labels, trailing)
         record["splits"][name] = rec
     record["cache"] = "hit" if all(r["cache"] == "hit" for r in record["splits"].values()) else "miss"
     record["feature_seconds"] = round(sum(r["seconds"] for r in record["splits"].values()), 3)
@@ -149,7 +149,7 @@ def _inputs(ctx: ProbeContext, head: torch.nn.Module, features: dict) -> LoopInp
 @torch.inference_mode()
 def _evaluate(ctx: ProbeContext, head: torch.nn.Module, part: FeatureData) -> dict:
     head.eval()
-    logits = torch.cat([head(torch.from_numpy(part.features[i:i + 4096]).to(ctx.device)).float()
+    logits = torch.cat([head(part.tensor(slice(i, i + 4096)).to(ctx.device)).float()
                         for i in range(0, len(part), 4096)])
     probs = torch.softmax(logits, dim=-1).cpu().numpy()
     return ctx.task.metrics_from_probs(probs, part.labels, ctx.labels)

@@ -17,9 +17,10 @@ STRATEGIES: Registry = Registry("strategy")
 FULL_LR = 5e-5  # the usual peak lr for updating a whole pretrained transformer
 
 
-def strategy(name: str, help: str, lr: float = FULL_LR):
+def strategy(name: str, help: str, lr: Optional[float] = None):
     """Register ``apply`` under `name`; `lr` is used when the user gives none (a head or adapter
-    trained alone needs a far larger step than a whole pretrained network)."""
+    trained alone needs a far larger step than a whole pretrained network). None: the task's lr
+    for updating a whole pretrained body (FULL_LR for transformers, larger for convnets)."""
     def add(fn):
         fn.default_lr = lr
         return STRATEGIES.register(name, help)(fn)
@@ -77,5 +78,5 @@ def get_strategy(name: str):
     return STRATEGIES.get(name)
 
 
-def default_lr(name: str) -> float:
-    return getattr(get_strategy(name), "default_lr", FULL_LR)
+def default_lr(name: str, task=None) -> float:
+    return getattr(get_strategy(name), "default_lr", None) or getattr(task, "body_lr", FULL_LR)

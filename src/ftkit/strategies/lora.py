@@ -3,6 +3,8 @@ plus the new task head, are all that train. The run folder keeps the adapter (sm
 head; `ftkit export` merges them into plain weights."""
 import warnings
 
+from torch import nn
+
 from ftkit.errors import StrategyError
 from ftkit.strategies import FreezeSummary, count, options, strategy
 from ftkit.strategies.groups import head_modules
@@ -33,8 +35,20 @@ def default_targets(model):
     """PEFT's per-architecture choice (attention query/value), else every linear layer."""
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as KNOWN
 
+    if getattr(model, "lora_targets", None):  # models ftkit wraps name their own (e.g. EfficientNet)
+        return list(model.lora_targets)
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    return KNOWN.get(model_type, "all-linear")
+    if model_type in KNOWN:
+        return KNOWN[model_type]
+    head = tuple(head_modules(model))
+    body = [(name, m) for name, m in model.named_modules() if name and name.split(".")[0] not in head]
+    if any(isinstance(m, nn.Linear) for _, m in body):
+        return "all-linear"
+    convs = sorted({name.rsplit(".", 1)[-1] for name, m in body if isinstance(m, nn.Conv2d)})
+    if not convs:
+        raise StrategyError("no linear or convolution layers to adapt; name them with "
+                            "--set strategy.target_modules='[...]'")
+    return convs  # a CNN: adapters on its convolutions
 
 
 def _check(opts: dict) -> None:

@@ -14,4 +14,4 @@ def get_task(name: str):
 
 def _load_builtin() -> None:
     # Imported on demand so `ftkit --help` does not pay for torch/transformers.
-    from ftkit.tasks import text_classification, token_classification  # noqa: F401
+    from ftkit.tasks import image_classification, text_classification, token_classification  # noqa: F401

@@ -11,6 +11,7 @@ the model or the data computes fresh features, and a second run with the same on
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from ftkit.training.device import autocast
 
@@ -57,6 +59,7 @@ class FeatureData:
 
     features: np.ndarray  # (n, dim) float32
     labels: np.ndarray  # (n,) class ids
+    trailing: tuple = ()  # (1, 1) when the head takes (n, dim, 1, 1)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -66,22 +69,27 @@ class FeatureData:
         return len(self.features)
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        return {"features": torch.from_numpy(self.features[indices]),
-                "labels": torch.from_numpy(self.labels[indices])}
+        return {"features": self.tensor(indices), "labels": torch.from_numpy(self.labels[indices])}
+
+    def tensor(self, indices) -> torch.Tensor:
+        """Rows as the head receives them (pooled conv maps get their (1, 1) back)."""
+        rows = torch.from_numpy(self.features[indices])
+        return rows.view(*rows.shape, *self.trailing)
 
     def subset(self, rows) -> "FeatureData":
-        return FeatureData(self.features[rows], self.labels[rows])
+        return FeatureData(self.features[rows], self.labels[rows], self.trailing)
 
 
 @torch.inference_mode()
-def extract(model: torch.nn.Module, head: str, data, batch_size: int, precision: str) -> np.ndarray:
-    """(n, dim) inputs of the head module for every example of `data`, in data order."""
+def extract(model: torch.nn.Module, head: str, data, batch_size: int, precision: str) -> tuple[np.ndarray, tuple]:
+    """(n, dim) inputs of the head module for every example of `data`, in data order, and the
+    trailing (1, 1) of pooled conv maps, if any."""
     model.eval()
     device = next(model.parameters()).device
     captured: list[torch.Tensor] = []
     hook = getattr(model, head).register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
     order = np.argsort(-data.lengths, kind="stable")  # longest first: little padding per batch
-    out = None
+    out, trailing = None, ()
     try:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
@@ -90,6 +98,9 @@ def extract(model: torch.nn.Module, head: str, data, batch_size: int, precision:
             with autocast(precision, device):
                 model(**batch)
             feats = captured[0]
+            if feats.ndim > 2 and all(d == 1 for d in feats.shape[2:]):  # pooled conv maps (n, c, 1, 1)
+                trailing = tuple(feats.shape[2:])
+                feats = feats.flatten(1)
             if feats.ndim != 2 or feats.shape[0] != len(idx):
                 raise NotCacheable(f"the head {head!r} takes inputs of shape {tuple(feats.shape)}, "
                                    "not one feature vector per example")
@@ -98,11 +109,11 @@ def extract(model: torch.nn.Module, head: str, data, batch_size: int, precision:
             out[idx] = feats.float().cpu().numpy()
     finally:
         hook.remove()
-    return out
+    return out, trailing
 
 
 def cached_features(model, head: str, body: str, data, batch_size: int, precision: str,
-                    name: str) -> tuple[np.ndarray, dict]:
+                    name: str) -> tuple[np.ndarray, tuple, dict]:
     """Features from the cache when the same body saw the same inputs before, else computed and
     stored. Returns them with a record for the summary (hit or miss, seconds, file)."""
     key = hashlib.blake2b(f"{body}|{head}|{data_fingerprint(data)}|{precision}".encode(),
@@ -111,17 +122,19 @@ def cached_features(model, head: str, body: str, data, batch_size: int, precisio
     tick = time.perf_counter()
     if path.is_file():
         try:
-            feats = load_file(str(path))["features"].numpy()
+            with safe_open(str(path), "pt") as f:
+                feats = f.get_tensor("features").numpy()
+                trailing = tuple(json.loads((f.metadata() or {}).get("trailing", "[]")))
             if len(feats) == len(data):
                 log.info("%s features: reused %s", name, path)
-                return feats, _record("hit", path, tick, feats)
+                return feats, trailing, _record("hit", path, tick, feats)
         except Exception as err:  # noqa: BLE001  (a damaged cache file is recomputed, not fatal)
             log.warning("%s: unreadable feature cache (%s); computing again", path, err)
-    feats = extract(model, head, data, batch_size, precision)
-    _store(path, feats)
+    feats, trailing = extract(model, head, data, batch_size, precision)
+    _store(path, feats, trailing)
     log.info("%s features: computed %d x %d in %.1fs, cached in %s", name, *feats.shape,
              time.perf_counter() - tick, path)
-    return feats, _record("miss", path, tick, feats)
+    return feats, trailing, _record("miss", path, tick, feats)
 
 
 def _record(status: str, path: Path, tick: float, feats: np.ndarray) -> dict:
@@ -129,13 +142,14 @@ def _record(status: str, path: Path, tick: float, feats: np.ndarray) -> dict:
             "shape": list(feats.shape)}
 
 
-def _store(path: Path, feats: np.ndarray) -> None:
+def _store(path: Path, feats: np.ndarray, trailing: tuple) -> None:
     # Written under a name unique to this process, then renamed: concurrent runs sharing the
     # cache never see (or clobber) a half-written file.
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_file({"features": torch.from_numpy(np.ascontiguousarray(feats))}, str(tmp))
+        save_file({"features": torch.from_numpy(np.ascontiguousarray(feats))}, str(tmp),
+                  metadata={"trailing": json.dumps(list(trailing))})
         os.replace(tmp, path)
     except OSError as err:
         log.warning("could not cache features in %s (%s); they will be computed again next time", path, err)
