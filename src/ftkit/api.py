@@ -11,13 +11,13 @@ from ftkit.errors import ConfigError, RunDirError
 from ftkit.runs.rundir import RunDir
 
 
-class Run:
-    """A finished run folder: its summary, metrics and a predictor for new inputs."""
+class Model:
+    """An exported model folder (`ftkit export`): predicts and scores like a run."""
 
     def __init__(self, path: str | Path):
-        self.dir = RunDir(path)
-        self.path = self.dir.path
-        self.summary: dict = self.dir.read_summary()
+        self.path = Path(path)
+        self.model_dir = self.path
+        self.summary: dict = {"metrics": {}}
 
     @property
     def metrics(self) -> dict:
@@ -27,14 +27,27 @@ class Run:
     def predictor(self):
         from ftkit.tasks import get_task
 
-        if not (self.dir.model / "ftkit.json").is_file():
-            raise RunDirError(f"{self.dir.model} holds no ftkit model (ftkit.json missing)")
-        task = json.loads((self.dir.model / "ftkit.json").read_text())["task"]
-        return get_task(task).predictor(self.dir.model)
+        if not (self.model_dir / "ftkit.json").is_file():
+            raise RunDirError(f"{self.model_dir} holds no ftkit model (ftkit.json missing)")
+        task = json.loads((self.model_dir / "ftkit.json").read_text())["task"]
+        return get_task(task).predictor(self.model_dir)
 
     def predict(self, inputs: Iterable) -> list[dict]:
         """One dict per input, e.g. {"label", "score", "probabilities": {label: p}} for text."""
         return self.predictor.predict(list(inputs))
+
+    def __repr__(self) -> str:
+        return f"Model({str(self.path)!r})"
+
+
+class Run(Model):
+    """A finished run folder: its summary, metrics and a predictor for new inputs."""
+
+    def __init__(self, path: str | Path):
+        self.dir = RunDir(path)
+        self.path = self.dir.path
+        self.model_dir = self.dir.model
+        self.summary = self.dir.read_summary()
 
     def __repr__(self) -> str:
         test = self.metrics.get("test", {})
@@ -42,7 +55,11 @@ class Run:
         return f"Run({str(self.path)!r}{', ' + brief if brief else ''})"
 
 
-def load(path: str | Path) -> Run:
+def load(path: str | Path) -> Model:
+    """A finished run folder, or a model folder written by `ftkit export`."""
+    folder = Path(path)
+    if (folder / "ftkit.json").is_file() and not (folder / "summary.json").is_file():
+        return Model(folder)
     return Run(path)
 
 

@@ -150,9 +150,10 @@ def compare_cmd(
 
 @app.command("eval")
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="folder of a finished run"),
+    run_dir: Path = typer.Argument(..., help="folder of a finished run (or of an exported model)"),
     data: str = typer.Option(..., "--data", help="labelled file to score"),
-    text_column: Optional[str] = typer.Option(None, help="default: the run's text column"),
+    text_column: Optional[str] = typer.Option(None, "--text-column", "--image-column",
+                                              help="default: the run's text (images: path) column"),
     label_column: Optional[str] = typer.Option(None, help="default: the run's label column"),
     out: Optional[Path] = typer.Option(None, help="metrics JSON [RUN_DIR/evaluations/<file>.json]"),
     quiet: bool = typer.Option(False),
@@ -173,7 +174,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="folder of a finished run"),
+    run_dir: Path = typer.Argument(..., help="folder of a finished run (or of an exported model)"),
     data: Optional[str] = typer.Option(None, "--data", help="file with a text column (images: a folder or a table)"),
     text: Optional[List[str]] = typer.Option(None, "--text", "--image",
                                              help="text to classify, or an image file (repeatable)"),
@@ -205,7 +206,8 @@ def export(
     overwrite: bool = typer.Option(False, help="replace --out if it exists"),
     quiet: bool = typer.Option(False),
 ) -> None:
-    """A standalone Hugging Face model folder (safetensors); LoRA adapters are merged in."""
+    """A standalone model folder (safetensors; Hugging Face format where the model is one); LoRA
+    adapters are merged in. `ftkit predict` and `ftkit eval` take it like a run folder."""
     from ftkit.api import load
 
     _setup(quiet)
@@ -214,7 +216,8 @@ def export(
     with atomic_path(out) as tmp:
         tmp.mkdir()
         load(run_dir).predictor.export(tmp)
-    typer.echo(f"model exported to {out} (load it with transformers' from_pretrained)")
+    how = "transformers' from_pretrained or " if (out / "config.json").is_file() else ""
+    typer.echo(f"model exported to {out} (load it with {how}`ftkit predict {out} ...`)")
 
 
 @app.command()

@@ -18,6 +18,11 @@ def apply(model, cfg) -> FreezeSummary:
 
     opts = options(cfg, "lora", DEFAULTS)
     _check(opts)
+    if cfg.model.init == "random":
+        # The run folder keeps only the adapter and rebuilds the body from the pretrained weights;
+        # adapters on a random body are no baseline anyway.
+        raise StrategyError("lora adapts pretrained weights; with --set model.init=random use "
+                            "--strategy full (the from-scratch baseline)")
     lora = LoraConfig(r=opts["rank"], lora_alpha=opts["alpha"], lora_dropout=float(opts["dropout"]),
                       target_modules=opts["target_modules"] or default_targets(model),
                       modules_to_save=head_modules(model))

@@ -528,9 +528,11 @@ class ImageClassifier:
         from ftkit.tasks.text_classification import load_adapter
 
         def build(source, labels, remote):
+            # The adapter file holds only the adapters and the head: the body is the pretrained one.
             if arch:
-                return EfficientNetClassifier(arch, len(labels)), None  # the adapter file holds every change
-            model, _, _ = build_hf(source, labels, None, remote)
+                model, _, _ = build_efficientnet(source, labels, None)
+            else:
+                model, _, _ = build_hf(source, labels, None, remote)
             return model, None
 
         return load_adapter(folder, self.meta, build)
