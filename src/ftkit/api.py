@@ -79,6 +79,42 @@ def fit(config: str | Path | FitConfig | dict | None = None, *, overrides: dict 
                        command=["ftkit.fit(...)"]))
 
 
+def cv(config: str | Path | FitConfig | dict | None = None, *, folds: int = 5, out: str | Path = "runs/cv",
+       overrides: dict | list | None = None, resume: bool = False, overwrite: bool = False, quiet: bool = False,
+       **options: Any) -> dict:
+    """Stratified k-fold cross-validation over the training data (see `ftkit cv`); returns cv.json."""
+    from ftkit.runs.repeat import cross_validate
+
+    cfg = make_config(config, options, overrides)
+    return cross_validate(cfg, folds, Path(out), resume=resume, overwrite=overwrite, quiet=quiet)
+
+
+def seeds(config: str | Path | FitConfig | dict | None = None, *, n: int = 3, out: str | Path | None = None,
+          overrides: dict | list | None = None, resume: bool = False, overwrite: bool = False, quiet: bool = False,
+          **options: Any) -> dict:
+    """The same fit with n seeds on the same splits (see `ftkit fit --seeds`); returns seeds.json."""
+    from ftkit.runs.fit import default_out
+    from ftkit.runs.repeat import repeat_seeds
+
+    cfg = make_config(config, options, overrides)
+    folder = Path(out or cfg.out or default_out(cfg))
+    return repeat_seeds(cfg, n, folder, resume=resume, overwrite=overwrite, quiet=quiet)
+
+
+def doctor(config: str | Path | FitConfig | dict | None = None, *, out: str | Path | None = None,
+           label_noise: bool = True, near_threshold: float = 0.8, overrides: dict | list | None = None,
+           **options: Any) -> dict:
+    """Check the data (see `ftkit doctor`); returns the report ({"checks": [...], "summary": {...}}),
+    also written to `out` when given."""
+    from ftkit.data.doctor import Options, diagnose, write
+
+    cfg = make_config(config, options, overrides)
+    report = diagnose(cfg, Options(near_threshold=near_threshold, label_noise=label_noise))
+    if out is not None:
+        write(report, out)
+    return report.to_dict()
+
+
 def make_config(config, options: dict, overrides=None) -> FitConfig:
     unknown = sorted(set(options) - set(KEYWORDS))
     if unknown:

@@ -29,6 +29,7 @@ TEST_OPT = typer.Option(None, "--test", help="test data (default: split from tra
 TEXT_OPT = typer.Option(None, "--text-column", help="input text column [text]")
 LABEL_OPT = typer.Option(None, "--label-column", help="label column [label]")
 IMAGE_OPT = typer.Option(None, "--image-column", help="image path column of a table [image]")
+GROUP_OPT = typer.Option(None, "--group-column", help="report test metrics per value of this column (tables)")
 EPOCHS_OPT = typer.Option(None, "--epochs", help="passes over the training data [3]")
 BATCH_OPT = typer.Option(None, "--batch-size", help="examples per step [16]")
 LR_OPT = typer.Option(None, "--lr", help="peak learning rate [the strategy's default: 5e-5 for full]")
@@ -66,6 +67,7 @@ def fit(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    group_column: Optional[str] = GROUP_OPT,
     strategy: Optional[str] = typer.Option(None, help="what trains (see `ftkit strategies`) [full]"),
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
@@ -73,23 +75,74 @@ def fit(
     seed: Optional[int] = SEED_OPT,
     out: Optional[str] = typer.Option(None, help="run folder [runs/<time>-<model>-<strategy>]"),
     set_: Optional[List[str]] = SET_OPT,
+    seeds: int = typer.Option(1, "--seeds", help="repeat with seeds seed..seed+N-1; mean ± std in OUT/seeds.json"),
     resume: bool = typer.Option(False, help="continue the killed run in --out"),
     overwrite: bool = typer.Option(False, help="replace a finished run in --out"),
+    allow_leakage: bool = typer.Option(False, "--allow-leakage",
+                                       help="train even if validation/test rows also occur in another split"),
     quiet: bool = QUIET_OPT,
 ) -> None:
     """Fine-tune a pretrained model and evaluate it; writes a run folder."""
     from ftkit.api import make_config, resumed_config
-    from ftkit.runs.fit import fit_run
+    from ftkit.runs.fit import default_out, fit_run
 
     _setup(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column,
-                     strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out=out)
+                     group_column=group_column, strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr,
+                     seed=seed, out=out, allow_leakage=allow_leakage or None)
     cfg = make_config(str(config) if config else None, options, set_ or [])
+    if seeds != 1:
+        from ftkit.runs.repeat import repeat_seeds
+        folder = Path(cfg.out or default_out(cfg))
+        _print_repeat(repeat_seeds(cfg, seeds, folder, resume=resume, overwrite=overwrite, quiet=quiet),
+                      folder / "seeds.json")
+        return
     if resume:
         cfg = resumed_config(cfg)
     path = fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=["ftkit"] + sys.argv[1:])
     _print_run(path)
+
+
+@app.command("cv")
+def cv_cmd(
+    config: Optional[Path] = CONFIG_ARG,
+    folds: int = typer.Option(5, "--folds", help="k of the stratified k-fold over --train"),
+    task: Optional[str] = TASK_OPT,
+    model: Optional[str] = MODEL_OPT,
+    train: Optional[str] = TRAIN_OPT,
+    validation: Optional[str] = VALIDATION_OPT,
+    text_column: Optional[str] = TEXT_OPT,
+    label_column: Optional[str] = LABEL_OPT,
+    image_column: Optional[str] = IMAGE_OPT,
+    strategy: Optional[str] = typer.Option(None, help="what trains (see `ftkit strategies`) [full]"),
+    epochs: Optional[float] = EPOCHS_OPT,
+    batch_size: Optional[int] = BATCH_OPT,
+    lr: Optional[float] = LR_OPT,
+    seed: Optional[int] = SEED_OPT,
+    out: Path = typer.Option(Path("runs/cv"), help="folder for one run per fold + cv.json"),
+    set_: Optional[List[str]] = SET_OPT,
+    resume: bool = typer.Option(False, help="keep finished folds, resume a killed one"),
+    overwrite: bool = typer.Option(False, help="replace finished runs in --out"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """Cross-validate: k runs, each tested on one fold of --train; per-fold and mean ± std."""
+    from ftkit.api import make_config
+    from ftkit.runs.repeat import cross_validate
+
+    _setup(quiet)
+    options = _given(task=task, model=model, train=train, validation=validation, text_column=text_column,
+                     label_column=label_column, image_column=image_column, strategy=strategy, epochs=epochs,
+                     batch_size=batch_size, lr=lr, seed=seed)
+    cfg = make_config(str(config) if config else None, options, set_ or [])
+    _print_repeat(cross_validate(cfg, folds, out, resume=resume, overwrite=overwrite, quiet=quiet), out / "cv.json")
+
+
+def _print_repeat(report: dict, path: Path) -> None:
+    from ftkit.runs.repeat import table
+
+    typer.echo(table(report))
+    typer.echo(f"saved: {path}")
 
 
 def _given(**options) -> dict:
@@ -108,7 +161,46 @@ def _print_run(path: Path) -> None:
 
 def _brief(metrics: dict) -> str:
     keys = [k for k in ("accuracy", "macro_f1", "f1", "wer", "loss") if k in metrics]
-    return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys) + f"  (n={metrics.get('n', '?')})"
+    ci = metrics.get("ci", {})
+    return "  ".join(f"{k} {metrics[k]:.4f}" + (f" [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci else "")
+                     for k in keys) + f"  (n={metrics.get('n', '?')})"
+
+
+@app.command()
+def doctor(
+    config: Optional[Path] = CONFIG_ARG,
+    task: Optional[str] = TASK_OPT,
+    model: Optional[str] = typer.Option(None, "--model", help="model for label noise and token lengths [minilm-l6]"),
+    train: Optional[str] = TRAIN_OPT,
+    validation: Optional[str] = VALIDATION_OPT,
+    test: Optional[str] = TEST_OPT,
+    text_column: Optional[str] = TEXT_OPT,
+    label_column: Optional[str] = LABEL_OPT,
+    image_column: Optional[str] = IMAGE_OPT,
+    seed: Optional[int] = SEED_OPT,
+    set_: Optional[List[str]] = SET_OPT,
+    out: Path = typer.Option(Path("doctor.json"), help="where to write the full report"),
+    label_noise: bool = typer.Option(True, "--label-noise/--no-label-noise",
+                                     help="rank likely mislabelled rows (runs the model once over the data)"),
+    near_threshold: float = typer.Option(0.8, help="near-duplicate texts: Jaccard of word bigrams at least this"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """Check the data before training: schema, duplicates, leakage, conflicts, label noise,
+    imbalance, outliers. Exits 0 even with warnings or errors (scripts: read doctor.json)."""
+    from ftkit.api import make_config
+    from ftkit.data.doctor import Options, diagnose, table, write
+
+    _setup(quiet)
+    options = _given(task=task, model=model, train=train, validation=validation, test=test,
+                     text_column=text_column, label_column=label_column, image_column=image_column, seed=seed)
+    cfg = make_config(str(config) if config else None, options, set_ or [])
+    report = diagnose(cfg, Options(near_threshold=near_threshold, label_noise=label_noise))
+    write(report, out)
+    if not quiet:
+        from rich.console import Console
+        Console(width=None if sys.stdout.isatty() else 160).print(table(report))  # files/pipes: no 80-col wrap
+    s = report.summary
+    typer.echo(f"{s['errors']} error(s), {s['warnings']} warning(s) in {s['total_seconds']:.1f}s; report: {out}")
 
 
 @app.command("compare")

@@ -25,12 +25,14 @@ KEYWORDS = {
     "text_column": "data.text_column",
     "label_column": "data.label_column",
     "image_column": "data.image_column",
+    "group_column": "data.group_column",
     "strategy": "strategy.name",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
     "lr": "train.lr",
     "seed": "seed",
     "out": "out",
+    "allow_leakage": "data.allow_leakage",
 }
 # Dotted key -> the flag the user typed, so errors name it.
 FLAGS = {dotted: "--" + kw.replace("_", "-") for kw, dotted in KEYWORDS.items()}
@@ -62,16 +64,33 @@ class DataConfig(_Section):
     test_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for test when no --test")
     max_length: int = Field(128, ge=8, le=8192, description="tokens kept per input (longer inputs are truncated)")
     drop_empty: bool = Field(False, description="skip rows with empty text (counted) instead of failing")
+    split_seed: Optional[int] = Field(None, ge=0, description="seeds the held-out splits and CV folds (null: seed)")
+    cv_folds: int = Field(0, ge=0, le=100, description="k-fold: the test part is fold cv_fold of k (ftkit cv sets it)")
+    cv_fold: int = Field(0, ge=0, description="which fold is the test part (0-based; with cv_folds)")
     # image classification
     image_column: str = Field("image", description="column holding image paths (tables; relative to the file)")
+    group_column: Optional[str] = Field(None, description="test metrics per value of this column (slices, bias); "
+                                        "text and image tables")
     image_size: Optional[int] = Field(None, ge=16, le=1024, description="input pixels per side (null: the model's)")
     skip_bad: bool = Field(False, description="skip unreadable images (counted) instead of failing")
+    allow_leakage: bool = Field(False, description="train even if validation/test rows also occur in another "
+                                "split (the data doctor's leakage check; `ftkit doctor` lists them)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     # token classification (NER)
     tokens_column: str = Field("tokens", description="JSONL key holding each sentence's tokens (NER)")
     tags_column: str = Field("tags", description="JSONL key holding each sentence's tags (NER)")
     stride: int = Field(32, ge=0, description="NER: sub-tokens shared by consecutive windows of a long sentence")
     label_all_tokens: bool = Field(False, description="NER: every sub-token carries its word's tag, not only the first")
+
+
+class EvalConfig(_Section):
+    """Honest evaluation of the held-out splits (evaluation/honest.py)."""
+
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for 95% confidence intervals (0: off)")
+    level: float = Field(0.95, gt=0, lt=1, description="confidence level of the intervals")
+    calibrate: bool = Field(False, description="fit a softmax temperature on validation; applied to test "
+                            "predictions and to `ftkit predict` (classification)")
+    min_group_size: int = Field(10, ge=1, description="--group-column: smaller groups are reported, not compared")
 
 
 class ModelConfig(_Section):
@@ -124,6 +143,7 @@ class FitConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     seed: int = Field(0, ge=0, description="seeds the split, the head init, data order and dropout")
     out: Optional[str] = Field(None, description="run folder (default: runs/<time>-<model>)")
 

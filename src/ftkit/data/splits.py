@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from typing import Optional
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from ftkit.errors import DataError
+from ftkit.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 
-def holdout(labels: list, size: float, seed: int) -> tuple[list[int], list[int]]:
+def holdout(labels: list, size: float, seed: int, groups: Optional[list] = None) -> tuple[list[int], list[int]]:
     """Split row indices into (keep, held_out), stratified by label when every class allows it.
 
     Stratification needs at least two examples per class; otherwise the split is random and
-    a warning says which classes were too small.
+    a warning says which classes were too small. Rows sharing a group (duplicate inputs, see
+    `same_input_keys`) land on the same side, so a split ftkit makes never leaks.
     """
+    if groups is not None:
+        return _grouped(groups, lambda reps: holdout([labels[r] for r in reps], size, seed))
     index = np.arange(len(labels))
     counts = Counter(labels)
     rare = [str(label) for label, n in counts.items() if n < 2]
@@ -33,3 +37,68 @@ def holdout(labels: list, size: float, seed: int) -> tuple[list[int], list[int]]
         raise DataError(f"cannot hold out {size:.0%} of {len(labels)} rows ({err}); pass --validation/"
                         "--test files, or --set data.validation_size=0 / data.test_size=0") from None
     return sorted(keep.tolist()), sorted(held.tolist())
+
+
+def split_seed(cfg) -> int:
+    """The seed of held-out splits and folds: `data.split_seed`, else the run's seed. Fixing it
+    keeps the test set identical across training seeds (`--seeds`)."""
+    return cfg.seed if cfg.data.split_seed is None else cfg.data.split_seed
+
+
+def fold_split(strata: Optional[list], n: int, folds: int, fold: int, seed: int,
+               groups: Optional[list] = None) -> tuple[list[int], list[int]]:
+    """Row indices (keep, held_out) of fold `fold` of a seeded k-fold split, stratified by label
+    when every class has at least `folds` rows (else a plain shuffled k-fold, with a warning).
+    Duplicate inputs (same group) share a fold."""
+    if groups is not None:
+        return _grouped(groups, lambda reps: fold_split(None if strata is None else [strata[r] for r in reps],
+                                                       len(reps), folds, fold, seed))
+    if not 2 <= folds <= n:
+        raise ConfigError(f"--folds {folds}: need 2 <= folds <= the {n} training rows")
+    if not 0 <= fold < folds:
+        raise ConfigError(f"--set data.cv_fold={fold}: folds are numbered 0..{folds - 1}")
+    index = np.arange(n)
+    small = [str(k) for k, c in Counter(strata or []).items() if c < folds]
+    if strata is not None and small:
+        log.warning("classes with fewer than %d rows (%s): folds are not stratified", folds, ", ".join(small[:5]))
+    if strata is not None and not small:
+        parts = StratifiedKFold(folds, shuffle=True, random_state=seed).split(index, strata)
+    else:
+        parts = KFold(folds, shuffle=True, random_state=seed).split(index)
+    keep, held = list(parts)[fold]
+    return sorted(keep.tolist()), sorted(held.tolist())
+
+
+def take_fold(examples, strata: Optional[list], data_cfg, seed: int, record: dict):
+    """(train, test) for cross-validation: the test part is one fold of the training file."""
+    if data_cfg.test:
+        raise ConfigError("cross-validation scores each fold on held-out rows of --train; drop --test "
+                          "(score a separate file on a fold's run with `ftkit eval`)")
+    keep, held = fold_split(strata, len(examples), data_cfg.cv_folds, data_cfg.cv_fold, seed,
+                            same_input_keys(examples))
+    record["test_split"] = {"from": "train", "fold": data_cfg.cv_fold, "folds": data_cfg.cv_folds, "seed": seed}
+    return examples.subset(keep), examples.subset(held)
+
+
+def same_input_keys(examples) -> list[str]:
+    """One key per example, equal for inputs the data doctor calls duplicates (text identical
+    after case, punctuation and spacing; the same pixels): they must not straddle a split."""
+    from ftkit.data.near_dup import image_keys, normalise
+
+    if hasattr(examples, "texts"):
+        return [normalise(t) for t in examples.texts]
+    if hasattr(examples, "tokens"):
+        return [normalise(" ".join(t)) for t in examples.tokens]
+    return image_keys(examples.paths).normalised
+
+
+def _grouped(groups: list, split) -> tuple[list[int], list[int]]:
+    """Run `split` on one representative row per group, then give every row its group's side."""
+    members: dict = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    blocks = list(members.values())
+    if len(blocks) == len(groups):  # no duplicates: the plain split, row for row
+        return split(list(range(len(groups))))
+    keep, held = split([b[0] for b in blocks])
+    return sorted(i for j in keep for i in blocks[j]), sorted(i for j in held for i in blocks[j])

@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from ftkit.config import FitConfig, to_dict
+from ftkit.data.doctor import check_data
 from ftkit.errors import ConfigError
+from ftkit.evaluation.honest import assess, check_eval
 from ftkit.evaluation.overfitting import diagnose
 from ftkit.io import atomic_path, write_json
 from ftkit.models.loading import randomize, resolve
@@ -55,6 +57,8 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
 
     # 1. data: read, validate and split (nothing written yet)
     splits = task.prepare_data(cfg)
+    doctor = check_data(cfg, splits)  # fast data doctor: refuses leaked splits unless --allow-leakage
+    groups = check_eval(task, cfg, splits)  # eval settings + --group-column values, before anything is written
     # 2. model: pretrained body + a new head, seeded so reruns start identically
     source = resolve(cfg.model.name)
     torch.manual_seed(cfg.seed)
@@ -69,6 +73,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     l2sp = _l2sp(model, cfg)
     if not resume:
         run.start(to_dict(cfg.model_copy(update={"out": str(run.path)})), command or [], splits.record, overwrite)
+    write_json(run.path / "doctor.json", doctor.to_dict())
     log.info("%s: %s, %d train / %s validation / %s test examples, %s on %s (%d threads)",
              cfg.task, source.describe(), len(data["train"]), _n(data, "validation"), _n(data, "test"),
              precision, device, threads)
@@ -99,15 +104,17 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
         state = loop.run_all()
 
     # 5. evaluate the final (best) model on every held-out split
-    metrics, test_probs = {}, None
+    metrics, probs = {}, {}
     for name in ("validation", "test"):
         if name in data:
-            metrics[name], probs = task.evaluate(model, data[name], splits.labels,
-                                                 cfg.train.eval_batch_size, FINAL_EVAL_PRECISION)
-            test_probs = probs if name == "test" else test_probs
+            metrics[name], probs[name] = task.evaluate(model, data[name], splits.labels,
+                                                       cfg.train.eval_batch_size, FINAL_EVAL_PRECISION)
+    # ... honestly: bootstrap CIs, calibration (a temperature fitted on validation), per-group metrics
+    test_probs, temperature = assess(task, cfg, data, probs, metrics, splits.labels, groups)
 
     # 6. save: model folder, predictions, then the summary (its presence marks the run done)
-    _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, source, params.adapter is not None)
+    _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, source, params.adapter is not None,
+                temperature)
     if test_probs is not None:
         _write_csv(task.prediction_frame(splits.test, test_probs, splits.labels), run.predictions)
     runtime = {"device": str(device), "precision": precision, "threads": threads,
@@ -217,11 +224,12 @@ def _n(data: dict, name: str) -> str:
 
 
 def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: list[str], source,
-                adapter: bool) -> None:
+                adapter: bool, temperature: float | None = None) -> None:
     """model/: full weights, or (LoRA) the adapter and head, which need the base model to load."""
     meta = {"labels": labels, "max_length": cfg.data.max_length, "base_model": cfg.model.name,
             "base_model_location": str(source.location), "trust_remote_code": cfg.model.trust_remote_code,
-            "eval_precision": FINAL_EVAL_PRECISION, "adapter": adapter}
+            "eval_precision": FINAL_EVAL_PRECISION, "adapter": adapter,
+            "temperature": temperature}  # eval.calibrate: predictors divide log-probabilities by it
     with atomic_path(run.model) as tmp:
         tmp.mkdir()
         task.save(model, processor, tmp, meta, cfg)

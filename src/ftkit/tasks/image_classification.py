@@ -26,8 +26,12 @@ from torch import nn
 
 from ftkit.config import FitConfig
 from ftkit.data.readers import read_table
+from ftkit.data.splits import split_seed, take_fold
 from ftkit.errors import ConfigError, DataError, ModelLoadError
+from ftkit.evaluation.bootstrap import classification_ci
+from ftkit.evaluation.calibration import apply_temperature, calibration_report
 from ftkit.evaluation.metrics import classification_metrics
+from ftkit.evaluation.slices import group_metrics as slice_metrics
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import Splits
@@ -381,13 +385,16 @@ class ImageClassification:
         labels = label_order(train.labels)
         if len(labels) < 2:
             raise DataError(f"{train.source}: a single class {labels[0]!r}; classification needs at least two")
-        record = {"seed": cfg.seed, "train_source": train.source, "skipped": {"train": train.skipped}}
+        record = {"seed": split_seed(cfg), "train_source": train.source, "skipped": {"train": train.skipped}}
         test = read(d.test) if d.test else None
-        if test is None and d.test_size > 0:
-            train, test = TextClassification._hold_out(train, d.test_size, cfg.seed, "test", record)
+        seed = split_seed(cfg)
+        if d.cv_folds:
+            train, test = take_fold(train, train.labels, d, seed, record)
+        elif test is None and d.test_size > 0:
+            train, test = TextClassification._hold_out(train, d.test_size, seed, "test", record)
         validation = read(d.validation) if d.validation else None
         if validation is None and d.validation_size > 0:
-            train, validation = TextClassification._hold_out(train, d.validation_size, cfg.seed + 1, "validation",
+            train, validation = TextClassification._hold_out(train, d.validation_size, seed + 1, "validation",
                                                               record)
         for name, part in (("validation", validation), ("test", test)):
             if part is not None:
@@ -448,6 +455,18 @@ class ImageClassification:
     def evaluate(self, model, data: ImageEncoded, labels: list[str], batch_size: int, precision: str):
         probs = predict_proba(model, data, batch_size, precision)
         return classification_metrics(probs, data.labels, labels), probs
+
+    def confidence_intervals(self, data, probs: np.ndarray, labels: list[str], n_boot: int, level: float,
+                             seed: int) -> dict:
+        """Bootstrap intervals of accuracy and macro-F1, resampling examples."""
+        return classification_ci(probs, data.labels, len(labels), n_boot, level, seed)
+
+    def calibration(self, data, probs: np.ndarray, fit_on: Optional[tuple] = None):
+        """ECE and reliability bins; fit_on=(validation data, its probs): temperature scaling too."""
+        return calibration_report(probs, data.labels, fit_on and (fit_on[1], fit_on[0].labels))
+
+    def group_metrics(self, data, probs: np.ndarray, groups: list[str], column: str, min_size: int) -> dict:
+        return slice_metrics(probs, data.labels, groups, column, min_size)
 
     def prediction_frame(self, examples: ImageExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
         return prediction_frame(examples, probs, labels)
@@ -551,11 +570,13 @@ class ImageClassifier:
         return encode(examples, self.prep, labels)
 
     def predict_proba(self, examples: ImageExamples) -> np.ndarray:
-        return predict_proba(self.model, self.encode(examples), 64, self.meta.get("eval_precision", "fp32"))
+        probs = predict_proba(self.model, self.encode(examples), 64, self.meta.get("eval_precision", "fp32"))
+        return apply_temperature(probs, self.meta.get("temperature"))  # fitted in fit with eval.calibrate
 
     def evaluate(self, examples: ImageExamples) -> tuple[dict, np.ndarray]:
         data = self.encode(examples)
-        probs = predict_proba(self.model, data, 64, self.meta.get("eval_precision", "fp32"))
+        probs = apply_temperature(predict_proba(self.model, data, 64, self.meta.get("eval_precision", "fp32")),
+                                  self.meta.get("temperature"))  # fitted in fit with eval.calibrate
         return classification_metrics(probs, data.labels, self.labels), probs
 
     def predict(self, paths: list) -> list[dict]:

@@ -17,9 +17,12 @@ import torch.nn.functional as F
 
 from ftkit.config import FitConfig
 from ftkit.data.readers import Table, read_table
-from ftkit.data.splits import holdout
+from ftkit.data.splits import holdout, same_input_keys, split_seed, take_fold
 from ftkit.errors import ConfigError, DataError, FtkitError
+from ftkit.evaluation.bootstrap import classification_ci
+from ftkit.evaluation.calibration import apply_temperature, calibration_report
 from ftkit.evaluation.metrics import classification_metrics
+from ftkit.evaluation.slices import group_metrics as slice_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import Splits
@@ -267,13 +270,16 @@ class TextClassification:
         if len(labels) < 2:
             raise DataError(f"{train.source}: column {d.label_column!r} holds a single class "
                             f"{labels[0]!r}; classification needs at least two")
-        record = {"seed": cfg.seed, "train_source": train.source}
+        record = {"seed": split_seed(cfg), "train_source": train.source}
         test = read(d.test) if d.test else None
-        if test is None and d.test_size > 0:
-            train, test = self._hold_out(train, d.test_size, cfg.seed, "test", record)
+        seed = split_seed(cfg)
+        if d.cv_folds:
+            train, test = take_fold(train, train.labels, d, seed, record)
+        elif test is None and d.test_size > 0:
+            train, test = self._hold_out(train, d.test_size, seed, "test", record)
         validation = read(d.validation) if d.validation else None
         if validation is None and d.validation_size > 0:
-            train, validation = self._hold_out(train, d.validation_size, cfg.seed + 1, "validation", record)
+            train, validation = self._hold_out(train, d.validation_size, seed + 1, "validation", record)
         for part in (validation, test):
             if part is not None:
                 check_known(part, labels)
@@ -284,7 +290,7 @@ class TextClassification:
 
     @staticmethod
     def _hold_out(examples: TextExamples, size: float, seed: int, name: str, record: dict):
-        keep, held = holdout(examples.labels, size, seed)
+        keep, held = holdout(examples.labels, size, seed, same_input_keys(examples))
         record[f"{name}_split"] = {"from": "train", "size": size, "seed": seed}
         return examples.subset(keep), examples.subset(held)
 
@@ -323,6 +329,18 @@ class TextClassification:
         probs = predict_proba(model, data, batch_size, precision)
         return classification_metrics(probs, data.labels, labels), probs
 
+    def confidence_intervals(self, data, probs: np.ndarray, labels: list[str], n_boot: int, level: float,
+                             seed: int) -> dict:
+        """Bootstrap intervals of accuracy and macro-F1, resampling examples."""
+        return classification_ci(probs, data.labels, len(labels), n_boot, level, seed)
+
+    def calibration(self, data, probs: np.ndarray, fit_on: Optional[tuple] = None):
+        """ECE and reliability bins; fit_on=(validation data, its probs): temperature scaling too."""
+        return calibration_report(probs, data.labels, fit_on and (fit_on[1], fit_on[0].labels))
+
+    def group_metrics(self, data, probs: np.ndarray, groups: list[str], column: str, min_size: int) -> dict:
+        return slice_metrics(probs, data.labels, groups, column, min_size)
+
     def prediction_frame(self, examples: TextExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
         return prediction_frame(examples, probs, labels)
 
@@ -360,11 +378,13 @@ class TextClassifier:
         return encode(examples, self.tokenizer, self.meta["max_length"], labels)
 
     def predict_proba(self, examples: TextExamples, batch_size: int = 64) -> np.ndarray:
-        return predict_proba(self.model, self.encode(examples), batch_size, self.meta.get("eval_precision", "fp32"))
+        probs = predict_proba(self.model, self.encode(examples), batch_size, self.meta.get("eval_precision", "fp32"))
+        return apply_temperature(probs, self.meta.get("temperature"))  # fitted in fit with eval.calibrate
 
     def evaluate(self, examples: TextExamples) -> tuple[dict, np.ndarray]:
         data = self.encode(examples)
-        probs = predict_proba(self.model, data, 64, self.meta.get("eval_precision", "fp32"))
+        probs = apply_temperature(predict_proba(self.model, data, 64, self.meta.get("eval_precision", "fp32")),
+                                  self.meta.get("temperature"))  # fitted in fit with eval.calibrate
         return classification_metrics(probs, data.labels, self.labels), probs
 
     def predict(self, texts: list) -> list[dict]:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.config import FitConfig
-from ftkit.data.splits import holdout
+from ftkit.data.splits import holdout, same_input_keys, split_seed, take_fold
 from ftkit.errors import ConfigError, DataError
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
@@ -348,13 +348,16 @@ class TokenClassification:
         read = lambda p: read_sentences(p, d.tokens_column, d.tags_column)  # noqa: E731
         train = read(d.train)
         scheme = tag_scheme(train)
-        record = {"seed": cfg.seed, "train_source": train.source, "scheme": scheme}
+        record = {"seed": split_seed(cfg), "train_source": train.source, "scheme": scheme}
         test = read(d.test) if d.test else None
-        if test is None and d.test_size > 0:
-            train, test = self._hold_out(train, d.test_size, cfg.seed, "test", record)
+        seed = split_seed(cfg)
+        if d.cv_folds:
+            train, test = take_fold(train, None, d, seed, record)
+        elif test is None and d.test_size > 0:
+            train, test = self._hold_out(train, d.test_size, seed, "test", record)
         validation = read(d.validation) if d.validation else None
         if validation is None and d.validation_size > 0:
-            train, validation = self._hold_out(train, d.validation_size, cfg.seed + 1, "validation", record)
+            train, validation = self._hold_out(train, d.validation_size, seed + 1, "validation", record)
         labels = tag_order(train)
         if len(labels) < 2:
             raise DataError(f"{train.source}: every tag is O; there are no entities to learn")
@@ -369,7 +372,7 @@ class TokenClassification:
 
     @staticmethod
     def _hold_out(sentences: Sentences, size: float, seed: int, name: str, record: dict):
-        keep, held = holdout([0] * len(sentences), size, seed)  # sentences: a random split
+        keep, held = holdout([0] * len(sentences), size, seed, same_input_keys(sentences))  # sentences: a random split
         record[f"{name}_split"] = {"from": "train", "size": size, "seed": seed}
         return sentences.subset(keep), sentences.subset(held)
 
@@ -408,6 +411,15 @@ class TokenClassification:
         pred = [[labels[j] for j in p.argmax(axis=1)] for p in probs]
         scheme = "BIOES" if any(t[0] in "ES" for t in labels if t != "O") else "BIO"
         return ner_metrics(data.tags, pred, scheme, loss), probs
+
+    def confidence_intervals(self, data: TokenEncoded, probs, labels: list[str], n_boot: int, level: float,
+                             seed: int) -> dict:
+        """Bootstrap intervals of entity F1 / precision / recall, resampling whole sentences."""
+        from ftkit.evaluation.bootstrap import ner_ci
+
+        pred = [[labels[j] for j in p.argmax(axis=1)] for p in probs]
+        scheme = "BIOES" if any(t[0] in "ES" for t in labels if t != "O") else "BIO"
+        return ner_ci(data.tags, pred, scheme, n_boot, level, seed)
 
     def prediction_frame(self, sentences: Sentences, outputs, labels: list[str]) -> pd.DataFrame:
         return prediction_frame(sentences, outputs, labels)

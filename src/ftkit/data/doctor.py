@@ -1,0 +1,287 @@
+"""The data doctor: checks a dataset before training and says what to fix.
+
+    ftkit doctor --train train.csv --test test.csv     every check, doctor.json + a table
+    ftkit fit ...                                       the fast checks, RUN_DIR/doctor.json
+
+Each check is a function ``check(ctx) -> Finding`` registered in ``CHECKS``; a Finding has a
+severity (ok / warn / error, or skipped with the reason), a count, example rows (as the readers
+number them: the file's line, a Parquet row, or an image's path) and a suggested fix.
+The fast checks (schema, duplicates, leakage, conflicts, imbalance, outliers) only hash and count,
+O(n); `label-noise` runs the pretrained model and is left to `ftkit doctor`.
+
+`fit` refuses leaked splits (an input of validation/test, after normalising case, punctuation
+and spacing, also in another split) unless --allow-leakage; near-duplicate leakage is reported
+as a warning only, since "near" is a threshold, not a certainty.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ftkit.errors import ConfigError, DataError
+from ftkit.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("ok", "warn", "error", "skipped")
+SHOWN = 5  # example rows per check in the table (doctor.json lists all)
+
+
+@dataclass
+class Options:
+    near_threshold: float = 0.8  # Jaccard of word bigrams (text) for a near-duplicate pair
+    label_noise: bool = True
+    folds: int = 5  # out-of-fold probabilities for label noise
+    listed: int = 20  # label-noise candidates shown in the table
+
+
+@dataclass
+class Finding:
+    name: str
+    severity: str  # ok | warn | error | skipped
+    count: int
+    message: str  # what was found, one line
+    fix: str = ""
+    examples: list[dict] = field(default_factory=list)  # refs: {"split", "row", "where"}
+    details: list = field(default_factory=list)  # everything, for doctor.json
+
+    def __post_init__(self):
+        assert self.severity in SEVERITIES, self.severity
+
+
+@dataclass
+class Part:
+    """One split as the checks see it: an input key per row (text or image path) and a label."""
+
+    split: str
+    kind: str  # "text" | "image" | "ner"
+    inputs: list[str]
+    labels: Optional[list[str]]
+    examples: Any  # the task's examples (rows, where)
+
+    def ref(self, i: int) -> dict:
+        return {"split": self.split, "row": self.examples.rows[i], "where": self.examples.where(i)}
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+@dataclass
+class Context:
+    task: str
+    parts: list[Part]
+    labels: list[str]  # class names (NER: tags)
+    cfg: Any  # FitConfig
+    options: Options
+    tokenizer: Any = None  # lengths in tokens when given, else estimated from words
+    problems: list[Finding] = field(default_factory=list)  # raw-file findings (ftkit doctor)
+    scanned: bool = False  # the raw files were scanned (skipped rows are among `problems`)
+    record: dict = field(default_factory=dict)  # splits.record
+
+    @cached_property
+    def index(self) -> list[tuple[Part, int]]:
+        """Global position -> (part, row in part), over all splits concatenated."""
+        return [(p, i) for p in self.parts for i in range(len(p))]
+
+    def ref(self, g: int) -> dict:
+        part, i = self.index[g]
+        return part.ref(i)
+
+    @cached_property
+    def keys(self):
+        from ftkit.data import near_dup
+
+        inputs = [x for p in self.parts for x in p.inputs]
+        return near_dup.image_keys(inputs) if self.kind == "image" else near_dup.text_keys(inputs)
+
+    @cached_property
+    def near_pairs(self) -> list[tuple[int, int, float]]:
+        from ftkit.data import near_dup
+
+        if self.kind == "image":
+            return near_dup.near_image_pairs(self.keys.near)
+        return near_dup.near_text_pairs(self.keys.near, self.options.near_threshold, self.cfg.seed + 1)
+
+    @property
+    def kind(self) -> str:
+        return self.parts[0].kind
+
+    def label(self, g: int) -> Optional[str]:
+        part, i = self.index[g]
+        return None if part.labels is None else part.labels[i]
+
+
+CHECKS: Registry[Callable[[Context], Finding]] = Registry("doctor check")
+FAST = ("schema", "duplicates", "near-duplicates", "leakage", "near-leakage", "conflicts", "imbalance", "outliers")
+FULL = FAST + ("label-noise",)
+
+
+@dataclass
+class Report:
+    checks: list[Finding]
+    summary: dict
+
+    def get(self, name: str) -> Optional[Finding]:
+        return next((f for f in self.checks if f.name == name), None)
+
+    def to_dict(self) -> dict:
+        return {"checks": [asdict(f) for f in self.checks], "summary": self.summary}
+
+
+# ---------------------------------------------------------------- running
+
+def parts_of(splits) -> list[Part]:
+    """The task's splits as Parts (text, NER tokens joined by spaces, image paths)."""
+    parts = []
+    for name, ex in splits.named().items():
+        if hasattr(ex, "texts"):
+            parts.append(Part(name, "text", ex.texts, ex.labels, ex))
+        elif hasattr(ex, "tokens"):
+            tags = None if ex.tags is None else [" ".join(t) for t in ex.tags]
+            parts.append(Part(name, "ner", [" ".join(t) for t in ex.tokens], tags, ex))
+        elif hasattr(ex, "paths"):
+            parts.append(Part(name, "image", ex.paths, ex.labels, ex))
+        else:
+            raise DataError(f"the data doctor does not know the inputs of {type(ex).__name__}")
+    return parts
+
+
+def run_checks(ctx: Context, names=FAST) -> Report:
+    from ftkit.data import doctor_checks  # noqa: F401  (registers the checks)
+
+    started = time.perf_counter()
+    findings, seconds = [], {}
+    for name in names:
+        tick = time.perf_counter()
+        findings.append(CHECKS.get(name)(ctx))
+        seconds[name] = round(time.perf_counter() - tick, 3)
+    return Report(findings, _summary(ctx, findings, seconds, time.perf_counter() - started))
+
+
+def _summary(ctx: Context, findings: list[Finding], seconds: dict, total: float) -> dict:
+    by = {s: [f.name for f in findings if f.severity == s] for s in SEVERITIES}
+    return {"task": ctx.task, "rows": {p.split: len(p) for p in ctx.parts},
+            "errors": len(by["error"]), "warnings": len(by["warn"]), "ok": len(by["ok"]),
+            "skipped": len(by["skipped"]), "failed": by["error"], "warned": by["warn"],
+            "seconds": seconds, "total_seconds": round(total, 3)}
+
+
+def fast_report(cfg, splits) -> Report:
+    """The cheap checks `fit` runs on its prepared splits (no model, no tokenizer)."""
+    ctx = Context(cfg.task, parts_of(splits), splits.labels, cfg, Options(label_noise=False),
+                  record=splits.record)
+    report = run_checks(ctx, FAST)
+    report.summary["mode"] = "fast (ftkit fit)"
+    return report
+
+
+def refuse_leakage(report: Report) -> None:
+    """Raised by `fit` before anything is written, unless --allow-leakage."""
+    leak = report.get("leakage")
+    if leak is None or leak.severity != "error":
+        return
+    shown = "; ".join(f"{d['rows'][0]['where']} = {d['rows'][1]['where']}" for d in leak.details[:3])
+    raise DataError(f"{leak.count} validation/test rows also occur in another split ({shown}"
+                    f"{'; ...' if len(leak.details) > 3 else ''}); pass --allow-leakage (cv, compare: --set "
+                    "data.allow_leakage=true) to train anyway, "
+                    "or remove the rows (ftkit doctor lists them)")
+
+
+def diagnose(cfg, options: Optional[Options] = None, *, model: bool = True) -> Report:
+    """Every check, for `ftkit doctor`: raw-file problems first, then the prepared splits.
+
+    The splits are read leniently (empty texts and unreadable images skipped) so one bad row does
+    not hide everything else; the schema check reports those rows as `fit` would see them.
+    """
+    from ftkit.data.doctor_schema import scan_files
+    from ftkit.tasks import get_task
+
+    options = options or Options()
+    if not 0 < options.near_threshold <= 1:
+        raise ConfigError(f"--near-threshold {options.near_threshold}: a Jaccard similarity in (0, 1], e.g. 0.8")
+    task = get_task(cfg.task)
+    problems = scan_files(cfg)
+    lenient = cfg.model_copy(update={"data": cfg.data.model_copy(update={"drop_empty": True, "skip_bad": True})})
+    try:
+        splits = task.prepare_data(lenient)
+    except DataError as err:
+        problems.append(Finding("schema", "error", 1, f"cannot load the data: {err}",
+                                "fix this first; the other checks need loadable data"))
+        report = run_checks(Context(cfg.task, [], [], cfg, options, problems=problems), ("schema",))
+        report.summary["mode"] = "full (ftkit doctor): stopped at the schema check"
+        return report
+    ctx = Context(cfg.task, parts_of(splits), splits.labels, cfg, options, problems=problems,
+                  scanned=True, record=splits.record, tokenizer=_tokenizer(cfg) if model else None)
+    report = run_checks(ctx, FULL if options.label_noise and model else FAST)
+    if not (options.label_noise and model):
+        from ftkit.data.doctor_checks import skipped_label_noise
+        report.checks.append(skipped_label_noise("turned off (--no-label-noise)"))
+        report.summary["skipped"] += 1
+    report.summary["mode"] = "full (ftkit doctor)"
+    return report
+
+
+def _tokenizer(cfg):
+    """The model's tokenizer (text tasks), to count truncated texts exactly; None if unavailable."""
+    if cfg.task != "text-classification":
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        from ftkit.models.loading import quiet_transformers, resolve
+
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(resolve(cfg.model.name).location,
+                                                 trust_remote_code=cfg.model.trust_remote_code)
+    except Exception as err:  # noqa: BLE001  (lengths fall back to an estimate; the check says so)
+        log.warning("no tokenizer for %s (%s); text lengths are estimated from words", cfg.model.name, err)
+        return None
+
+
+# ---------------------------------------------------------------- output
+
+def write(report: Report, path: str | Path) -> None:
+    from ftkit.io import write_json
+
+    write_json(path, report.to_dict())
+
+
+def table(report: Report):
+    """A rich Table: check, status, count, examples, fix (the CLI prints it)."""
+    from rich.table import Table
+
+    colours = {"ok": "green", "warn": "yellow", "error": "bold red", "skipped": "dim"}
+    out = Table("check", "status", "count", "what / examples", "fix", show_lines=True)
+    for f in report.checks:
+        shown = ", ".join(short(r) for r in f.examples[:SHOWN])
+        more = f" (+{len(f.examples) - SHOWN} more)" if len(f.examples) > SHOWN else ""
+        what = f.message + (f"\n{shown}{more}" if shown else "")
+        out.add_row(f.name, f"[{colours[f.severity]}]{f.severity}[/]", str(f.count), what, f.fix)
+    return out
+
+
+def short(ref: dict) -> str:
+    """'train:12' (a line or row) or 'train:cat/003.png' (an image of a class folder)."""
+    row = ref["row"]
+    if isinstance(row, str):
+        p = Path(row)
+        row = f"{p.parent.name}/{p.name}"
+    return f"{ref['split']}:{row}"
+
+
+# ---------------------------------------------------------------- fit
+
+def check_data(cfg, splits) -> Report:
+    """`fit`'s step 1: the fast checks; leaked splits stop the run unless data.allow_leakage."""
+    report = fast_report(cfg, splits)
+    if not cfg.data.allow_leakage:
+        refuse_leakage(report)
+    warned = report.summary["failed"] + report.summary["warned"]
+    if warned:
+        log.warning("data doctor: %s (doctor.json in the run folder; `ftkit doctor` for details)", ", ".join(
+            f"{f.name} {f.count}" for f in report.checks if f.name in warned))
+    return report

@@ -1,0 +1,83 @@
+"""Raw-file schema scan for `ftkit doctor`: what `fit` would stop at, all of it at once.
+
+`fit` stops at the first bad row with an error; the doctor reads each file itself and lists every
+problem (missing columns, empty inputs, missing labels, mixed label types, unreadable images),
+then loads the splits leniently so the other checks still run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftkit.data.doctor import Finding
+from ftkit.errors import DataError
+
+
+def scan_files(cfg) -> list[Finding]:
+    found: list[Finding] = []
+    for split in ("train", "validation", "test"):
+        path = getattr(cfg.data, split)
+        if not path:
+            continue
+        try:
+            if cfg.task == "text-classification":
+                found += _scan_table(split, path, cfg.data.text_column, cfg.data)
+            elif cfg.task == "image-classification":
+                found += _scan_images(split, path, cfg.data)
+            elif cfg.task == "token-classification":
+                from ftkit.tasks.token_classification import read_sentences
+                read_sentences(path, cfg.data.tokens_column, cfg.data.tags_column)
+        except DataError as err:
+            found.append(Finding("schema", "error", 1, f"{split}: {err}", "fix the file as the message says"))
+    return found
+
+
+def _ref(split: str, table, i: int) -> dict:
+    return {"split": split, "row": table.lines[i], "where": table.where(i)}
+
+
+def _scan_table(split: str, path: str, column: str, d) -> list[Finding]:
+    from ftkit.data.readers import read_table
+    from ftkit.tasks.text_classification import _is_blank, label_text
+
+    table = read_table(path)
+    table.require(column, "--text-column")
+    table.require(d.label_column, "--label-column")
+    found = []
+    empty = [i for i, v in enumerate(table.frame[column].tolist()) if _is_blank(v)]
+    if empty:
+        found.append(Finding("schema", "warn" if d.drop_empty else "error", len(empty),
+                             f"{split}: {len(empty)} empty/NaN text(s) in column {column!r}",
+                             "fill them in or remove them (or --set data.drop_empty=true to skip them)",
+                             [_ref(split, table, i) for i in empty]))
+    labels = [label_text(v) for v in table.frame[d.label_column].tolist()]
+    missing = [i for i, v in enumerate(labels) if v is None]
+    if missing:
+        found.append(Finding("schema", "error", len(missing), f"{split}: {len(missing)} row(s) without a label in "
+                             f"column {d.label_column!r}", "label them or remove them",
+                             [_ref(split, table, i) for i in missing]))
+    numeric = [i for i, v in enumerate(labels) if v is not None and v.lstrip("-").isdigit()]
+    if numeric and len(numeric) < len(labels) - len(missing):
+        textual = next(i for i, v in enumerate(labels) if v is not None and i not in set(numeric))
+        found.append(Finding("schema", "warn", len(numeric), f"{split}: labels mix numbers and text (e.g. "
+                             f"{labels[numeric[0]]!r} and {labels[textual]!r})",
+                             "use one spelling per class", [_ref(split, table, numeric[0]), _ref(split, table, textual)]))
+    return found
+
+
+def _scan_images(split: str, path: str, d) -> list[Finding]:
+    from ftkit.tasks.image_classification import _from_folder, _from_table, load_rgb
+
+    p = Path(path)
+    examples = _from_folder(p, True) if p.is_dir() else _from_table(p, d.image_column, d.label_column)
+    bad = []
+    for i, file in enumerate(examples.paths):
+        try:
+            load_rgb(file)
+        except Exception as err:  # noqa: BLE001  (Pillow raises many kinds for damaged files)
+            bad.append({"split": split, "row": examples.rows[i], "where": examples.where(i),
+                        "error": f"{type(err).__name__}: {err}"})
+    if not bad:
+        return []
+    return [Finding("schema", "warn" if d.skip_bad else "error", len(bad),
+                    f"{split}: {len(bad)} unreadable image(s)",
+                    "fix or remove them (or --set data.skip_bad=true to skip them)", bad)]
