@@ -85,6 +85,9 @@ def test_doctor_cli_writes_json_and_exits_0(planted, tmp_path):
     doc = json.loads(out.read_text())
     assert {c["name"] for c in doc["checks"]} >= {"schema", "leakage", "conflicts", "label-noise"}
     assert next(c for c in doc["checks"] if c["name"] == "label-noise")["severity"] == "skipped"
+    strict = run_cli("doctor", "--train", planted["train"], "--test", planted["test"], "--no-label-noise",
+                     "--out", out, "--set", "data.validation_size=0", "--strict", "--quiet")
+    assert strict.returncode == 1 and "1 error(s)" in strict.stdout
 
 
 def test_fit_refuses_leaked_splits_unless_allowed(planted, tiny_model, tmp_path):

@@ -55,3 +55,26 @@ def test_dropout_override_reaches_every_dropout(tiny_model):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
     assert set_dropout(model, 0.3) > 5
     assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+
+
+def test_oversampling_draws_every_class_equally_and_is_reproducible():
+    from ftkit.training.batches import balanced_weights, epoch_batches
+
+    labels = np.array([0] * 900 + [1] * 100)
+    weights = balanced_weights(labels)
+    assert weights[labels == 1].sum() == pytest.approx(0.5) and weights.sum() == pytest.approx(1.0)
+    drawn = np.concatenate(epoch_batches(np.ones(1000, dtype=int), 32, 0, 1, False, weights))
+    assert len(drawn) == 1000 and 0.42 < (labels[drawn] == 1).mean() < 0.58  # was 0.10 without
+    again = np.concatenate(epoch_batches(np.ones(1000, dtype=int), 32, 0, 1, False, weights))
+    assert (drawn == again).all()  # a resumed run rebuilds the same epoch
+
+
+def test_oversample_runs_for_classification_and_is_refused_for_ner(tiny_model, sentiment, ner, tmp_path):
+    run = ftkit.fit(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]), epochs=1,
+                    batch_size=8, lr=3e-3, quiet=True, out=str(tmp_path / "over"),
+                    overrides={"train.threads": 1, "train.oversample": True})
+    assert run.summary["hyperparameters"]["oversample"] is True and "accuracy" in run.metrics["test"]
+    with pytest.raises(ftkit.FtkitError, match="oversample"):
+        ftkit.fit(task="token-classification", model=str(tiny_model), train=str(ner["train"]), epochs=1,
+                  quiet=True, out=str(tmp_path / "ner"), overrides={"train.oversample": True})
+    assert not (tmp_path / "ner").exists()

@@ -183,10 +183,11 @@ def doctor(
     label_noise: bool = typer.Option(True, "--label-noise/--no-label-noise",
                                      help="rank likely mislabelled rows (runs the model once over the data)"),
     near_threshold: float = typer.Option(0.8, help="near-duplicate texts: Jaccard of word bigrams at least this"),
+    strict: bool = typer.Option(False, help="exit with status 1 when a check finds an error (for CI pipelines)"),
     quiet: bool = QUIET_OPT,
 ) -> None:
     """Check the data before training: schema, duplicates, leakage, conflicts, label noise,
-    imbalance, outliers. Exits 0 even with warnings or errors (scripts: read doctor.json)."""
+    imbalance, outliers. Exits 0 even with warnings or errors unless --strict (doctor.json has all)."""
     from ftkit.api import make_config
     from ftkit.data.doctor import Options, diagnose, table, write
 
@@ -201,6 +202,8 @@ def doctor(
         Console(width=None if sys.stdout.isatty() else 160).print(table(report))  # files/pipes: no 80-col wrap
     s = report.summary
     typer.echo(f"{s['errors']} error(s), {s['warnings']} warning(s) in {s['total_seconds']:.1f}s; report: {out}")
+    if strict and s["errors"]:
+        raise typer.Exit(1)
 
 
 @app.command("compare")

@@ -118,6 +118,8 @@ class TrainConfig(_Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="share of target mass spread over all classes")
     class_weights: Literal["none", "auto"] = Field(
         "none", description="auto: weight the loss by inverse class frequency (imbalanced labels)")
+    oversample: bool = Field(False, description="draw training examples so each class is seen equally often "
+                                                "(imbalanced labels; classification tasks)")
     l2sp: float = Field(0.0, ge=0, description="L2-SP: alpha * ||theta - theta_pretrained||^2 on the body")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps spent warming up the lr")
     schedule: Literal["linear", "cosine", "constant"] = "linear"

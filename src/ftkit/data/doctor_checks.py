@@ -208,8 +208,10 @@ def imbalance(ctx: Context) -> Finding:
     if ratio < IMBALANCE_RATIO:
         return Finding("imbalance", "ok", 0, message, details=details)
     on = getattr(ctx.cfg.train, "class_weights", "none") == "auto"
-    fix = ("class weights are on (train.class_weights=auto); also watch macro_f1, not only accuracy" if on else
-           "--set train.class_weights=auto weights the loss by inverse class frequency; judge by macro_f1")
+    on = on or getattr(ctx.cfg.train, "oversample", False)
+    fix = ("class weights or oversampling are on; also watch macro_f1, not only accuracy" if on else
+           "--set train.class_weights=auto weights the loss by inverse class frequency, or "
+           "--set train.oversample=true draws rare classes more often; judge by macro_f1")
     if ctx.kind == "ner":
         fix = "collect more sentences with the rare entity types; judge by per-type F1"
     return Finding("imbalance", "warn", n_small, message, fix, details=details)

@@ -23,6 +23,7 @@ from ftkit.io import atomic_path, write_json
 from ftkit.models.loading import randomize, resolve
 from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
+from ftkit.training.batches import balanced_weights
 from ftkit.strategies import default_lr, get_strategy
 from ftkit.strategies.groups import layer_groups
 from ftkit.tasks import get_task
@@ -71,6 +72,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     model.to(device)
     data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}
     l2sp = _l2sp(model, cfg)
+    weights = _oversampling(cfg, data["train"])
     if not resume:
         run.start(to_dict(cfg.model_copy(update={"out": str(run.path)})), command or [], splits.record, overwrite)
     write_json(run.path / "doctor.json", doctor.to_dict())
@@ -90,7 +92,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
             loss=with_penalty(task.make_loss(cfg, data["train"]), l2sp),
             evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
             metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales,
-            unfreeze=params.unfreeze)
+            unfreeze=params.unfreeze, sample_weights=weights)
 
     extra: dict = {}
     if params.probe is not None:
@@ -148,7 +150,7 @@ def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data)
         "params": params.as_dict(), "seed": cfg.seed, **runtime,
         "hyperparameters": {k: getattr(cfg.train, k) for k in
                             ("lr", "epochs", "batch_size", "grad_accum", "weight_decay", "label_smoothing",
-                             "l2sp", "warmup_ratio", "schedule")} | {"dropout": cfg.model.dropout},
+                             "l2sp", "warmup_ratio", "schedule", "class_weights", "oversample")} | {"dropout": cfg.model.dropout},
         "data": {name: len(part) for name, part in data.items()},
     }
 
@@ -200,6 +202,17 @@ def _l2sp(model, cfg: FitConfig):
     else:
         new = {name for name, _ in layer_groups(model).head}
     return L2SP(model, cfg.train.l2sp, new)
+
+
+def _oversampling(cfg: FitConfig, train):
+    """train.oversample: draw probabilities balancing the classes (one label per example only)."""
+    if not cfg.train.oversample:
+        return None
+    labels = getattr(train, "labels", None)
+    if labels is None or cfg.task == "token-classification":
+        raise ConfigError(f"--set train.oversample=true: {cfg.task} has no single label per example to "
+                          "balance; use --set train.class_weights=auto")
+    return balanced_weights(labels)
 
 
 def _with_default_lr(cfg: FitConfig, task) -> FitConfig:

@@ -19,6 +19,7 @@ from ftkit.io import atomic_path
 from ftkit.runs.rundir import RunDir
 from ftkit.strategies import ProbePhase
 from ftkit.strategies.groups import head_modules
+from ftkit.training.batches import balanced_weights
 from ftkit.training.features import FeatureData, NotCacheable, body_fingerprint, cached_features
 from ftkit.training.loop import Loop, LoopInputs, LoopState
 
@@ -143,7 +144,8 @@ def _inputs(ctx: ProbeContext, head: torch.nn.Module, features: dict) -> LoopInp
         model=head, train_data=train, val_data=features.get("validation"), train_probe=probe,
         loss=lambda h, batch: criterion(h(batch["features"]), batch["labels"]),
         evaluate=lambda h, part: _evaluate(ctx, h, part), metric=ctx.metric, seed=ctx.cfg.seed,
-        device=ctx.device, precision=ctx.precision)
+        device=ctx.device, precision=ctx.precision,
+        sample_weights=balanced_weights(train.labels) if ctx.cfg.train.oversample else None)
 
 
 @torch.inference_mode()

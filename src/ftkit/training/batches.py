@@ -5,15 +5,20 @@ resumed run rebuilds exactly the batches it had and skips the ones already train
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 MEGABATCH = 50  # batches sorted together: enough to cut padding, few enough to stay random
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
-                  group_by_length: bool) -> list[np.ndarray]:
+                  group_by_length: bool, weights: Optional[np.ndarray] = None) -> list[np.ndarray]:
+    """Batches of row indices for one epoch. With `weights` (oversampling) an epoch is as many
+    rows drawn with replacement in proportion to them, so rare classes recur within the epoch."""
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(lengths))
+    n = len(lengths)
+    order = rng.permutation(n) if weights is None else rng.choice(n, size=n, replace=True, p=weights)
     if group_by_length:
         # Sort within shuffled mega-batches (as HF's LengthGroupedSampler), then shuffle the
         # batches so long and short ones alternate over the epoch.
@@ -24,3 +29,11 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
     if group_by_length:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-row draw probabilities that give every class the same expected share of an epoch."""
+    labels = np.asarray(labels)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    return weights / weights.sum()

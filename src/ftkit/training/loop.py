@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from ftkit.config import TrainConfig
@@ -43,6 +44,7 @@ class LoopInputs:
     precision: str
     lr_scales: dict = field(default_factory=dict)  # from the strategy (LLRD)
     unfreeze: tuple = ()  # from the strategy: parameter names to unfreeze at epoch 1, 2, ...
+    sample_weights: Optional[np.ndarray] = None  # train.oversample: per-row draw probabilities
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Loop:
     def _train_epoch(self) -> None:
         s, cfg, model = self.state, self.cfg, self.x.model
         batches = epoch_batches(self.x.train_data.lengths, cfg.batch_size, self.x.seed, s.epoch,
-                                cfg.group_by_length)
+                                cfg.group_by_length, self.x.sample_weights)
         self._unfreeze_for(s.epoch)
         train_mode(model)
         tick = time.perf_counter()
