@@ -31,3 +31,31 @@ class Splits:
     def named(self) -> dict[str, Any]:
         return {k: v for k, v in (("train", self.train), ("validation", self.validation),
                                   ("test", self.test)) if v is not None}
+
+
+class PerExampleEvaluation:
+    """Evaluation shared by tasks with one label and one probability row per example (text and
+    image classification): metrics, bootstrap intervals, calibration and per-group metrics."""
+
+    def metrics_from_probs(self, probs: np.ndarray, label_ids: np.ndarray, labels: list[str]) -> dict:
+        from ftkit.evaluation.metrics import classification_metrics
+
+        return classification_metrics(probs, label_ids, labels)
+
+    def confidence_intervals(self, data, probs: np.ndarray, labels: list[str], n_boot: int, level: float,
+                             seed: int) -> dict:
+        """Bootstrap intervals of accuracy and macro-F1, resampling examples."""
+        from ftkit.evaluation.bootstrap import classification_ci
+
+        return classification_ci(probs, data.labels, len(labels), n_boot, level, seed)
+
+    def calibration(self, data, probs: np.ndarray, fit_on: Optional[tuple] = None):
+        """ECE and reliability bins; fit_on=(validation data, its probs): temperature scaling too."""
+        from ftkit.evaluation.calibration import calibration_report
+
+        return calibration_report(probs, data.labels, fit_on and (fit_on[1], fit_on[0].labels))
+
+    def group_metrics(self, data, probs: np.ndarray, groups: list[str], column: str, min_size: int) -> dict:
+        from ftkit.evaluation.slices import group_metrics as slice_metrics
+
+        return slice_metrics(probs, data.labels, groups, column, min_size)

@@ -28,13 +28,11 @@ from ftkit.config import FitConfig
 from ftkit.data.readers import read_table
 from ftkit.data.splits import split_seed, take_fold
 from ftkit.errors import ConfigError, DataError, ModelLoadError
-from ftkit.evaluation.bootstrap import classification_ci
-from ftkit.evaluation.calibration import apply_temperature, calibration_report
+from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
-from ftkit.evaluation.slices import group_metrics as slice_metrics
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import Splits
+from ftkit.tasks.base import PerExampleEvaluation, Splits
 from ftkit.tasks.text_classification import class_weights, label_order
 from ftkit.training.device import autocast
 
@@ -365,7 +363,7 @@ def unwrap_logits(output) -> torch.Tensor:
 # ---------------------------------------------------------------- the task
 
 @TASKS.register("image-classification", "one label per image (a folder per class, or a table of paths)")
-class ImageClassification:
+class ImageClassification(PerExampleEvaluation):
     name = "image-classification"
     default_metric = "accuracy"
     metrics = ("accuracy", "macro_f1", "loss")
@@ -449,24 +447,9 @@ class ImageClassification:
 
         return loss
 
-    def metrics_from_probs(self, probs: np.ndarray, label_ids: np.ndarray, labels: list[str]) -> dict:
-        return classification_metrics(probs, label_ids, labels)
-
     def evaluate(self, model, data: ImageEncoded, labels: list[str], batch_size: int, precision: str):
         probs = predict_proba(model, data, batch_size, precision)
         return classification_metrics(probs, data.labels, labels), probs
-
-    def confidence_intervals(self, data, probs: np.ndarray, labels: list[str], n_boot: int, level: float,
-                             seed: int) -> dict:
-        """Bootstrap intervals of accuracy and macro-F1, resampling examples."""
-        return classification_ci(probs, data.labels, len(labels), n_boot, level, seed)
-
-    def calibration(self, data, probs: np.ndarray, fit_on: Optional[tuple] = None):
-        """ECE and reliability bins; fit_on=(validation data, its probs): temperature scaling too."""
-        return calibration_report(probs, data.labels, fit_on and (fit_on[1], fit_on[0].labels))
-
-    def group_metrics(self, data, probs: np.ndarray, groups: list[str], column: str, min_size: int) -> dict:
-        return slice_metrics(probs, data.labels, groups, column, min_size)
 
     def prediction_frame(self, examples: ImageExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
         return prediction_frame(examples, probs, labels)
