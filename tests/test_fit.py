@@ -27,6 +27,7 @@ def test_run_folder_contract(finished_run):
     assert "validation" in s["metrics"]  # split from train when no --validation
     assert s["timing"]["train_seconds"] > 0 and s["timing"]["samples_per_second"] > 0
     assert s["params"]["trainable"] == s["params"]["total"] > 0
+    assert not (finished_run / "checkpoints").exists()  # resumable state goes once the run is done
     config = (finished_run / "config.yaml").read_text()
     assert "versions:" in config and "torch:" in config and "command:" in config
     records = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]

@@ -82,11 +82,13 @@ def test_lp_ft_resume_skips_a_finished_probe_phase(tiny_model, sentiment, tmp_pa
     out = tmp_path / "lpft"
     fit(tiny_model, sentiment, out, "lp-ft", overrides={"strategy.probe_epochs": 1})
     head = load_file(str(out / "probe" / "head.safetensors"))
+    done = (out / "probe" / "phase.json").stat().st_mtime_ns
     (out / "summary.json").unlink()  # as if killed in the second phase
     result = run_cli("fit", "--resume", "--out", out, "--quiet")
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["resumed"] and summary["probe"]["epochs"] == 1
+    assert summary["probe"]["epochs"] == 1
+    assert (out / "probe" / "phase.json").stat().st_mtime_ns == done  # the probe phase was not run again
     assert torch.equal(load_file(str(out / "probe" / "head.safetensors"))["classifier.weight"], head["classifier.weight"])
 
 

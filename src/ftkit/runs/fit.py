@@ -131,7 +131,9 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
         summary["l2sp"] = {"alpha": cfg.train.l2sp, "distance_to_pretrained": round(l2sp.distance(), 6)}
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     run.write_summary(summary)
-    run.best_weights.unlink(missing_ok=True)  # model/ holds the same weights now
+    # Done: model/ holds the chosen weights and a finished run cannot be resumed, so the resumable
+    # state (hundreds of MB: weights + optimizer moments) goes.
+    shutil.rmtree(run.checkpoints, ignore_errors=True)
     return run.path
 
 
