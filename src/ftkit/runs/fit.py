@@ -105,14 +105,8 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
         resumed = resume and loop.resume()
         state = loop.run_all()
 
-    # 5. evaluate the final (best) model on every held-out split
-    metrics, probs = {}, {}
-    for name in ("validation", "test"):
-        if name in data:
-            metrics[name], probs[name] = task.evaluate(model, data[name], splits.labels,
-                                                       cfg.train.eval_batch_size, FINAL_EVAL_PRECISION)
-    # ... honestly: bootstrap CIs, calibration (a temperature fitted on validation), per-group metrics
-    test_probs, temperature = assess(task, cfg, data, probs, metrics, splits.labels, groups)
+    # 5. evaluate the final (best) model on every held-out split, with CIs, calibration, groups
+    metrics, test_probs, temperature = _final_evaluation(task, model, data, cfg, splits.labels, groups)
 
     # 6. save: model folder, predictions, then the summary (its presence marks the run done)
     _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, source, params.adapter is not None,
@@ -122,19 +116,25 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     runtime = {"device": str(device), "precision": precision, "threads": threads,
                "peak_memory_mb": round(dev.peak_memory_mb(device), 1)}
     summary = _summary(cfg, source, splits.labels, metrics, state, metric, params, runtime, data)
-    summary["resumed"] = bool(resumed)
-    summary.update(extra)
-    if params.probe is not None and not params.probe.then_full:
-        _count_feature_time(summary["timing"], extra["probe"].get("feature_seconds", 0.0))
-    summary["overfitting"] = diagnose(state.history, metric, state.stopped_early)
-    if l2sp is not None:
-        summary["l2sp"] = {"alpha": cfg.train.l2sp, "distance_to_pretrained": round(l2sp.distance(), 6)}
+    _add_run_details(summary, cfg, params, state, metric, extra, l2sp, resumed)
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     run.write_summary(summary)
     # Done: model/ holds the chosen weights and a finished run cannot be resumed, so the resumable
     # state (hundreds of MB: weights + optimizer moments) goes.
     shutil.rmtree(run.checkpoints, ignore_errors=True)
     return run.path
+
+
+def _final_evaluation(task, model, data: dict, cfg: FitConfig, labels: list[str], groups):
+    """-> (metrics per held-out split, test probabilities to save, the fitted temperature or None)."""
+    metrics, probs = {}, {}
+    for name in ("validation", "test"):
+        if name in data:
+            metrics[name], probs[name] = task.evaluate(model, data[name], labels, cfg.train.eval_batch_size,
+                                                       FINAL_EVAL_PRECISION)
+    # ... honestly: bootstrap CIs, calibration (a temperature fitted on validation), per-group metrics
+    test_probs, temperature = assess(task, cfg, data, probs, metrics, labels, groups)
+    return metrics, test_probs, temperature
 
 
 def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data) -> dict:
@@ -155,6 +155,18 @@ def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data)
                              "l2sp", "warmup_ratio", "schedule", "class_weights", "oversample")} | {"dropout": cfg.model.dropout},
         "data": {name: len(part) for name, part in data.items()},
     }
+
+
+def _add_run_details(summary: dict, cfg: FitConfig, params, state, metric: str, extra: dict, l2sp,
+                     resumed: bool) -> None:
+    """Resume flag, probe record, overfitting diagnosis and L2-SP distance."""
+    summary["resumed"] = bool(resumed)
+    summary.update(extra)
+    if params.probe is not None and not params.probe.then_full:
+        _count_feature_time(summary["timing"], extra["probe"].get("feature_seconds", 0.0))
+    summary["overfitting"] = diagnose(state.history, metric, state.stopped_early)
+    if l2sp is not None:
+        summary["l2sp"] = {"alpha": cfg.train.l2sp, "distance_to_pretrained": round(l2sp.distance(), 6)}
 
 
 def _count_feature_time(timing: dict, seconds: float) -> None:

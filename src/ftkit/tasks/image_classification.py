@@ -553,13 +553,15 @@ class ImageClassifier:
         return encode(examples, self.prep, labels)
 
     def predict_proba(self, examples: ImageExamples) -> np.ndarray:
-        probs = predict_proba(self.model, self.encode(examples), 64, self.meta.get("eval_precision", "fp32"))
+        return self._scaled_probs(self.encode(examples))
+
+    def _scaled_probs(self, data: ImageEncoded, batch_size: int = 64) -> np.ndarray:
+        probs = predict_proba(self.model, data, batch_size, self.meta.get("eval_precision", "fp32"))
         return apply_temperature(probs, self.meta.get("temperature"))  # fitted in fit with eval.calibrate
 
     def evaluate(self, examples: ImageExamples) -> tuple[dict, np.ndarray]:
         data = self.encode(examples)
-        probs = apply_temperature(predict_proba(self.model, data, 64, self.meta.get("eval_precision", "fp32")),
-                                  self.meta.get("temperature"))  # fitted in fit with eval.calibrate
+        probs = self._scaled_probs(data)
         return classification_metrics(probs, data.labels, self.labels), probs
 
     def predict(self, paths: list) -> list[dict]:
