@@ -152,3 +152,40 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path, tiny_model, sent
     batches = -(-216 // 4)  # 240 rows less a 10% validation split
     assert run.summary["timing"]["steps"] == 2 * -(-batches // 3)
     assert run.summary["timing"]["samples"] == 2 * 216
+
+
+def test_time_limit_and_caller_stop_end_the_run_cleanly(tmp_path, tiny_model, sentiment):
+    """train.max_seconds stops training (its last steps still scored); an on_validate hook that
+    returns True stops it too (tuning prunes this way); trials skip the test split and the model."""
+    from ftkit.api import make_config
+    from ftkit.runs.fit import fit_run
+
+    common = dict(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]),
+                  epochs=50, batch_size=8, lr=3e-3)
+    cfg = make_config(None, {**common, "out": str(tmp_path / "timed")},
+                      ["train.max_seconds=1.5", "train.patience=null", "train.threads=1"])
+    s = summary(fit_run(cfg, quiet=True))
+    assert s["stopped"] == {"early": True, "reason": "time limit"}
+    assert s["timing"]["steps"] < 50 * 27 and s["history"][-1]["step"] == s["timing"]["steps"]
+    assert not s["early_stopping"]["stopped"] and "test" in s["metrics"]
+
+    seen = []
+    cfg = make_config(None, {**common, "out": str(tmp_path / "pruned")}, ["train.threads=1"])
+    path = fit_run(cfg, quiet=True, on_validate=lambda record: seen.append(record) or len(seen) == 2,
+                   score_test=False, save_model=False)
+    s = summary(path)
+    assert s["stopped"]["reason"] == "pruned" and len(s["history"]) == 2 == len(seen)
+    assert "validation" in seen[0] and "test" not in s["metrics"] and not (path / "model").exists()
+    assert s["outputs"] == {"model": False, "test_scored": False}
+
+
+def test_train_rows_samples_train_and_keeps_the_held_out_splits(tmp_path, tiny_model, sentiment):
+    common = dict(model=str(tiny_model), train=str(sentiment["train"]), epochs=1, batch_size=8, quiet=True)
+    full = ftkit.fit(out=str(tmp_path / "all"), **common)
+    part = ftkit.fit(out=str(tmp_path / "part"), overrides=["data.train_rows=60"], **common)
+    assert part.summary["data"]["train"] == 60 and full.summary["data"]["train"] > 150
+    assert part.summary["data"]["validation"] == full.summary["data"]["validation"]
+    splits = json.loads((tmp_path / "part" / "splits.json").read_text())
+    assert len(splits["train"]["lines"]) == 60 and splits["train_rows"]["stratified"]
+    held = set(splits["validation"]["lines"]) | set(splits["test"]["lines"])
+    assert not held & set(splits["train"]["lines"])

@@ -64,6 +64,9 @@ class DataConfig(_Section):
     test_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for test when no --test")
     max_length: int = Field(128, ge=8, le=8192, description="tokens kept per input (longer inputs are truncated)")
     drop_empty: bool = Field(False, description="skip rows with empty text (counted) instead of failing")
+    train_rows: Optional[int] = Field(None, ge=2, description="train on a stratified sample of this many rows "
+                                      "(after validation/test are held out, so they stay the same): quick "
+                                      "trials, learning curves (null: all)")
     split_seed: Optional[int] = Field(None, ge=0, description="seeds the held-out splits and CV folds (null: seed)")
     cv_folds: int = Field(0, ge=0, le=100, description="k-fold: the test part is fold cv_fold of k (ftkit cv sets it)")
     cv_fold: int = Field(0, ge=0, description="which fold is the test part (0-based; with cv_folds)")
@@ -134,6 +137,8 @@ class TrainConfig(_Section):
     metric: Optional[str] = Field(None, description="validation metric for best model / early stopping")
     patience: Optional[int] = Field(3, ge=1, description="evaluations without improvement before stopping")
     restore_best: bool = Field(True, description="end with the weights of the best validation score")
+    max_seconds: Optional[float] = Field(None, gt=0, description="stop training after this many seconds of "
+                                         "training + validation (a time budget; null: no limit)")
     checkpoint_every: int = Field(200, ge=1, description="steps between resumable checkpoints")
     log_every: int = Field(10, ge=1, description="steps between metrics.jsonl records")
     threads: Optional[int] = Field(None, ge=1, description="CPU threads (default: all cores)")

@@ -39,6 +39,28 @@ def holdout(labels: list, size: float, seed: int, groups: Optional[list] = None)
     return sorted(keep.tolist()), sorted(held.tolist())
 
 
+def limit_train(splits, cfg):
+    """data.train_rows: a seeded, stratified sample of the training rows; held-out splits untouched."""
+    n = cfg.data.train_rows
+    if not n or n >= len(splits.train):
+        return splits
+    labels = getattr(splits.train, "labels", None)  # NER sentences have no single label
+    stratify = labels if labels is not None and min(Counter(labels).values()) >= 2 else None
+    if stratify is not None and n < len(set(labels)):
+        raise ConfigError(f"--set data.train_rows={n}: fewer rows than the {len(set(labels))} classes")
+    keep, _ = train_test_split(np.arange(len(splits.train)), train_size=n, random_state=split_seed(cfg),
+                               stratify=stratify)
+    keep, before = sorted(keep.tolist()), len(splits.train)
+    splits.train = splits.train.subset(keep)
+    splits.record["train_rows"] = {"n": n, "of": before, "seed": split_seed(cfg), "stratified": stratify is not None}
+    record = splits.record.setdefault("train", {})
+    for key, value in list(record.items()):  # the source rows/lines/images that train now holds
+        if isinstance(value, list) and len(value) == before:
+            record[key] = [value[i] for i in keep]
+    record["n"] = n
+    return splits
+
+
 def split_seed(cfg) -> int:
     """The seed of held-out splits and folds: `data.split_seed`, else the run's seed. Fixing it
     keeps the test set identical across training seeds (`--seeds`)."""

@@ -16,6 +16,7 @@ import torch
 
 from ftkit.config import FitConfig, to_dict
 from ftkit.data.doctor import check_data
+from ftkit.data.splits import limit_train
 from ftkit.errors import ConfigError
 from ftkit.evaluation.honest import assess, check_eval
 from ftkit.evaluation.overfitting import diagnose
@@ -43,7 +44,12 @@ def default_out(cfg: FitConfig) -> str:
 
 
 def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, quiet: bool = False,
-            command: list[str] | None = None) -> Path:
+            command: list[str] | None = None, on_validate=None, score_test: bool = True,
+            save_model: bool = True) -> Path:
+    """One fine-tuning run, written to cfg.out. Outer loops (tuning) may pass `on_validate`
+    (called with each validation record; True stops the run, e.g. a pruned trial), and
+    `score_test=False` / `save_model=False` for trials that must not see the test split and
+    whose weights nobody keeps (the best configuration is refit)."""
     started = time.perf_counter()
     run = RunDir(cfg.out or default_out(cfg))
     run.check(resume, overwrite)
@@ -57,7 +63,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     precision = dev.resolve_precision(cfg.train.precision, device)
 
     # 1. data: read, validate and split (nothing written yet)
-    splits = task.prepare_data(cfg)
+    splits = limit_train(task.prepare_data(cfg), cfg)
     doctor = check_data(cfg, splits)  # fast data doctor: refuses leaked splits unless --allow-leakage
     groups = check_eval(task, cfg, splits)  # eval settings + --group-column values, before anything is written
     # 2. model: pretrained body + a new head, seeded so reruns start identically
@@ -92,12 +98,12 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
             loss=with_penalty(task.make_loss(cfg, data["train"]), l2sp),
             evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
             metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales,
-            unfreeze=params.unfreeze, sample_weights=weights)
+            unfreeze=params.unfreeze, sample_weights=weights, on_validate=on_validate)
 
     extra: dict = {}
     if params.probe is not None:
         ctx = ProbeContext(model, task, cfg, data, probe_rows, splits.labels, metric, device, precision,
-                           progress, make_inputs)
+                           progress, make_inputs, on_validate)
         state, extra["probe"] = _probe_phase(ctx, params.probe, run, resume)
         resumed = extra["probe"].get("resumed", False)
     if params.probe is None or params.probe.then_full:
@@ -106,11 +112,13 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
         state = loop.run_all()
 
     # 5. evaluate the final (best) model on every held-out split, with CIs, calibration, groups
-    metrics, test_probs, temperature = _final_evaluation(task, model, data, cfg, splits.labels, groups)
+    scored = data if score_test else {k: v for k, v in data.items() if k != "test"}
+    metrics, test_probs, temperature = _final_evaluation(task, model, scored, cfg, splits.labels, groups)
 
     # 6. save: model folder, predictions, then the summary (its presence marks the run done)
-    _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, source, params.adapter is not None,
-                temperature)
+    if save_model:
+        _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, source,
+                    params.adapter is not None, temperature)
     if test_probs is not None:
         _write_csv(task.prediction_frame(splits.test, test_probs, splits.labels), run.predictions)
     runtime = {"device": str(device), "precision": precision, "threads": threads,
@@ -118,6 +126,7 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     summary = _summary(cfg, source, splits.labels, metrics, state, metric, params, runtime, data)
     _add_run_details(summary, cfg, params, state, metric, extra, l2sp, resumed)
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
+    summary["outputs"] = {"model": save_model, "test_scored": score_test and "test" in data}
     run.write_summary(summary)
     # Done: model/ holds the chosen weights and a finished run cannot be resumed, so the resumable
     # state (hundreds of MB: weights + optimizer moments) goes.
@@ -143,7 +152,8 @@ def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data)
         "init": cfg.model.init, "strategy": cfg.strategy.name, "labels": labels, "metrics": metrics,
         "best": {"metric": metric, "value": state.best_value, "step": state.best_step,
                  "epoch": state.best_epoch},
-        "early_stopping": {"stopped": state.stopped_early, "patience": cfg.train.patience},
+        "early_stopping": {"stopped": state.stop_reason == "early stopping", "patience": cfg.train.patience},
+        "stopped": {"early": state.stopped_early, "reason": state.stop_reason},
         "history": state.history,
         "timing": {"train_seconds": round(state.train_seconds, 3),
                    "samples_per_second": round(state.samples / max(state.train_seconds, 1e-9), 2),
@@ -164,7 +174,7 @@ def _add_run_details(summary: dict, cfg: FitConfig, params, state, metric: str, 
     summary.update(extra)
     if params.probe is not None and not params.probe.then_full:
         _count_feature_time(summary["timing"], extra["probe"].get("feature_seconds", 0.0))
-    summary["overfitting"] = diagnose(state.history, metric, state.stopped_early)
+    summary["overfitting"] = diagnose(state.history, metric, state.stop_reason == "early stopping")
     if l2sp is not None:
         summary["l2sp"] = {"alpha": cfg.train.l2sp, "distance_to_pretrained": round(l2sp.distance(), 6)}
 

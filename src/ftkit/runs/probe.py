@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ class ProbeContext:
     precision: str
     progress: object
     make_inputs: Callable[..., LoopInputs]  # fit_run's builder for the full-model fallback
+    on_validate: Optional[Callable[[dict], bool]] = None  # fit_run's caller hook (tuning prunes)
 
 
 def run_probe(ctx: ProbeContext, phase: ProbePhase, run: RunDir, resume: bool) -> tuple[LoopState, dict]:
@@ -145,7 +146,8 @@ def _inputs(ctx: ProbeContext, head: torch.nn.Module, features: dict) -> LoopInp
         loss=lambda h, batch: criterion(h(batch["features"]), batch["labels"]),
         evaluate=lambda h, part: _evaluate(ctx, h, part), metric=ctx.metric, seed=ctx.cfg.seed,
         device=ctx.device, precision=ctx.precision,
-        sample_weights=balanced_weights(train.labels) if ctx.cfg.train.oversample else None)
+        sample_weights=balanced_weights(train.labels) if ctx.cfg.train.oversample else None,
+        on_validate=ctx.on_validate)
 
 
 @torch.inference_mode()

@@ -45,6 +45,8 @@ class LoopInputs:
     lr_scales: dict = field(default_factory=dict)  # from the strategy (LLRD)
     unfreeze: tuple = ()  # from the strategy: parameter names to unfreeze at epoch 1, 2, ...
     sample_weights: Optional[np.ndarray] = None  # train.oversample: per-row draw probabilities
+    # Called with each validation record; returning True stops the run (tuning prunes a trial).
+    on_validate: Optional[Callable[[dict], bool]] = None
 
 
 @dataclass
@@ -62,6 +64,7 @@ class LoopState:
     best_epoch: Optional[float] = None
     bad_evals: int = 0
     stopped_early: bool = False
+    stop_reason: Optional[str] = None  # "early stopping", "time limit" or "pruned"
     history: list = field(default_factory=list)  # one record per validation pass
 
 
@@ -136,6 +139,7 @@ class Loop:
             self._optimizer_step()
             s.train_seconds += time.perf_counter() - tick
             self._after_step(len(batches))
+            self._check_time()
             tick = time.perf_counter()
             if s.global_step >= self.total_steps or s.stopped_early:
                 break
@@ -144,6 +148,15 @@ class Loop:
             if self.cfg.eval_every is None:
                 self._validate()
             self._checkpoint()
+        if s.stop_reason == "time limit" and (not s.history or s.history[-1]["step"] != s.global_step):
+            self._validate()  # the steps since the last validation are scored before stopping
+
+    def _check_time(self) -> None:
+        """train.max_seconds: a budget on training + validation time; the best weights so far are kept."""
+        s, limit = self.state, self.cfg.max_seconds
+        if limit and not s.stopped_early and s.train_seconds + s.eval_seconds >= limit:
+            s.stopped_early, s.stop_reason = True, "time limit"
+            log.info("time limit: stopping after %.0f s (train.max_seconds=%g)", s.train_seconds + s.eval_seconds, limit)
 
     def _unfreeze_for(self, epoch: int) -> None:
         """Gradual unfreezing: a pure function of the epoch, so a resumed run gets it right too."""
@@ -205,10 +218,13 @@ class Loop:
         if better(metric, metrics[metric], s.best_value):
             s.best_value, s.best_step, s.best_epoch, s.bad_evals = metrics[metric], s.global_step, epoch, 0
             checkpoint.save_weights_atomic(self.x.model, self.run.best_weights)
-            return
-        s.bad_evals += 1
-        if self.cfg.patience and s.bad_evals >= self.cfg.patience:
-            s.stopped_early = True
+        else:
+            s.bad_evals += 1
+        if self.x.on_validate is not None and not s.stopped_early and self.x.on_validate(record):
+            s.stopped_early, s.stop_reason = True, "pruned"
+            log.info("stopped at step %d by the caller (pruned)", s.global_step)
+        elif self.cfg.patience and s.bad_evals >= self.cfg.patience and not s.stopped_early:
+            s.stopped_early, s.stop_reason = True, "early stopping"
             log.info("early stopping: validation %s did not improve for %d evaluations", metric, s.bad_evals)
 
     def _checkpoint(self) -> None:
