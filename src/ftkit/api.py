@@ -89,6 +89,27 @@ def cv(config: str | Path | FitConfig | dict | None = None, *, folds: int = 5, o
     return cross_validate(cfg, folds, Path(out), resume=resume, overwrite=overwrite, quiet=quiet)
 
 
+def tune(config: str | Path | FitConfig | dict | None = None, *, out: str | Path = "runs/tune",
+         trials: int | None = None, time_budget: str | float | None = None, resume: bool = False,
+         sampler: str = "tpe", pruner: str = "median", executor: str = "local", address: str | None = None,
+         trial_cpus: int = 1, refit: bool = True, refit_on_all: bool = False, space: dict | None = None,
+         search_strategy: bool | None = None, points: list[dict] | None = None,
+         overrides: dict | list | None = None, quiet: bool = False, **options: Any) -> dict:
+    """Tune hyperparameters with Optuna (see `ftkit tune`) and refit the best; returns tune.json.
+
+    ``space`` ({dotted key: {low, high, log} | {choices: [...]}}) replaces the default search space,
+    as does a ``tune: space:`` section in a YAML config; ``points`` are configurations tried first."""
+    from ftkit.hpo.space import split_config
+    from ftkit.hpo.tune import tune as run_tune
+
+    config, spec = split_config(config)
+    cfg = make_config(config, options, overrides)
+    return run_tune(cfg, Path(out), trials=trials, time_budget=time_budget, resume=resume, sampler=sampler,
+                    pruner=pruner, executor=executor, address=address, trial_cpus=trial_cpus, refit=refit,
+                    refit_on_all=refit_on_all, space=space if space is not None else spec,
+                    search_strategy=search_strategy, points=points, quiet=quiet)
+
+
 def seeds(config: str | Path | FitConfig | dict | None = None, *, n: int = 3, out: str | Path | None = None,
           overrides: dict | list | None = None, resume: bool = False, overwrite: bool = False, quiet: bool = False,
           **options: Any) -> dict:
@@ -113,6 +134,64 @@ def doctor(config: str | Path | FitConfig | dict | None = None, *, out: str | Pa
     if out is not None:
         write(report, out)
     return report.to_dict()
+
+
+def rank(config: str | Path | FitConfig | dict | None = None, *, models: list[str], confirm_top: int = 0,
+         out: str | Path | None = None, overrides: dict | list | None = None, confirm_epochs: float = 1.0,
+         runs: str | Path | None = None, quiet: bool = False, **options: Any) -> dict:
+    """Rank candidate models on the training data (see `ftkit rank`): LogME, kNN and linear-probe
+    accuracy of frozen features, a combined rank, and with ``confirm_top=K`` short fine-tunes of
+    the top K under successive halving; returns the report (rank.json), also written to `out`."""
+    from ftkit.selection.rank import rank_models
+
+    cfg = make_config(config, options, overrides)
+    return rank_models(cfg, list(models), confirm_top=confirm_top, confirm_epochs=confirm_epochs, runs=runs,
+                       out=out, quiet=quiet)
+
+
+def advise(config: str | Path | FitConfig | dict | None = None, *, models: list[str] | str | None = None,
+           strategies: list[str] | str | None = None, budget: str | float | None = None,
+           target_metric: float | None = None, out: str | Path | None = None, overrides: dict | list | None = None,
+           isolate: bool = True, **options: Any) -> dict:
+    """Before any compute is spent (see `ftkit advise`): data and model facts, a short profiling
+    pass per strategy -> estimated time and memory of a fit, and a recommendation with reasons
+    (result["recommendation"]). `budget`: seconds or "90s" / "30m" / "1.5h". Written to `out`."""
+    from ftkit.advisor.run import advise_run, parse_budget
+    from ftkit.io import write_json
+
+    cfg = make_config(config, options, overrides)
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v  # noqa: E731
+    result = advise_run(cfg, models=split(models), strategies=split(strategies), budget=parse_budget(budget),
+                        target_metric=target_metric, isolate=isolate, fit_flags=_fit_flags(config, options, overrides))
+    if out is not None:
+        write_json(out, result)
+    return result
+
+
+def _fit_flags(config, options: dict, overrides) -> list[str]:
+    """The `ftkit fit` arguments equivalent to these API arguments (for the advised command)."""
+    flags = [str(config)] if isinstance(config, (str, Path)) else []
+    for key, value in options.items():
+        if value is not None:
+            flags += [f"--{key.replace('_', '-')}", str(value)]
+    items = overrides.items() if isinstance(overrides, dict) else [tuple(o.split("=", 1)) for o in overrides or []]
+    for key, value in items:
+        flags += ["--set", f"{key}={value}"]
+    return flags
+
+
+def auto(config: str | Path | FitConfig | dict | None = None, *, time_budget: str | float, out: str | Path = "runs/auto",
+         models: list[str] | None = None, overwrite: bool = False, executor: str = "local", address: str | None = None,
+         overrides: dict | list | None = None, quiet: bool = False, **options: Any) -> dict:
+    """doctor -> rank -> advise -> tune -> final fit, within `time_budget` (seconds, or "30m");
+    returns auto.json; `ftkit.load(report["final_run"])` is the model (see `ftkit auto`)."""
+    from ftkit.hpo.tune import parse_duration
+    from ftkit.runs.auto import auto_run, check_budget
+
+    cfg = make_config(config, options, overrides)
+    return auto_run(cfg, Path(out), time_budget=check_budget(parse_duration(time_budget)), models=models,
+                    overwrite=overwrite, executor=executor, address=address,
+                    strategy_given=True if "strategy" in options else None, quiet=quiet)
 
 
 def make_config(config, options: dict, overrides=None) -> FitConfig:

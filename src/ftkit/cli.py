@@ -243,6 +243,47 @@ def compare_cmd(
     typer.echo(f"comparison: {out / 'comparison.csv'}, {out / 'comparison.png'}")
 
 
+@app.command("rank")
+def rank_cmd(
+    config: Optional[Path] = CONFIG_ARG,
+    models: str = typer.Option(..., "--models", help="comma-separated candidates; random:NAME = NAME, random weights"),
+    task: Optional[str] = TASK_OPT,
+    train: Optional[str] = TRAIN_OPT,
+    validation: Optional[str] = VALIDATION_OPT,
+    test: Optional[str] = TEST_OPT,
+    text_column: Optional[str] = TEXT_OPT,
+    label_column: Optional[str] = LABEL_OPT,
+    image_column: Optional[str] = IMAGE_OPT,
+    batch_size: Optional[int] = BATCH_OPT,
+    lr: Optional[float] = LR_OPT,
+    seed: Optional[int] = SEED_OPT,
+    set_: Optional[List[str]] = SET_OPT,
+    out: Path = typer.Option(Path("rank.json"), help="where to write the ranking"),
+    confirm_top: int = typer.Option(0, "--confirm-top", help="fine-tune the top K under successive halving (0: off)"),
+    confirm_epochs: float = typer.Option(1.0, "--confirm-epochs", help="epochs of the first rung (x3 per rung)"),
+    runs: Optional[Path] = typer.Option(None, "--runs", help="folder of the confirm fine-tunes [OUT-runs/]"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """Rank candidate pretrained models on your data before training: LogME, kNN and linear-probe
+    accuracy of frozen features; --confirm-top K checks the order with short fine-tunes."""
+    from rich.console import Console
+
+    from ftkit.api import make_config
+    from ftkit.selection.rank import rank_models, table
+
+    _setup(quiet)
+    options = _given(task=task, train=train, validation=validation, test=test, text_column=text_column,
+                     label_column=label_column, image_column=image_column, batch_size=batch_size, lr=lr, seed=seed)
+    cfg = make_config(str(config) if config else None, options, set_ or [])
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    report = rank_models(cfg, names, confirm_top=confirm_top, confirm_epochs=confirm_epochs, runs=runs, out=out,
+                         quiet=quiet)
+    Console(width=None if sys.stdout.isatty() else 160).print(table(report))
+    if "confirm" in report:
+        typer.echo(report["confirm"]["verdict"])
+    typer.echo(f"ranking: {out}")
+
+
 @app.command("eval")
 def evaluate(
     run_dir: Path = typer.Argument(..., help="folder of a finished run (or of an exported model)"),
@@ -265,6 +306,56 @@ def evaluate(
     write_json(target, {"data": str(data), "metrics": metrics})
     typer.echo(f"{data}: " + _brief(metrics))
     typer.echo(f"saved: {target}")
+
+
+@app.command("tune")
+def tune_cmd(
+    config: Optional[Path] = CONFIG_ARG,
+    trials: Optional[int] = typer.Option(None, "--trials", help="finished trials in total (a resumed study counts its own)"),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="e.g. 90s, 20m, 1.5h: trials + refit fit in it"),
+    task: Optional[str] = TASK_OPT,
+    model: Optional[str] = MODEL_OPT,
+    train: Optional[str] = TRAIN_OPT,
+    validation: Optional[str] = VALIDATION_OPT,
+    test: Optional[str] = TEST_OPT,
+    text_column: Optional[str] = TEXT_OPT,
+    label_column: Optional[str] = LABEL_OPT,
+    image_column: Optional[str] = IMAGE_OPT,
+    strategy: Optional[str] = typer.Option(None, help="fix the strategy (default: searched among full, llrd, lora, freeze-bottom)"),
+    epochs: Optional[float] = EPOCHS_OPT,
+    batch_size: Optional[int] = BATCH_OPT,
+    lr: Optional[float] = LR_OPT,
+    seed: Optional[int] = SEED_OPT,
+    set_: Optional[List[str]] = SET_OPT,
+    out: Path = typer.Option(Path("runs/tune"), help="folder for study.db, one run per trial, best/, tune.json"),
+    resume: bool = typer.Option(False, help="continue the study in --out"),
+    sampler: str = typer.Option("tpe", help="tpe or random"),
+    pruner: str = typer.Option("median", help="median, halving or none"),
+    refit_on_all: bool = typer.Option(False, "--refit-on-all", help="refit on train + validation (best trial's epochs)"),
+    executor: str = typer.Option("local", help="local, or ray (trials in parallel on a Ray cluster)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster: auto or ray://host:port (default: start a local one)"),
+    trial_cpus: int = typer.Option(1, "--trial-cpus", help="CPUs per Ray trial (its train.threads)"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """Tune hyperparameters (Optuna; pruning, resumable), refit the best; table + OUT/tune.json."""
+    from ftkit.api import make_config
+    from ftkit.hpo.report import table
+    from ftkit.hpo.space import split_config
+    from ftkit.hpo.tune import tune
+
+    _setup(quiet)
+    options = _given(task=task, model=model, train=train, validation=validation, test=test,
+                     text_column=text_column, label_column=label_column, image_column=image_column,
+                     strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    tree, spec = split_config(str(config) if config else None)
+    cfg = make_config(tree, options, set_ or [])
+    report = tune(cfg, out, trials=trials, time_budget=time_budget, resume=resume, sampler=sampler, pruner=pruner,
+                  executor=executor, address=address, trial_cpus=trial_cpus, refit_on_all=refit_on_all,
+                  space=spec, search_strategy=False if strategy else None, quiet=quiet)
+    from rich.console import Console
+    Console(width=None if sys.stdout.isatty() else 120).print(table(report))
+    typer.echo(f"saved: {out / 'tune.json'}, {out / 'trials.csv'}, {out / 'trials.png'}"
+               + (f"; best model: {report['refit']['run_dir']}" if report.get("refit") else ""))
 
 
 @app.command()
@@ -295,6 +386,46 @@ def predict(
 
 
 @app.command()
+def advise(
+    config: Optional[Path] = CONFIG_ARG,
+    task: Optional[str] = TASK_OPT,
+    model: Optional[str] = MODEL_OPT,
+    train: Optional[str] = TRAIN_OPT,
+    validation: Optional[str] = VALIDATION_OPT,
+    test: Optional[str] = TEST_OPT,
+    text_column: Optional[str] = TEXT_OPT,
+    label_column: Optional[str] = LABEL_OPT,
+    image_column: Optional[str] = IMAGE_OPT,
+    epochs: Optional[float] = EPOCHS_OPT,
+    batch_size: Optional[int] = BATCH_OPT,
+    seed: Optional[int] = SEED_OPT,
+    set_: Optional[List[str]] = SET_OPT,
+    models: Optional[str] = typer.Option(None, help="comma-separated candidate models, ranked by transferability"),
+    strategies: str = typer.Option("full,lora,lp-ft,linear-probe", help="comma-separated strategies to estimate"),
+    budget: Optional[str] = typer.Option(None, help="time budget for a fit, e.g. 90s, 30m, 1.5h"),
+    target_metric: Optional[float] = typer.Option(None, help="accuracy that would be good enough, e.g. 0.9"),
+    out: Path = typer.Option(Path("advice.json"), help="where to write the full advice"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """Before spending compute: should I fine-tune, which model and strategy, how long will it
+    take, will it fit in memory? Profiles a few real steps per strategy; prints the advised `ftkit fit`."""
+    from ftkit.api import advise as run_advise
+    from ftkit.advisor.table import render
+
+    _setup(quiet)
+    options = _given(task=task, model=model, train=train, validation=validation, test=test,
+                     text_column=text_column, label_column=label_column, image_column=image_column, epochs=epochs,
+                     batch_size=batch_size, seed=seed)
+    result = run_advise(str(config) if config else None, models=models, strategies=strategies, budget=budget,
+                        target_metric=target_metric, out=out, overrides=set_ or [], **options)
+    from rich.console import Console
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    for part in render(result):
+        console.print(part)
+    typer.echo(f"advice: {out}")
+
+
+@app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="folder of a finished run"),
     out: Path = typer.Option(..., help="folder for the standalone model"),
@@ -313,6 +444,63 @@ def export(
         load(run_dir).predictor.export(tmp)
     how = "transformers' from_pretrained or " if (out / "config.json").is_file() else ""
     typer.echo(f"model exported to {out} (load it with {how}`ftkit predict {out} ...`)")
+
+
+@app.command()
+def auto(
+    config: Optional[Path] = CONFIG_ARG,
+    time_budget: str = typer.Option(..., "--time-budget", help="all of it, from start to report: e.g. 30m, 1h, 900s"),
+    models_: Optional[str] = typer.Option(None, "--models", help="candidates to rank, comma-separated [--model]"),
+    task: Optional[str] = TASK_OPT,
+    model: Optional[str] = MODEL_OPT,
+    train: Optional[str] = TRAIN_OPT,
+    validation: Optional[str] = VALIDATION_OPT,
+    test: Optional[str] = TEST_OPT,
+    text_column: Optional[str] = TEXT_OPT,
+    label_column: Optional[str] = LABEL_OPT,
+    image_column: Optional[str] = IMAGE_OPT,
+    strategy: Optional[str] = typer.Option(None, help="fix the strategy [the advised one]"),
+    epochs: Optional[float] = EPOCHS_OPT,
+    seed: Optional[int] = SEED_OPT,
+    set_: Optional[List[str]] = SET_OPT,
+    out: Path = typer.Option(Path("runs/auto"), help="folder for doctor/advice/tune and the final run"),
+    overwrite: bool = typer.Option(False, help="replace what --out holds"),
+    executor: str = typer.Option("local", help="tuning trials: local, or ray"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster for --executor ray [start a local one]"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """One command within a time budget: doctor -> rank -> advise -> tune -> final fit -> report."""
+    from ftkit.api import make_config
+    from ftkit.hpo.tune import parse_duration
+    from ftkit.runs.auto import auto_run, check_budget, process_start
+
+    started = process_start()
+    _setup(quiet)
+    options = _given(task=task, model=model, train=train, validation=validation, test=test,
+                     text_column=text_column, label_column=label_column, image_column=image_column,
+                     strategy=strategy, epochs=epochs, seed=seed)
+    cfg = make_config(str(config) if config else None, options, set_ or [])
+    candidates = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None
+    report = auto_run(cfg, out, time_budget=check_budget(parse_duration(time_budget)), models=candidates,
+                      overwrite=overwrite, executor=executor, address=address,
+                      strategy_given=True if strategy else None, started=started, quiet=quiet)
+    _print_auto(report, out)
+
+
+def _print_auto(report: dict, out: Path) -> None:
+    final, stages = report["final"], report["stages"]
+    typer.echo("stages: " + ", ".join(f"{k} {v['seconds']:.0f}s" for k, v in stages.items())
+               + f"; total {report['seconds']:.0f}s of {report['time_budget_seconds']:.0f}s")
+    typer.echo(f"chosen: {report['model']}, {report['strategy']}, "
+               + ", ".join(f"{k}={final['hyperparameters'][k]:.3g}" for k in ("lr", "epochs", "weight_decay")))
+    tune = report.get("tune") or {}
+    if tune:
+        typer.echo(f"tuning: {tune['trials']['complete']} trials complete, {tune['trials']['pruned']} pruned")
+    picked = final["validation"] if final["validation"] is not None else ((tune.get("best") or {}).get("value"))
+    typer.echo(f"{final['metric']}: " + (f"validation {picked:.4f}" + (" (the study's trial)" if final["validation"] is None
+                                                                        else "") + "; " if picked is not None else "")
+               + "test " + _brief(final["test"]))
+    typer.echo(f"run folder: {report['final_run']}  (report: {out / 'auto.json'})")
 
 
 @app.command()

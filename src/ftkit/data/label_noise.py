@@ -112,25 +112,9 @@ def _labelled_rows(ctx: Context) -> tuple[list[int], np.ndarray]:
 
 def _features(ctx: Context) -> np.ndarray:
     """(n, dim) head inputs of every labelled row, all splits in order, from the feature cache."""
-    import torch
-
-    from ftkit.models.loading import resolve
-    from ftkit.strategies.groups import head_modules
+    from ftkit.selection.features import frozen_features
     from ftkit.tasks import get_task
-    from ftkit.training import device as dev
-    from ftkit.training.features import NotCacheable, body_fingerprint, cached_features
 
-    task, cfg = get_task(ctx.task), ctx.cfg
-    torch.manual_seed(cfg.seed)
-    model, processor = task.build(cfg, resolve(cfg.model.name), ctx.labels)
-    heads = head_modules(model)
-    if len(heads) != 1:
-        raise NotCacheable(f"the head is several modules ({', '.join(heads)})")
-    model.to(dev.pick_device(cfg.train.device))
-    body = body_fingerprint(model, heads[0])
-    feats = []
-    for part in ctx.parts:
-        data = task.encode(part.examples, processor, cfg, ctx.labels)
-        f, _, _ = cached_features(model, heads[0], body, data, cfg.train.eval_batch_size, "fp32", part.split)
-        feats.append(f)
+    parts = [(part.split, part.examples) for part in ctx.parts]
+    feats, _, _ = frozen_features(ctx.cfg, get_task(ctx.task), ctx.labels, parts)
     return np.concatenate(feats)

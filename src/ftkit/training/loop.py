@@ -187,8 +187,8 @@ class Loop:
         epoch_done = s.batch == n_batches
         if cfg.eval_every and s.global_step % cfg.eval_every == 0:
             self._validate()
-        elif s.global_step >= self.total_steps and not epoch_done and cfg.eval_every is None:
-            self._validate()  # a fractional last epoch still gets its evaluation
+        elif s.global_step >= self.total_steps and (cfg.eval_every or not epoch_done):
+            self._validate()  # the last step is always scored (a fractional last epoch, or off the eval_every grid)
         if s.global_step % cfg.checkpoint_every == 0 and not epoch_done:
             self._checkpoint()
 

@@ -1,0 +1,309 @@
+"""`ftkit auto`: doctor -> rank -> advise -> tune -> refit -> evaluate -> report, in one time budget.
+
+An outer loop over the same pieces as the separate commands (never a second training loop):
+
+    OUT/doctor.json      the data doctor (label noise only when the budget leaves room for it)
+    OUT/advice.json      models ranked (several --models) and each strategy profiled and estimated
+    OUT/tune/            a short Optuna study on a training sample (skipped when no room)
+    OUT/final/           the chosen configuration on all the training data: a complete run folder
+    OUT/auto.json        what each stage chose and how long it took
+
+The budget counts from the start of the process. Each stage gets what the earlier ones left; the
+final fit is planned first (its epochs are chosen from the advise estimate so it fits about half
+of what is left) and the study gets the rest, each trial capped by `train.max_seconds`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ftkit.config import FitConfig, to_dict, validate
+from ftkit.errors import ConfigError, DataError, RunDirError
+from ftkit.io import write_json
+
+log = logging.getLogger(__name__)
+
+# Of the time left after advise, the final fit's share (planned first; the study gets the rest).
+# In short budgets the final fit's epochs and data move test accuracy more than a few trials whose
+# validation scores differ by less than their noise, so it gets most of the time.
+FINAL_SHARE = 0.75
+MAX_FINAL_EPOCHS = 5  # without a validation split to stop early, a usual fine-tuning length at most
+MIN_TRIALS = 3  # fewer trials than this is not a search: train the defaults instead
+TARGET_TRIALS = 5  # trials run on smaller training samples until about this many fit
+MIN_TRIAL_ROWS = 300  # a smaller training sample says little about the full data
+MIN_TRIAL_STEPS = 100  # a trial of fewer optimizer steps barely leaves the prior: every trial ties
+ESTIMATE_MARGIN = 1.15  # estimates are within ~15-30%: plan with headroom
+LABEL_NOISE_BUDGET = 900.0  # seconds; below it the doctor skips the (model-based) label-noise check
+SCORE_BUDGET = 900.0  # seconds; below it one model is not scored (transferability, probe baseline)
+
+
+@dataclass
+class Clock:
+    """The budget, counted from `started` (the CLI: the start of the process, imports included)."""
+
+    budget: float
+    started: float = field(default_factory=time.time)
+
+    def used(self) -> float:
+        return time.time() - self.started
+
+    def left(self) -> float:
+        # Kept back at the end: writing auto.json, printing, interpreter shutdown, and estimate error.
+        return self.budget - self.used() - min(60.0, 10.0 + 0.03 * self.budget)
+
+
+def auto_run(cfg: FitConfig, out: Path, *, time_budget: float, models: Optional[list[str]] = None,
+             overwrite: bool = False, executor: str = "local", address: Optional[str] = None,
+             strategy_given: Optional[bool] = None, started: Optional[float] = None, quiet: bool = False) -> dict:
+    """The whole pipeline; returns what OUT/auto.json holds. The strategy is the advised one
+    unless given (None: given when the config names one other than the default)."""
+    if strategy_given is None:
+        strategy_given = cfg.strategy.name != "full" or bool(cfg.strategy.model_extra)
+    clock = Clock(float(time_budget), started or time.time())
+    _prepare_out(Path(out), overwrite)
+    stages: dict = {}
+    doctor = _stage(stages, "doctor", clock, lambda: _doctor(cfg, out, clock))
+    advice = _stage(stages, "advise", clock, lambda: _advise(cfg, models, out, clock, strategy_given))
+    cfg, plan = _choose(cfg, advice, clock, strategy_given)
+    tuned = _stage(stages, "tune", clock, lambda: _tune(cfg, plan, out, clock, executor, address, quiet))
+    final = _stage(stages, "final", clock, lambda: _final(cfg, plan, tuned, out, clock, quiet))
+    report = {"time_budget_seconds": time_budget, "seconds": round(clock.used(), 1),
+              "within_budget": clock.used() <= time_budget, "stages": stages,
+              "doctor": doctor, "model": cfg.model.name, "strategy": cfg.strategy.name,
+              "recommendation": advice["recommendation"], "plan": plan.as_dict() | {"final_on_all": _refit_on_all(cfg)},
+              "tune": tuned,
+              "final_run": str(final), "final": _brief(final)}
+    write_json(Path(out) / "auto.json", report)
+    return report
+
+
+# ---------------------------------------------------------------- stages
+
+def _doctor(cfg: FitConfig, out: Path, clock: Clock) -> dict:
+    """Data problems stop auto before any training; warnings are reported and training goes on."""
+    from ftkit.data.doctor import Options, diagnose, refuse_leakage, write
+
+    report = diagnose(cfg, Options(label_noise=clock.budget >= LABEL_NOISE_BUDGET))
+    write(report, Path(out) / "doctor.json")
+    if not cfg.data.allow_leakage:
+        refuse_leakage(report)
+    schema = report.get("schema")
+    if schema is not None and schema.severity == "error":
+        raise DataError(f"the data doctor found problems that stop training: {schema.message} "
+                        f"({Path(out) / 'doctor.json'}; `ftkit doctor` shows them)")
+    return {k: report.summary[k] for k in ("errors", "warnings", "failed", "warned")}
+
+
+def _advise(cfg: FitConfig, models, out: Path, clock: Clock, strategy_given: bool) -> dict:
+    from ftkit.advisor.run import advise_run
+
+    strategies = [cfg.strategy.name] if strategy_given else _candidates(cfg)
+    # In one process: a fresh process per strategy gives each its own peak memory, but costs a
+    # torch import and a model load each, which a time budget cannot spare. One model is only
+    # scored (a feature pass over the training data) when the budget is roomy.
+    advice = advise_run(cfg, models=models, strategies=strategies, budget=max(clock.left(), 1.0), isolate=False,
+                        score_models=clock.budget >= SCORE_BUDGET)
+    write_json(Path(out) / "advice.json", advice)
+    return advice
+
+
+def _candidates(cfg: FitConfig) -> list[str]:
+    """The strategies worth profiling for this much data (advise's order, first two), and the
+    linear probe (cheap to profile, and the fallback when time is short)."""
+    from collections import Counter
+
+    from ftkit.advisor.recommend import MODERATE_ORDER, PLENTY_ORDER, PLENTY_PER_CLASS
+    from ftkit.data.splits import limit_train
+    from ftkit.tasks import get_task
+
+    splits = limit_train(get_task(cfg.task).prepare_data(cfg), cfg)
+    labels = getattr(splits.train, "labels", None)
+    per_class = len(splits.train) / max(len(Counter(labels)) if labels else 1, 1)
+    order = PLENTY_ORDER if per_class >= PLENTY_PER_CLASS else MODERATE_ORDER
+    return [name for name in order if name != "linear-probe"][:2] + ["linear-probe"]
+
+
+@dataclass
+class Plan:
+    """How the time left after advise is spent."""
+
+    final_epochs: float
+    final_seconds: float  # estimated
+    n_train: int
+    trial_rows: Optional[int] = None  # None: no study
+    trial_seconds: Optional[float] = None  # estimated, each
+    tune_seconds: float = 0.0
+    profile: dict = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "profile"}
+
+
+def _choose(cfg: FitConfig, advice: dict, clock: Clock, strategy_given: bool) -> tuple[FitConfig, Plan]:
+    """The advised model and strategy, and the plan: final-fit epochs first, then trials."""
+    rec = advice["recommendation"]
+    name = cfg.strategy.name if strategy_given else (rec.get("strategy") or "linear-probe")
+    if rec["action"] == "don't fine-tune" and not strategy_given:
+        log.warning("advise: don't fine-tune (%s); auto trains a linear probe so a run exists to inspect",
+                    "; ".join(rec["reasons"]))
+    from ftkit.selection.rank import candidate_config
+
+    tree = to_dict(candidate_config(cfg, advice["model"]))  # the best ranked of several --models
+    if name != cfg.strategy.name:  # the advised strategy, without the settings of the configured one
+        tree["strategy"] = {"name": name}
+    cfg = validate(tree)
+    return cfg, _plan(advice["profiles"][name], cfg, clock.left())
+
+
+def _plan(profile: dict, cfg: FitConfig, left: float) -> Plan:
+    from ftkit.advisor.estimate import estimate_fit
+
+    train_rows = int(profile["data"]["n"]["train"])
+    final = _final_profile(profile, cfg)
+    plan = Plan(final_epochs=_final_epochs(final, FINAL_SHARE * left) or _final_epochs(final, left), final_seconds=0.0,
+                n_train=int(final["data"]["n"]["train"]), profile=final)
+    if not plan.final_epochs:
+        raise ConfigError(f"--time-budget: {left:.0f} s are left after the checks and the advice, and even a "
+                          f"tenth of an epoch of {cfg.strategy.name} needs more; give more time "
+                          "(advice.json has the estimates), or less data / a smaller max_length")
+    plan.final_seconds = round(ESTIMATE_MARGIN * estimate_fit(final, plan.final_epochs)["total_seconds"], 1)
+    if "steps" not in profile:  # a linear probe: nothing worth searching
+        return plan
+    room = left - plan.final_seconds
+    cost = lambda rows: ESTIMATE_MARGIN * estimate_fit(profile, 1.0, rows)["total_seconds"]  # noqa: E731
+    smallest = min(train_rows, max(MIN_TRIAL_ROWS, MIN_TRIAL_STEPS * cfg.train.batch_size))
+    rows = train_rows
+    while rows > smallest and TARGET_TRIALS * cost(rows) > room:
+        rows = max(smallest, rows // 2)
+    if MIN_TRIALS * cost(rows) <= room:
+        plan.trial_rows, plan.trial_seconds, plan.tune_seconds = rows, round(cost(rows), 1), round(room, 1)
+    return plan
+
+
+def _final_epochs(final: dict, seconds: float) -> float:
+    from ftkit.advisor.estimate import epochs_within
+
+    return min(epochs_within(final, seconds / ESTIMATE_MARGIN), MAX_FINAL_EPOCHS)
+
+
+def _final_profile(profile: dict, cfg: FitConfig) -> dict:
+    """The profile as the final fit will run: on train + validation rows, with no validation passes."""
+    if not _refit_on_all(cfg):
+        return profile
+    import copy
+
+    final = copy.deepcopy(profile)
+    n, units = final["data"]["n"], final["data"]["units"]
+    n["train"] = n["train"] + n.pop("validation", 0)
+    units["train"] = units.get("train", 0.0) + units.pop("validation", 0.0)
+    return final
+
+
+def _refit_on_all(cfg: FitConfig) -> bool:
+    """The final fit trains on train + validation when ftkit made the validation split: model
+    selection is done by then (the study's validation scores), and more data helps more than a
+    validation split to stop on. A --validation file stays a validation file."""
+    return cfg.data.validation is None and cfg.data.validation_size > 0
+
+
+def _tune(cfg: FitConfig, plan: Plan, out: Path, clock: Clock, executor: str, address, quiet: bool) -> Optional[dict]:
+    """A short study of the learning rate and regularisation, one epoch on a training sample;
+    the configured defaults are its first trial, so the search can only add to them."""
+    if plan.trial_rows is None:
+        log.info("auto: no room for a search in the budget; the final fit uses the defaults")
+        return None
+    from ftkit.hpo.tune import tune
+    from ftkit.strategies import default_lr
+    from ftkit.tasks import get_task
+
+    lr = cfg.train.lr or default_lr(cfg.strategy.name, get_task(cfg.task))
+    space = {"train.lr": {"low": lr / 4, "high": min(lr * 5, 0.5), "log": True},
+             "train.weight_decay": {"low": 0.0, "high": 0.1},
+             "train.warmup_ratio": {"low": 0.0, "high": 0.2}}
+    full = plan.trial_rows >= int(plan.profile["data"]["n"]["train"])
+    data = cfg.data.model_copy(update={"train_rows": None if full else plan.trial_rows})
+    train = cfg.train.model_copy(update={"epochs": 1.0, "lr": lr})
+    trials_cfg = cfg.model_copy(update={"data": data, "train": train})
+    budget = max(1.0, min(plan.tune_seconds, clock.left() - plan.final_seconds))
+    # First a coarse log grid of the lr around the default (the setting that matters most, and
+    # TPE's first trials are random), then TPE over all three.
+    points = [{"train.lr": lr * f, "train.weight_decay": cfg.train.weight_decay,
+               "train.warmup_ratio": cfg.train.warmup_ratio} for f in (1.0, 3.0, 1 / 3)]
+    return tune(trials_cfg, Path(out) / "tune", time_budget=budget, refit=False, space=space,
+                search_strategy=False, points=points, executor=executor, address=address, quiet=quiet)
+
+
+def _final(cfg: FitConfig, plan: Plan, tuned: Optional[dict], out: Path, clock: Clock, quiet: bool) -> Path:
+    """The chosen configuration on all the training data, capped to the time left."""
+    from ftkit.advisor.estimate import estimate_fit
+    from ftkit.hpo.space import apply_values
+    from ftkit.runs.fit import fit_run
+
+    best = (tuned or {}).get("best") or {}
+    if best.get("params"):
+        cfg = apply_values(cfg, best["params"])
+    # Epochs again from the time really left (the study may have ended early or late).
+    epochs = _final_epochs(plan.profile, clock.left()) or plan.final_epochs
+    after = estimate_fit(plan.profile, epochs)
+    finish = ESTIMATE_MARGIN * (after["final_seconds"] + after["setup_seconds"])
+    cap = max(1.0, clock.left() - finish)
+    plan.final_epochs = epochs
+    train = cfg.train.model_copy(update={"epochs": epochs, "max_seconds": cap})
+    data = cfg.data.model_copy(update={"validation_size": 0.0}) if _refit_on_all(cfg) else cfg.data
+    cfg = cfg.model_copy(update={"train": train, "data": data, "out": str(Path(out) / "final")})
+    log.info("auto: final fit, %s, %g epochs, at most %.0f s of training -> %s", cfg.strategy.name, epochs, cap, cfg.out)
+    return fit_run(cfg, overwrite=True, quiet=quiet, command=["ftkit", "auto", "(final)"])
+
+
+# ---------------------------------------------------------------- helpers
+
+def _stage(stages: dict, name: str, clock: Clock, work):
+    tick = clock.used()
+    log.info("auto: %s (%.0f s used of %.0f)", name, tick, clock.budget)
+    result = work()
+    stages[name] = {"seconds": round(clock.used() - tick, 1), "ended_at": round(clock.used(), 1)}
+    return result
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise RunDirError(f"--out {out} is not empty; pass --overwrite to replace it, or choose another folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _brief(run: Path) -> dict:
+    import json
+
+    s = json.loads((Path(run) / "summary.json").read_text())
+    return {"metric": s["best"]["metric"], "validation": s["best"]["value"],
+            "test": {k: v for k, v in s["metrics"].get("test", {}).items() if isinstance(v, float)},
+            "test_ci": s["metrics"].get("test", {}).get("ci"), "hyperparameters": s["hyperparameters"],
+            "stopped": s.get("stopped"), "train_seconds": s["timing"]["train_seconds"]}
+
+
+def process_start() -> float:
+    """When this process started (wall clock), so `ftkit auto`'s budget covers its start-up too."""
+    return time.time() - _process_age()
+
+
+def _process_age() -> float:
+    """Seconds since this process started (Linux /proc); 0 where unknown."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def check_budget(seconds: Optional[float]) -> float:
+    if seconds is None or seconds <= 0:
+        raise ConfigError("--time-budget: give the time auto may use, e.g. 30m, 1h or 900s")
+    return seconds

@@ -1,0 +1,1 @@
+"""Model selection before training: frozen features, transferability scores, ranking."""

@@ -1,0 +1,78 @@
+"""Frozen features of a candidate model: what its task head would receive, through the on-disk
+feature cache (training/features.py), so ranking the same candidates again costs no forward pass.
+
+One vector per example only: token classification heads take one vector per token, so they are
+refused here (``NotCacheable``) rather than silently pooled.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ftkit.config import FitConfig
+from ftkit.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = ("text-classification", "image-classification")
+
+
+def candidate_features(cfg: FitConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(n, dim) frozen features and (n,) label ids of the TRAINING rows (after the validation/test
+    hold-out, so rows a fine-tune is judged on never inform a score), and an info dict:
+    {"seconds", "cache", "dim", "n", "model", "init", "labels", "extract_seconds", "file"}.
+
+    cfg.model.init == "random" gives the same architecture with random weights (a floor).
+    """
+    from ftkit.tasks import get_task
+
+    if cfg.task not in SUPPORTED:
+        raise ConfigError(f"--task {cfg.task}: ranking needs one feature vector per example "
+                          f"({', '.join(SUPPORTED)}); a {cfg.task} head takes one vector per token")
+    tick = time.perf_counter()
+    task = get_task(cfg.task)
+    splits = task.prepare_data(cfg)
+    from ftkit.training.features import NotCacheable
+
+    try:
+        feats, labels, records = frozen_features(cfg, task, splits.labels, [("train", splits.train)])
+    except NotCacheable as why:
+        raise ConfigError(f"--models {cfg.model.name}: no frozen features to score ({why})") from None
+    record = records[0]
+    info = {"seconds": round(time.perf_counter() - tick, 3), "cache": record["cache"], "dim": int(feats[0].shape[1]),
+            "n": int(feats[0].shape[0]), "model": cfg.model.name, "init": cfg.model.init, "labels": splits.labels,
+            "extract_seconds": record["seconds"], "file": record["file"]}
+    return feats[0], labels[0], info
+
+
+def frozen_features(cfg: FitConfig, task, labels: list[str], parts: list[tuple[str, object]]):
+    """Per part (name, examples): (n, dim) head inputs, (n,) label ids (None when unlabelled) and
+    the cache record. The model is built once, seeded, randomized when cfg.model.init says so."""
+    import torch
+
+    from ftkit.models.loading import randomize, resolve
+    from ftkit.strategies.groups import head_modules
+    from ftkit.training import device as dev
+    from ftkit.training.features import NotCacheable, body_fingerprint, cached_features
+
+    if cfg.train.threads:  # only when asked: the doctor calls this too and keeps torch's default
+        dev.set_threads(cfg.train.threads)
+    torch.manual_seed(cfg.seed)  # the same head init as `fit`, so the body fingerprint is stable
+    model, processor = task.build(cfg, resolve(cfg.model.name), labels)
+    if cfg.model.init == "random":
+        randomize(model)
+    heads = head_modules(model)
+    if len(heads) != 1:
+        raise NotCacheable(f"the head is several modules ({', '.join(heads)})")
+    model.to(dev.pick_device(cfg.train.device))
+    body = body_fingerprint(model, heads[0])
+    feats, ids, records = [], [], []
+    for name, examples in parts:
+        data = task.encode(examples, processor, cfg, labels)
+        f, _, record = cached_features(model, heads[0], body, data, cfg.train.eval_batch_size, "fp32", name)
+        feats.append(f)
+        ids.append(getattr(data, "labels", None))
+        records.append(record)
+    return feats, ids, records
