@@ -56,46 +56,14 @@ def profile_strategy(cfg, steps: int = TIMED_STEPS) -> dict:
 
 
 def build_run(cfg) -> dict:
-    """`fit_run`'s steps 1-3 and the encoding, in its order, timed; nothing is written."""
-    from ftkit.data.doctor import check_data
-    from ftkit.data.splits import limit_train
-    from ftkit.evaluation.honest import check_eval
-    from ftkit.models.loading import randomize, resolve
-    from ftkit.runs.fit import _oversampling, _probe_rows, _with_default_lr
-    from ftkit.strategies import get_strategy
-    from ftkit.tasks import get_task
-    from ftkit.training import device as dev
-    from ftkit.training.regularize import set_dropout
+    """`fit_run`'s steps 1-3 and the encoding (its own `prepare`), timed; nothing is written."""
+    from ftkit.runs.fit import prepare
 
     started = time.perf_counter()
-    task = get_task(cfg.task)
-    cfg = _with_default_lr(cfg, task)  # the optimizer needs a number; the value does not change speed
-    threads = dev.set_threads(cfg.train.threads)
-    device = dev.pick_device(cfg.train.device)
-    if device.type == "cpu":
-        dev.keep_freed_memory()
-    precision = dev.resolve_precision(cfg.train.precision, device)
-    splits = limit_train(task.prepare_data(cfg), cfg)
-    check_data(cfg, splits)
-    check_eval(task, cfg, splits)
-    source = resolve(cfg.model.name)
-    torch.manual_seed(cfg.seed)
-    model, processor = task.build(cfg, source, splits.labels)
-    if cfg.model.init == "random":
-        randomize(model)
-    params = get_strategy(cfg.strategy.name)(model, cfg)
-    set_dropout(model, cfg.model.dropout)
-    model.to(device)
-    data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}
-    probe_rows = _probe_rows(splits, cfg) if "validation" in data else None
-    train_probe = (task.encode(splits.train.subset(probe_rows), processor, cfg, splits.labels)
-                   if probe_rows is not None else None)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    return {"cfg": cfg, "task": task, "splits": splits, "source": source, "model": model, "processor": processor,
-            "params": params, "data": data, "probe_rows": probe_rows, "train_probe": train_probe,
-            "weights": _oversampling(cfg, data["train"]), "device": device, "precision": precision,
-            "threads": threads, "setup_seconds": round(time.perf_counter() - started, 3)}
+    prepared = prepare(cfg)
+    if prepared.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(prepared.device)
+    return dict(vars(prepared)) | {"setup_seconds": round(time.perf_counter() - started, 3)}
 
 
 def _loop_settings(run: dict) -> dict:

@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -53,44 +54,20 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     started = time.perf_counter()
     run = RunDir(cfg.out or default_out(cfg))
     run.check(resume, overwrite)
-    task = get_task(cfg.task)
-    cfg = _with_default_lr(cfg, task)
-    metric = _metric(cfg, task)
-    threads = dev.set_threads(cfg.train.threads)
-    device = dev.pick_device(cfg.train.device)
-    if device.type == "cpu":
-        dev.keep_freed_memory()
-    precision = dev.resolve_precision(cfg.train.precision, device)
-
-    # 1. data: read, validate and split (nothing written yet)
-    splits = limit_train(task.prepare_data(cfg), cfg)
-    doctor = check_data(cfg, splits)  # fast data doctor: refuses leaked splits unless --allow-leakage
-    groups = check_eval(task, cfg, splits)  # eval settings + --group-column values, before anything is written
-    # 2. model: pretrained body + a new head, seeded so reruns start identically
-    source = resolve(cfg.model.name)
-    torch.manual_seed(cfg.seed)
-    model, processor = task.build(cfg, source, splits.labels)
-    if cfg.model.init == "random":
-        randomize(model)
-    # 3. strategy: what trains
-    params = get_strategy(cfg.strategy.name)(model, cfg)
-    set_dropout(model, cfg.model.dropout)
-    model.to(device)
-    data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}
+    p = prepare(cfg)  # steps 1-3: nothing written yet
+    cfg, task, splits, model, data, device, precision = p.cfg, p.task, p.splits, p.model, p.data, p.device, p.precision
+    metric, params, processor, probe_rows, train_probe, weights = (p.metric, p.params, p.processor, p.probe_rows,
+                                                                   p.train_probe, p.weights)
     l2sp = _l2sp(model, cfg)
-    weights = _oversampling(cfg, data["train"])
     if not resume:
         run.start(to_dict(cfg.model_copy(update={"out": str(run.path)})), command or [], splits.record, overwrite)
-    write_json(run.path / "doctor.json", doctor.to_dict())
+    write_json(run.path / "doctor.json", p.doctor.to_dict())
     log.info("%s: %s, %d train / %s validation / %s test examples, %s on %s (%d threads)",
-             cfg.task, source.describe(), len(data["train"]), _n(data, "validation"), _n(data, "test"),
-             precision, device, threads)
+             cfg.task, p.source.describe(), len(data["train"]), _n(data, "validation"), _n(data, "test"),
+             precision, device, p.threads)
 
     # 4. train: the one loop, resumable (a head-only phase on cached features first, if asked)
     progress = NoProgress() if quiet else RichProgress()
-    probe_rows = _probe_rows(splits, cfg) if "validation" in data else None
-    train_probe = (task.encode(splits.train.subset(probe_rows), processor, cfg, splits.labels)
-                   if probe_rows is not None else None)
 
     def make_inputs(m) -> LoopInputs:
         return LoopInputs(
@@ -113,17 +90,17 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
 
     # 5. evaluate the final (best) model on every held-out split, with CIs, calibration, groups
     scored = data if score_test else {k: v for k, v in data.items() if k != "test"}
-    metrics, test_probs, temperature = _final_evaluation(task, model, scored, cfg, splits.labels, groups)
+    metrics, test_probs, temperature = _final_evaluation(task, model, scored, cfg, splits.labels, p.groups)
 
     # 6. save: model folder, predictions, then the summary (its presence marks the run done)
     if save_model:
-        _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, source,
+        _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, p.source,
                     params.adapter is not None, temperature)
     if test_probs is not None:
         _write_csv(task.prediction_frame(splits.test, test_probs, splits.labels), run.predictions)
-    runtime = {"device": str(device), "precision": precision, "threads": threads,
+    runtime = {"device": str(device), "precision": precision, "threads": p.threads,
                "peak_memory_mb": round(dev.peak_memory_mb(device), 1)}
-    summary = _summary(cfg, source, splits.labels, metrics, state, metric, params, runtime, data)
+    summary = _summary(cfg, p.source, splits.labels, metrics, state, metric, params, runtime, data)
     _add_run_details(summary, cfg, params, state, metric, extra, l2sp, resumed)
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     summary["outputs"] = {"model": save_model, "test_scored": score_test and "test" in data}
@@ -132,6 +109,62 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     # state (hundreds of MB: weights + optimizer moments) goes.
     shutil.rmtree(run.checkpoints, ignore_errors=True)
     return run.path
+
+
+@dataclass
+class Prepared:
+    """What `fit` has before it writes anything: data split and encoded, model built, strategy applied."""
+
+    cfg: FitConfig  # with the default lr filled in
+    task: object
+    metric: str
+    splits: object
+    doctor: object  # the fast data doctor's report
+    groups: object  # --group-column values of the test split, or None
+    source: object
+    model: torch.nn.Module
+    processor: object
+    params: object  # the strategy's record (trainable counts, lr scales, probe phase, adapter)
+    data: dict  # split name -> encoded split
+    probe_rows: object  # training rows scored at each validation, or None
+    train_probe: object
+    weights: object  # train.oversample draw probabilities, or None
+    device: torch.device
+    precision: str
+    threads: int
+
+
+def prepare(cfg: FitConfig) -> Prepared:
+    """`fit`'s steps 1-3 (also what `ftkit advise` profiles): everything that can fail on bad input
+    runs here, before the run folder is written."""
+    task = get_task(cfg.task)
+    cfg = _with_default_lr(cfg, task)
+    metric = _metric(cfg, task)
+    threads = dev.set_threads(cfg.train.threads)
+    device = dev.pick_device(cfg.train.device)
+    if device.type == "cpu":
+        dev.keep_freed_memory()
+    precision = dev.resolve_precision(cfg.train.precision, device)
+    # 1. data: read, validate and split
+    splits = limit_train(task.prepare_data(cfg), cfg)
+    doctor = check_data(cfg, splits)  # fast data doctor: refuses leaked splits unless --allow-leakage
+    groups = check_eval(task, cfg, splits)  # eval settings + --group-column values
+    # 2. model: pretrained body + a new head, seeded so reruns start identically
+    source = resolve(cfg.model.name)
+    torch.manual_seed(cfg.seed)
+    model, processor = task.build(cfg, source, splits.labels)
+    if cfg.model.init == "random":
+        randomize(model)
+    # 3. strategy: what trains
+    params = get_strategy(cfg.strategy.name)(model, cfg)
+    set_dropout(model, cfg.model.dropout)
+    model.to(device)
+    data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}
+    probe_rows = _probe_rows(splits, cfg) if "validation" in data else None
+    train_probe = (task.encode(splits.train.subset(probe_rows), processor, cfg, splits.labels)
+                   if probe_rows is not None else None)
+    return Prepared(cfg, task, metric, splits, doctor, groups, source, model, processor, params, data, probe_rows,
+                    train_probe, _oversampling(cfg, data["train"]), device, precision, threads)
 
 
 def _final_evaluation(task, model, data: dict, cfg: FitConfig, labels: list[str], groups):
