@@ -39,8 +39,8 @@ def test_run_folder_contract(finished_run):
     splits = json.loads((finished_run / "splits.json").read_text())
     assert splits["validation_split"]["from"] == "train"
     assert set(splits["train"]["lines"]).isdisjoint(splits["validation"]["lines"])
-    assert sorted(p.name for p in (finished_run / "model").iterdir()) >= ["config.json", "ftkit.json",
-                                                                         "model.safetensors"]
+    assert {p.name for p in (finished_run / "model").iterdir()} >= {"config.json", "ftkit.json", "model.safetensors",
+                                                                    "README.md"}  # README.md: the model card
     assert not list((finished_run / "model").glob("*.bin"))  # never pickle
 
 

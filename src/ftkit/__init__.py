@@ -6,12 +6,12 @@
     ftkit.cv(folds=5, model="minilm-l6", train="train.csv")["test"]["accuracy"]["mean"]
 """
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "Run", "cv", "seeds", "doctor", "advise", "tune", "rank", "auto", "FitConfig", "FtkitError", "__version__"]
+__all__ = ["fit", "load", "Run", "cv", "seeds", "doctor", "advise", "tune", "rank", "auto", "report", "FitConfig", "FtkitError", "__version__"]
 
 
 def __getattr__(name: str):
     # Lazy, so `ftkit --help` and config/data errors don't pay for importing torch.
-    if name in ("fit", "load", "Run", "cv", "seeds", "doctor", "advise", "rank", "tune", "auto"):
+    if name in ("fit", "load", "Run", "cv", "seeds", "doctor", "advise", "rank", "tune", "auto", "report"):
         from ftkit import api
         return getattr(api, name)
     if name == "FitConfig":

@@ -63,16 +63,32 @@ def load(path: str | Path) -> Model:
     return Run(path)
 
 
+def report(path: str | Path) -> Path:
+    """Write PATH/report.html (and a run's model card, model/README.md); returns the report's path.
+    PATH: a finished run, or a compare / cv / seeds / tune / auto folder."""
+    from ftkit.reporting import write_card, write_report
+
+    out = write_report(path)
+    write_card(path)  # None for outer-loop folders and runs saved without a model
+    return out
+
+
 def fit(config: str | Path | FitConfig | dict | None = None, *, overrides: dict | list | None = None,
-        resume: bool = False, overwrite: bool = False, quiet: bool = False, **options: Any) -> Run:
+        resume: bool = False, overwrite: bool = False, quiet: bool = False,
+        baselines: list[str] | str | None = None, **options: Any) -> Run:
     """Fine-tune and evaluate; returns the finished run.
 
     ``config`` is a YAML path, a dict or a FitConfig; keyword options use the CLI names
     (``model=``, ``train=``, ``lr=``, ...); ``overrides`` takes dotted keys like ``--set``.
+    ``baselines=["scratch", "probe"]`` then runs those baselines (see ``--baseline``).
     """
     from ftkit.runs.fit import fit_run
 
     cfg = make_config(config, options, overrides)
+    if baselines:
+        from ftkit.runs.baselines import fit_with_baselines
+        return Run(fit_with_baselines(cfg, baselines, resume=resume, overwrite=overwrite, quiet=quiet,
+                                      command=["ftkit.fit(...)"]))
     if resume:
         cfg = resumed_config(cfg)
     return Run(fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet,

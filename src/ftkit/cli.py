@@ -30,12 +30,17 @@ TEXT_OPT = typer.Option(None, "--text-column", help="input text column [text]")
 LABEL_OPT = typer.Option(None, "--label-column", help="label column [label]")
 IMAGE_OPT = typer.Option(None, "--image-column", help="image path column of a table [image]")
 GROUP_OPT = typer.Option(None, "--group-column", help="report test metrics per value of this column (tables)")
+REFERENCE_OPT = typer.Option(None, "--reference-data", help="inputs of the original task (same columns as --train, "
+                             "labels optional): forgetting measured before/after, 'retention' in summary.json")
 EPOCHS_OPT = typer.Option(None, "--epochs", help="passes over the training data [3]")
 BATCH_OPT = typer.Option(None, "--batch-size", help="examples per step [16]")
 LR_OPT = typer.Option(None, "--lr", help="peak learning rate [the strategy's default: 5e-5 for full]")
 SEED_OPT = typer.Option(None, "--seed", help="random seed [0]")
 SET_OPT = typer.Option(None, "--set", help="dotted.key=value override (repeatable)")
 QUIET_OPT = typer.Option(False, "--quiet", help="no progress bars or info logs")
+TRACKING_OPT = typer.Option(None, "--tracking", help="mlflow: also log params, metrics, summary and run folder "
+                            "to MLflow [none]")
+TRACKING_URI_OPT = typer.Option(None, "--tracking-uri", help="MLflow tracking URI [sqlite:///mlruns/mlflow.db]")
 
 
 def _setup(quiet: bool) -> None:
@@ -68,6 +73,7 @@ def fit(
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
     group_column: Optional[str] = GROUP_OPT,
+    reference_data: Optional[str] = REFERENCE_OPT,
     strategy: Optional[str] = typer.Option(None, help="what trains (see `ftkit strategies`) [full]"),
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
@@ -76,10 +82,15 @@ def fit(
     out: Optional[str] = typer.Option(None, help="run folder [runs/<time>-<model>-<strategy>]"),
     set_: Optional[List[str]] = SET_OPT,
     seeds: int = typer.Option(1, "--seeds", help="repeat with seeds seed..seed+N-1; mean ± std in OUT/seeds.json"),
+    baseline: Optional[List[str]] = typer.Option(
+        None, "--baseline", help="afterwards also run scratch (random init, same budget) and/or probe (linear "
+        "probe) into RUN_DIR/baselines/; repeatable or a comma list; verdict in summary.json"),
     resume: bool = typer.Option(False, help="continue the killed run in --out"),
     overwrite: bool = typer.Option(False, help="replace a finished run in --out"),
     allow_leakage: bool = typer.Option(False, "--allow-leakage",
                                        help="train even if validation/test rows also occur in another split"),
+    tracking: Optional[str] = TRACKING_OPT,
+    tracking_uri: Optional[str] = TRACKING_URI_OPT,
     quiet: bool = QUIET_OPT,
 ) -> None:
     """Fine-tune a pretrained model and evaluate it; writes a run folder."""
@@ -89,9 +100,15 @@ def fit(
     _setup(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column,
-                     group_column=group_column, strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr,
-                     seed=seed, out=out, allow_leakage=allow_leakage or None)
+                     group_column=group_column, reference_data=reference_data, strategy=strategy, epochs=epochs,
+                     batch_size=batch_size, lr=lr, seed=seed, out=out, allow_leakage=allow_leakage or None, tracking=tracking,
+                     tracking_uri=tracking_uri)
     cfg = make_config(str(config) if config else None, options, set_ or [])
+    if baseline:
+        from ftkit.runs.baselines import fit_with_baselines
+        _print_run(fit_with_baselines(cfg, baseline, seeds=seeds, resume=resume, overwrite=overwrite, quiet=quiet,
+                                      command=["ftkit"] + sys.argv[1:]))
+        return
     if seeds != 1:
         from ftkit.runs.repeat import repeat_seeds
         folder = Path(cfg.out or default_out(cfg))
@@ -156,6 +173,10 @@ def _print_run(path: Path) -> None:
         typer.echo(f"{split}: " + _brief(metrics))
     if "overfitting" in summary:
         typer.echo(summary["overfitting"]["verdict"])
+    if "retention" in summary:
+        typer.echo("retention: " + summary["retention"]["verdict"])
+    if "baselines" in summary:
+        typer.echo(summary["baselines"]["verdict"])
     typer.echo(f"run folder: {path}")
 
 
@@ -218,6 +239,7 @@ def compare_cmd(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    reference_data: Optional[str] = REFERENCE_OPT,
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
     lr: Optional[float] = LR_OPT,
@@ -235,7 +257,7 @@ def compare_cmd(
     _setup(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column, epochs=epochs,
-                     batch_size=batch_size, lr=lr, seed=seed)
+                     batch_size=batch_size, lr=lr, seed=seed, reference_data=reference_data)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     names = [n.strip() for n in strategies.split(",") if n.strip()]
     table = compare(cfg, names, out, overwrite=overwrite, resume=resume, quiet=quiet)
@@ -423,6 +445,20 @@ def advise(
     for part in render(result):
         console.print(part)
     typer.echo(f"advice: {out}")
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="a finished run, or a compare / cv / seeds / tune / auto folder"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """RUN_DIR/report.html: one self-contained page (plots embedded, opens offline) with curves,
+    confusion matrix, per-class scores, calibration, doctor findings and advice; a run's model card
+    (model/README.md) is rewritten too. fit, compare, cv, tune and auto write it themselves."""
+    from ftkit.api import report
+
+    _setup(quiet)
+    typer.echo(f"report: {report(run_dir)}")
 
 
 @app.command()

@@ -33,6 +33,9 @@ KEYWORDS = {
     "seed": "seed",
     "out": "out",
     "allow_leakage": "data.allow_leakage",
+    "tracking": "tracking.backend",
+    "tracking_uri": "tracking.uri",
+    "reference_data": "retention.reference_data",
 }
 # Dotted key -> the flag the user typed, so errors name it.
 FLAGS = {dotted: "--" + kw.replace("_", "-") for kw, dotted in KEYWORDS.items()}
@@ -144,6 +147,32 @@ class TrainConfig(_Section):
     threads: Optional[int] = Field(None, ge=1, description="CPU threads (default: all cores)")
 
 
+class RetentionConfig(_Section):
+    """Forgetting: the original task measured before and after fine-tuning (evaluation/retention.py)."""
+
+    reference_data: Optional[str] = Field(None, description="reference inputs of the original task (CSV/JSONL/"
+                                          "Parquet or image folder, same columns as --train; labels optional)")
+    label_column: Optional[str] = Field(None, description="reference labels (null: --label-column when the file "
+                                        "has it; otherwise unlabelled)")
+    max_rows: int = Field(2000, ge=10, description="reference rows used (a seeded, stratified sample)")
+    probe_folds: int = Field(5, ge=2, le=20, description="k of the cross-validated linear probe (encoders)")
+    rehearsal: float = Field(0.0, ge=0, le=1, description="rehearsal: reference examples per training batch as a "
+                             "share of the batch size, distilled from the original model (0: off)")
+    rehearsal_weight: Optional[float] = Field(None, gt=0, description="weight of the rehearsal (distillation) loss "
+                                              "(null: 1 with an original head, 0.1 for a bare encoder)")
+
+
+class TrackingConfig(_Section):
+    """Experiment tracking (tracking.py): params, per-step metrics, summary and run folder."""
+
+    backend: Literal["none", "mlflow"] = Field("none", description="mlflow: also log the run to an MLflow "
+                                               "store (pip install 'ftkit[tracking]')")
+    uri: Optional[str] = Field(None, description="MLflow tracking URI (null: sqlite:///mlruns/mlflow.db in the "
+                               "working folder, artifacts in mlruns/artifacts)")
+    experiment: str = Field("ftkit", min_length=1, description="MLflow experiment name")
+    run_name: Optional[str] = Field(None, description="MLflow run name (null: the run folder's name)")
+
+
 class FitConfig(_Section):
     task: str = Field("text-classification", description="see `ftkit tasks`")
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -151,6 +180,8 @@ class FitConfig(_Section):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     seed: int = Field(0, ge=0, description="seeds the split, the head init, data order and dropout")
     out: Optional[str] = Field(None, description="run folder (default: runs/<time>-<model>)")
 

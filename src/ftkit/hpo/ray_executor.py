@@ -162,4 +162,7 @@ def _absolute(ctx: Trials) -> Trials:
             tree["data"][key] = str(Path(tree["data"][key]).resolve())
     if Path(tree["model"]["name"]).expanduser().is_dir():
         tree["model"]["name"] = str(Path(tree["model"]["name"]).expanduser().resolve())
+    if tree["tracking"]["backend"] != "none" and not tree["tracking"]["uri"]:
+        from ftkit.tracking import default_uri
+        tree["tracking"]["uri"] = default_uri(None)[0]  # the driver's ./mlruns, not each trial's folder
     return replace(ctx, base=type(ctx.base).model_validate(tree), out=ctx.out.resolve())

@@ -26,6 +26,7 @@ from ftkit.hpo import report as reports
 from ftkit.hpo import space as spaces
 from ftkit.hpo.objective import Trials, finished, import_optuna, make_study, retry_killed, run_local
 from ftkit.io import write_json, write_text
+from ftkit.reporting import after_run
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,7 @@ def _report(study, ctx: Trials, out: Path, budget: Budget, maximize: bool, refit
               "time_budget_seconds": budget.seconds, "space": spaces.describe(ctx.space), "refit": refit,
               "files": {"trials": str(out / "trials.csv"), "plot": str(out / "trials.png")}}
     write_json(out / "tune.json", report)
+    after_run(out)  # report.html: trials, importances, links to each trial's report
     return report
 
 

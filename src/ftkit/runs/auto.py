@@ -25,6 +25,7 @@ from typing import Optional
 from ftkit.config import FitConfig, to_dict, validate
 from ftkit.errors import ConfigError, DataError, RunDirError
 from ftkit.io import write_json
+from ftkit.reporting import after_run
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def auto_run(cfg: FitConfig, out: Path, *, time_budget: float, models: Optional[
               "tune": tuned,
               "final_run": str(final), "final": _brief(final)}
     write_json(Path(out) / "auto.json", report)
+    after_run(out)
     return report
 
 

@@ -14,11 +14,12 @@ import pandas as pd
 from ftkit.config import FitConfig, to_dict
 from ftkit.errors import ConfigError, FtkitError
 from ftkit.io import atomic_path, write_json
+from ftkit.reporting import after_run
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["strategy", "metric", "test", "validation", "lr", "train_seconds", "samples_per_second",
-           "trainable_params", "total_params", "peak_memory_mb", "run_dir"]
+           "trainable_params", "total_params", "peak_memory_mb", "retained_pct", "run_dir"]
 
 
 def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool = False,
@@ -42,6 +43,7 @@ def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool
         rows.append(_row(name, run_dir))
     table = pd.DataFrame(rows, columns=COLUMNS)
     _save(table, out)
+    after_run(out)  # report.html: the table, plots, and links to each strategy's report
     return table
 
 
@@ -80,7 +82,9 @@ def _row(name: str, run_dir: Path) -> dict:
             "lr": s["hyperparameters"]["lr"],
             "train_seconds": s["timing"]["train_seconds"], "samples_per_second": s["timing"]["samples_per_second"],
             "trainable_params": s["params"]["trainable"], "total_params": s["params"]["total"],
-            "peak_memory_mb": s["peak_memory_mb"], "run_dir": str(run_dir)}
+            "peak_memory_mb": s["peak_memory_mb"],
+            "retained_pct": s.get("retention", {}).get("retained_pct"),  # with --reference-data (forgetting)
+            "run_dir": str(run_dir)}
 
 
 def _save(table: pd.DataFrame, out: Path) -> None:

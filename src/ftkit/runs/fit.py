@@ -21,17 +21,21 @@ from ftkit.data.splits import limit_train
 from ftkit.errors import ConfigError
 from ftkit.evaluation.honest import assess, check_eval
 from ftkit.evaluation.overfitting import diagnose
+from ftkit.evaluation.retention import load_reference
 from ftkit.io import atomic_path, write_json
 from ftkit.models.loading import randomize, resolve
+from ftkit.reporting import after_run
 from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
 from ftkit.training.batches import balanced_weights
 from ftkit.strategies import default_lr, get_strategy
 from ftkit.strategies.groups import layer_groups
 from ftkit.tasks import get_task
+from ftkit.tracking import Tracker, open_tracker
 from ftkit.training import device as dev
 from ftkit.training.loop import Loop, LoopInputs
 from ftkit.training.regularize import L2SP, set_dropout, with_penalty
+from ftkit.training.rehearsal import with_rehearsal
 from ftkit.ui import NoProgress, RichProgress
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,17 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     (called with each validation record; True stops the run, e.g. a pruned trial), and
     `score_test=False` / `save_model=False` for trials that must not see the test split and
     whose weights nobody keeps (the best configuration is refit)."""
+    tracker = open_tracker(cfg)  # a bad --tracking-uri fails now, not after hours of training
+    try:
+        return _fit(cfg, tracker, resume=resume, overwrite=overwrite, quiet=quiet, command=command,
+                    on_validate=on_validate, score_test=score_test, save_model=save_model)
+    except BaseException as err:  # Ctrl-C included: the tracked run ends KILLED, not stuck RUNNING
+        tracker.fail(err)
+        raise
+
+
+def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, quiet: bool,
+         command: list[str] | None, on_validate, score_test: bool, save_model: bool) -> Path:
     started = time.perf_counter()
     run = RunDir(cfg.out or default_out(cfg))
     run.check(resume, overwrite)
@@ -59,12 +74,17 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     metric, params, processor, probe_rows, train_probe, weights = (p.metric, p.params, p.processor, p.probe_rows,
                                                                    p.train_probe, p.weights)
     l2sp = _l2sp(model, cfg)
+    reference = load_reference(cfg, task, model, processor, p.source)  # --reference-data, or None
     if not resume:
         run.start(to_dict(cfg.model_copy(update={"out": str(run.path)})), command or [], splits.record, overwrite)
+    tracker.start(cfg, run.path, command or [], resume)
+    run.on_log = tracker.log_record  # metrics.jsonl records reach the tracker as they are written
     write_json(run.path / "doctor.json", p.doctor.to_dict())
     log.info("%s: %s, %d train / %s validation / %s test examples, %s on %s (%d threads)",
              cfg.task, p.source.describe(), len(data["train"]), _n(data, "validation"), _n(data, "test"),
              precision, device, p.threads)
+    if reference is not None:  # the original task, measured on the untouched model (retention)
+        reference.snapshot(model, run.path, resume)
 
     # 4. train: the one loop, resumable (a head-only phase on cached features first, if asked)
     progress = NoProgress() if quiet else RichProgress()
@@ -72,7 +92,8 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     def make_inputs(m) -> LoopInputs:
         return LoopInputs(
             model=m, train_data=data["train"], val_data=data.get("validation"), train_probe=train_probe,
-            loss=with_penalty(task.make_loss(cfg, data["train"]), l2sp),
+            loss=with_penalty(with_rehearsal(task.make_loss(cfg, data["train"]), reference, cfg.train.batch_size,
+                                             cfg.seed), l2sp),
             evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
             metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales,
             unfreeze=params.unfreeze, sample_weights=weights, on_validate=on_validate)
@@ -104,10 +125,15 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     _add_run_details(summary, cfg, params, state, metric, extra, l2sp, resumed)
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     summary["outputs"] = {"model": save_model, "test_scored": score_test and "test" in data}
+    if reference is not None:  # the original task again, with the fine-tuned body (forgetting)
+        summary["retention"] = reference.result(model)
     run.write_summary(summary)
+    if score_test:  # tuning trials (no test split, nobody reads them one by one) skip the report
+        after_run(run.path, card=save_model)  # report.html + model card; a failure only warns
     # Done: model/ holds the chosen weights and a finished run cannot be resumed, so the resumable
     # state (hundreds of MB: weights + optimizer moments) goes.
     shutil.rmtree(run.checkpoints, ignore_errors=True)
+    tracker.finish(run.path, summary)  # last: the run folder is complete
     return run.path
 
 

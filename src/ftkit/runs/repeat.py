@@ -17,6 +17,7 @@ from ftkit.config import FitConfig
 from ftkit.data.splits import split_seed
 from ftkit.errors import ConfigError
 from ftkit.io import write_json
+from ftkit.reporting import after_run
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def cross_validate(cfg: FitConfig, folds: int, out: Path, *, resume: bool = Fals
     summaries = _fit_each(runs, resume, overwrite, quiet)
     report = {"kind": "cross-validation", "folds": folds, "split_seed": seed, **_aggregate(summaries, runs)}
     write_json(out / "cv.json", report)
+    after_run(out)  # report.html: per-fold scores and links to each fold's report
     return report
 
 
@@ -55,6 +57,7 @@ def repeat_seeds(cfg: FitConfig, seeds: int, out: Path, *, resume: bool = False,
     report = {"kind": "seeds", "seeds": [c.seed for _, c in runs], "split_seed": data.split_seed,
               **_aggregate(summaries, runs)}
     write_json(out / "seeds.json", report)
+    after_run(out)
     return report
 
 

@@ -7,6 +7,7 @@
     RUN_DIR/model/            the fine-tuned model, Hugging Face format, safetensors
     RUN_DIR/predictions.csv   test predictions with probabilities
     RUN_DIR/summary.json      written last: its presence means the run finished
+    RUN_DIR/tracking.json     --tracking mlflow: the MLflow run it is logged to (ftkit/tracking.py)
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class RunDir:
         self.predictions = self.path / "predictions.csv"
         self.checkpoints = self.path / "checkpoints"
         self.best_weights = self.checkpoints / "best.safetensors"
+        self.on_log = None  # also called with each record (experiment tracking mirrors them live)
 
     def finished(self) -> bool:
         return self.summary.is_file()
@@ -74,6 +76,8 @@ class RunDir:
     def log(self, record: dict) -> None:
         with open(self.metrics, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        if self.on_log is not None:
+            self.on_log(record)
 
     def truncate_metrics(self, step: int) -> None:
         """Drop records a killed run wrote after its last checkpoint (they will be redone)."""

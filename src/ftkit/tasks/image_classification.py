@@ -328,7 +328,7 @@ def build_hf(source: ModelSource, labels: list[str], size: Optional[int], remote
                 dtype=torch.float32, trust_remote_code=remote)
     except OSError as err:
         raise hub_failure(source, err) from None
-    return model, hf_preprocess(Path(source.location), size), _original_head(Path(source.location), model)
+    return model, hf_preprocess(Path(source.location), size), original_head_state(Path(source.location), model)
 
 
 def hf_preprocess(folder: Path, size: Optional[int]) -> Preprocess:
@@ -344,7 +344,9 @@ def hf_preprocess(folder: Path, size: Optional[int]) -> Preprocess:
                       tuple(cfg.get("image_std", IMAGENET_STD)))
 
 
-def _original_head(folder: Path, model) -> dict:
+def original_head_state(folder: Path, model) -> dict:
+    """The pretrained weights of the modules that form the new head (the original task head), by
+    their names in `model`; empty when the folder has none (a bare encoder)."""
     from safetensors.torch import load_file
 
     from ftkit.strategies.groups import head_modules
