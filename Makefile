@@ -26,7 +26,10 @@ $(STAMP): pyproject.toml Makefile
 
 demo: install
 	$(BIN)/ftkit datasets rotten-tomatoes --out data --n-train 5000
-	$(BIN)/ftkit fit examples/rotten-tomatoes.yaml --out runs/demo-rotten-tomatoes --overwrite
+	$(BIN)/ftkit datasets plot-vs-review --out data
+	# + is it worth it (from scratch, linear probe) and did it forget (a second text task); report.html
+	$(BIN)/ftkit fit examples/rotten-tomatoes.yaml --out runs/demo-rotten-tomatoes --overwrite \
+	  --baseline scratch --baseline probe --reference-data data/plot-vs-review/reference.csv
 
 demo-ner: install
 	$(BIN)/ftkit datasets wnut-ner --out data

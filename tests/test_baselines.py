@@ -92,11 +92,13 @@ def test_unknown_baseline_is_refused_naming_the_flag(tmp_path, tiny_model, senti
 
 
 def test_derived_configs_change_one_thing(tmp_path):
-    cfg = validate({"strategy": {"name": "lora", "rank": 4}, "train": {"lr": 1e-3, "epochs": 5}, "seed": 7})
+    cfg = validate({"strategy": {"name": "lora", "rank": 4}, "train": {"lr": 1e-3, "epochs": 5}, "seed": 7,
+                    "retention": {"reference_data": "ref.csv", "rehearsal": 0.2}})
     scratch, probe = derive(cfg, "scratch", tmp_path / "s"), derive(cfg, "probe", tmp_path / "p")
     assert scratch.model.init == "random" and scratch.strategy.name == "full" and scratch.train.lr is None
     assert probe.strategy.name == "linear-probe" and not probe.strategy.model_extra and probe.train.lr is None
-    assert scratch.train.epochs == probe.train.epochs == 5 and scratch.seed == probe.seed == 7
+    assert scratch.train.epochs == 5 and probe.train.epochs == 10 and scratch.seed == probe.seed == 7  # probes are cheap
+    assert scratch.retention.reference_data is None and probe.retention.rehearsal == 0  # forgetting: the run's question
     assert cfg.strategy.name == "lora" and cfg.model.init == "pretrained"  # the run's own config is untouched
     assert check_names(["scratch,probe", "scratch"]) == ["scratch", "probe"]
 

