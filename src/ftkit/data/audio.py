@@ -1,0 +1,74 @@
+"""Reading audio for the speech tasks: any rate and channel count in, mono float32 at the model's
+rate out, with errors that name the file and say what to do.
+
+soundfile (libsndfile) reads WAV, FLAC and OGG/Vorbis; soxr resamples (its "HQ" quality, a
+well-tested polyphase resampler, rather than a hand-written one). Both are optional
+dependencies: `pip install 'ftkit[audio]'`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ftkit.errors import DataError
+
+INSTALL_HINT = "audio needs soundfile and soxr: pip install 'ftkit[audio]'"
+SILENCE_PEAK = 1e-4  # a clip whose loudest sample is below this (about -80 dBFS) holds no speech
+
+
+@dataclass
+class Clip:
+    """One decoded clip: (n,) float32 samples in [-1, 1] at `rate` Hz, and where it came from."""
+
+    samples: np.ndarray
+    rate: int
+    path: str
+    source_rate: int
+    channels: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.rate
+
+
+def read_audio(path: str | Path, rate: int, *, where: str | None = None, allow_silent: bool = False) -> Clip:
+    """The clip at `path`, mixed down to mono and resampled to `rate` Hz.
+
+    `where` names the row that pointed at the file (e.g. "train.csv line 12") in error messages.
+    Unreadable, truncated and empty files are refused; so are silent ones unless `allow_silent`
+    (a silent clip with a transcript is a labelling error, not data)."""
+    soundfile, soxr = _backends()
+    path = Path(path)
+    named = f"{where}: {path}" if where else str(path)
+    if not path.is_file():
+        raise DataError(f"{named}: audio file not found (paths in a table are relative to the table)")
+    try:
+        data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise DataError(f"{named}: not readable audio ({_reason(err)}); convert it to WAV, FLAC or OGG") from None
+    if data.shape[0] == 0:
+        raise DataError(f"{named}: the audio file holds no samples (empty or truncated); re-export or drop it")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not allow_silent and float(np.abs(mono).max()) < SILENCE_PEAK:
+        raise DataError(f"{named}: the clip is silent (peak below -80 dBFS); check the recording or drop the row")
+    if source_rate != rate:
+        mono = soxr.resample(mono, source_rate, rate, quality="HQ")
+    return Clip(np.ascontiguousarray(mono, dtype=np.float32), rate, str(path), int(source_rate), int(data.shape[1]))
+
+
+def _backends():
+    try:
+        import soundfile
+        import soxr
+    except ImportError:
+        from ftkit.errors import ConfigError
+
+        raise ConfigError(INSTALL_HINT) from None
+    return soundfile, soxr
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[-1] if text else type(err).__name__
