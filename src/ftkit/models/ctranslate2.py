@@ -39,14 +39,41 @@ class Checkpoint:
         return self.variables[self.aliases.get(name, name)]
 
 
-def read_model_bin(path: str | Path) -> Checkpoint:
-    path = Path(path)
+def read_model_bin(path: str | Path | list) -> Checkpoint:
+    """A model.bin, or the list of its parts in order (read as one stream, never joined on disk)."""
+    paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
     try:
-        with open(path, "rb") as f:
+        with Parts(paths) as f:
             return _read(f)
     except (struct.error, UnicodeDecodeError, ValueError) as err:
-        raise ModelLoadError(f"{path}: not a CTranslate2 model.bin, or truncated ({err}); if it ships in parts "
-                             "(model.bin.part1, .part2), concatenate them first") from None
+        raise ModelLoadError(f"{paths[0]}: not a CTranslate2 model.bin, or truncated ({err}); if it ships in parts "
+                             "(model.bin.part1, .part2), pass them all") from None
+
+
+class Parts:
+    """Files read one after the other as if concatenated (only `read` is needed)."""
+
+    def __init__(self, paths: list[Path]):
+        self.files = [open(p, "rb") for p in paths]
+        self.index = 0
+
+    def read(self, n: int) -> bytes:
+        chunks = []
+        while n > 0 and self.index < len(self.files):
+            chunk = self.files[self.index].read(n)
+            if not chunk:
+                self.index += 1
+                continue
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def __enter__(self) -> "Parts":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for f in self.files:
+            f.close()
 
 
 def _read(f: BinaryIO) -> Checkpoint:
