@@ -4,7 +4,6 @@ Errors a user can cause print one line and exit 2; ``--debug`` anywhere shows th
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -12,12 +11,14 @@ from typing import List, Optional
 
 import typer
 
-from ftkit.cli_print import brief, print_auto, print_repeat, print_run
+from ftkit.cli_import import import_app
+from ftkit.cli_output import brief, print_auto, print_repeat, print_run, setup_logging
 from ftkit.errors import FtkitError
 from ftkit.io import atomic_path
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained models on your own data, the right way by default.")
+app.add_typer(import_app, name="import")
 
 # Options shared by `fit` and `compare` (defined once so both commands read the same).
 CONFIG_ARG = typer.Argument(None, help="YAML config file (flags override it)")
@@ -41,24 +42,6 @@ QUIET_OPT = typer.Option(False, "--quiet", help="no progress bars or info logs")
 TRACKING_OPT = typer.Option(None, "--tracking", help="mlflow: also log params, metrics, summary and run folder "
                             "to MLflow [none]")
 TRACKING_URI_OPT = typer.Option(None, "--tracking-uri", help="MLflow tracking URI [sqlite:///mlruns/mlflow.db]")
-
-
-def _setup(quiet: bool) -> None:
-    # Offline first: never reach a hub unless the user names a hub id (loading.py decides).
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
-                        handlers=[_handler()], force=True)
-    try:
-        from transformers.utils import logging as hf_logging
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        pass
-
-
-def _handler() -> logging.Handler:
-    from rich.console import Console
-    from rich.logging import RichHandler
-    return RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
 
 
 @app.command()
@@ -97,7 +80,7 @@ def fit(
     from ftkit.api import make_config, resumed_config
     from ftkit.runs.fit import default_out, fit_run
 
-    _setup(quiet)
+    setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column,
                      group_column=group_column, reference_data=reference_data, strategy=strategy, epochs=epochs,
@@ -147,7 +130,7 @@ def cv_cmd(
     from ftkit.api import make_config
     from ftkit.runs.repeat import cross_validate
 
-    _setup(quiet)
+    setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, text_column=text_column,
                      label_column=label_column, image_column=image_column, strategy=strategy, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed)
@@ -185,7 +168,7 @@ def doctor(
     from ftkit.api import make_config
     from ftkit.data.doctor import Options, diagnose, table, write
 
-    _setup(quiet)
+    setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
@@ -228,7 +211,7 @@ def compare_cmd(
     from ftkit.api import make_config
     from ftkit.runs.compare import compare, split_variants
 
-    _setup(quiet)
+    setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed, reference_data=reference_data)
@@ -267,7 +250,7 @@ def rank_cmd(
     from ftkit.api import make_config
     from ftkit.selection.rank import rank_models, table
 
-    _setup(quiet)
+    setup_logging(quiet)
     options = _given(task=task, train=train, validation=validation, test=test, text_column=text_column,
                      label_column=label_column, image_column=image_column, batch_size=batch_size, lr=lr, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
@@ -294,7 +277,7 @@ def evaluate(
     from ftkit.api import load
     from ftkit.io import write_json
 
-    _setup(quiet)
+    setup_logging(quiet)
     run = load(run_dir)
     examples = run.predictor.read(data, {"text": text_column, "label": label_column})
     metrics, _ = run.predictor.evaluate(examples)
@@ -339,7 +322,7 @@ def tune_cmd(
     from ftkit.hpo.space import split_config
     from ftkit.hpo.tune import tune
 
-    _setup(quiet)
+    setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column,
                      strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
@@ -368,7 +351,7 @@ def predict(
     from ftkit.api import load
     from ftkit.predict import predict_frame, write_predictions
 
-    _setup(quiet)
+    setup_logging(quiet)
     if (data is None) == (not text):
         raise FtkitError("give either --data PATH or one or more --text (images: --image)")
     if out is not None and out.suffix.lower() not in (".csv", ".jsonl"):
@@ -408,7 +391,7 @@ def advise(
     from ftkit.api import advise as run_advise
     from ftkit.advisor.table import render
 
-    _setup(quiet)
+    setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column, epochs=epochs,
                      batch_size=batch_size, seed=seed)
@@ -431,7 +414,7 @@ def report_cmd(
     (model/README.md) is rewritten too. fit, compare, cv, tune and auto write it themselves."""
     from ftkit.api import report
 
-    _setup(quiet)
+    setup_logging(quiet)
     typer.echo(f"report: {report(run_dir)}")
 
 
@@ -446,7 +429,7 @@ def export(
     adapters are merged in. `ftkit predict` and `ftkit eval` take it like a run folder."""
     from ftkit.api import load
 
-    _setup(quiet)
+    setup_logging(quiet)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FtkitError(f"--out {out} is not empty; pass --overwrite to replace it")
     with atomic_path(out) as tmp:
@@ -485,7 +468,7 @@ def auto(
     from ftkit.runs.auto import auto_run, check_budget, process_start
 
     started = process_start()
-    _setup(quiet)
+    setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column,
                      strategy=strategy, epochs=epochs, seed=seed)
@@ -495,26 +478,6 @@ def auto(
                       overwrite=overwrite, executor=executor, address=address,
                       strategy_given=True if strategy else None, started=started, quiet=quiet)
     print_auto(report, out)
-
-
-import_app = typer.Typer(no_args_is_help=True, help="Turn checkpoints of other formats into Hugging Face folders.")
-app.add_typer(import_app, name="import")
-
-
-@import_app.command("ctranslate2")
-def import_ctranslate2(
-    src: Path = typer.Argument(..., help="CTranslate2 / faster-whisper model folder (model.bin or its parts, "
-                               "config.json, tokenizer.json)"),
-    out: Path = typer.Argument(..., help="Hugging Face folder to write (safetensors, tokenizer, feature extractor)"),
-    overwrite: bool = typer.Option(False, help="replace OUT if it exists"),
-) -> None:
-    """Import a CTranslate2 Whisper checkpoint as a Hugging Face WhisperForConditionalGeneration folder."""
-    from ftkit.models.whisper_import import import_whisper
-
-    _setup(True)
-    if out.exists() and not overwrite:
-        raise FtkitError(f"{out} exists; pass --overwrite to replace it, or choose another folder")
-    typer.echo(f"imported: {import_whisper(src, out)}")
 
 
 @app.command()

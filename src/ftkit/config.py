@@ -246,7 +246,7 @@ def build_config(path: str | Path | None = None, flags: dict[str, Any] | None = 
     """
     tree = copy.deepcopy(base) if base else {}
     if path:
-        for key, value in _flatten(read_yaml(path)).items():
+        for key, value in flatten(read_yaml(path)).items():
             set_dotted(tree, key, value)
     for key, value in (flags or {}).items():
         if value is not None:
@@ -277,12 +277,13 @@ def describe_errors(err: ValidationError) -> str:
     return "invalid settings: " + "; ".join(problems)
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 1e-4}} -> {"train.lr": 1e-4}: the dotted keys `--set` takes."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            flat.update(_flatten(value, dotted + "."))
+            flat.update(flatten(value, dotted + "."))
         else:
             flat[dotted] = value
     return flat

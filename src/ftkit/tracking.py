@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from ftkit.config import FitConfig, TrackingConfig, to_dict
+from ftkit.config import FitConfig, TrackingConfig, flatten, to_dict
 from ftkit.errors import ConfigError
 from ftkit.io import write_json
 
@@ -234,19 +234,12 @@ def _run_name(run_dir: Path, tags: dict) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}" if "ftkit.parent" in tags else run_dir.name
 
 
-def flat_params(tree: dict, prefix: str = "") -> dict[str, str]:
+def flat_params(tree: dict) -> dict[str, str]:
     """The resolved config as MLflow params: dotted keys, values as text within MLflow's limit."""
     from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flat_params(value, dotted + "."))
-        else:
-            text = value if isinstance(value, str) else json.dumps(value)
-            flat[dotted] = text[:MAX_PARAM_VAL_LENGTH]
-    return flat
+    return {key: (value if isinstance(value, str) else json.dumps(value))[:MAX_PARAM_VAL_LENGTH]
+            for key, value in flatten(tree).items()}
 
 
 def final_metrics(summary: dict) -> dict[str, float]:

@@ -276,22 +276,24 @@ class Reference:
         """summary["retention"]: the same measure with the fine-tuned model, and a verdict."""
         feats, probs = outputs(model, self.head, self.original, self.data, self.cfg.train.eval_batch_size)
         cka = round(linear_cka(self.before["features"], feats), 4)
-        measure, before, after = self._scores(feats, probs, cka)
+        agreement = None if probs is None else float((probs.argmax(1) == self.before["probs"].argmax(1)).mean())
+        measure, before, after = self._scores(feats, probs, cka, agreement)
         retained = round(after / before * 100, 1) if before > 0 else None
         out = {"reference": self.path, "n": len(self.data), "labelled": self.labelled, "kind": self.kind,
                "measure": measure, "before": round(before, 4), "after": round(after, 4), "retained_pct": retained,
                "cka": cka, "rehearsal": self.cfg.retention.rehearsal,
                "verdict": verdict(measure, before, after, retained, cka)}
-        if probs is not None:
-            out["agreement"] = round(float((probs.argmax(1) == self.before["probs"].argmax(1)).mean()), 4)
+        if agreement is not None:
+            out["agreement"] = round(agreement, 4)
         log.info("retention: %s", out["verdict"])
         return out
 
-    def _scores(self, feats: np.ndarray, probs: Optional[np.ndarray], cka: float) -> tuple[str, float, float]:
+    def _scores(self, feats: np.ndarray, probs: Optional[np.ndarray], cka: float,
+                agreement: Optional[float]) -> tuple[str, float, float]:
         if self.original is not None and self.labelled:
             return "original-task accuracy", _accuracy(self.before["probs"], self.targets), _accuracy(probs, self.targets)
         if self.original is not None:
-            return "prediction agreement", 1.0, float((probs.argmax(1) == self.before["probs"].argmax(1)).mean())
+            return "prediction agreement", 1.0, agreement
         if self.labelled:
             r, labels = self.cfg.retention, self.examples.labels
             return ("linear-probe accuracy", probe_accuracy(self.before["features"], labels, r.probe_folds, self.cfg.seed),

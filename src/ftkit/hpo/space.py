@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ftkit.config import FitConfig, _flatten, read_yaml, set_dotted, validate
+from ftkit.config import FitConfig, flatten, read_yaml, set_dotted, validate
 from ftkit.errors import ConfigError
 
 Number = Union[int, float]
@@ -101,7 +101,7 @@ def split_config(config) -> tuple[Any, Optional[TuneSpec]]:
     tree = dict(config) if isinstance(config, dict) else read_yaml(config)
     spec = parse_spec(tree.pop("tune", None))
     nested: dict = {}
-    for key, value in _flatten(tree).items():  # dotted keys in the YAML, as `ftkit fit` reads them
+    for key, value in flatten(tree).items():  # dotted keys in the YAML, as `ftkit fit` reads them
         set_dotted(nested, key, value)
     return nested, spec
 

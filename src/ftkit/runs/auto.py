@@ -167,14 +167,13 @@ def _plan(profile: dict, cfg: FitConfig, left: float) -> Plan:
     from ftkit.advisor.estimate import estimate_fit
 
     train_rows = int(profile["data"]["n"]["train"])
-    final = profile
-    plan = Plan(final_epochs=_final_epochs(final, FINAL_SHARE * left) or _final_epochs(final, left), final_seconds=0.0,
-                n_train=int(final["data"]["n"]["train"]), profile=final)
+    plan = Plan(final_epochs=_final_epochs(profile, FINAL_SHARE * left) or _final_epochs(profile, left),
+                final_seconds=0.0, n_train=train_rows, profile=profile)
     if not plan.final_epochs:
         raise ConfigError(f"--time-budget: {left:.0f} s are left after the checks and the advice, and even a "
                           f"tenth of an epoch of {cfg.strategy.name} needs more; give more time "
                           "(advice.json has the estimates), or less data / a smaller max_length")
-    plan.final_seconds = round(ESTIMATE_MARGIN * estimate_fit(final, plan.final_epochs)["total_seconds"], 1)
+    plan.final_seconds = round(ESTIMATE_MARGIN * estimate_fit(profile, plan.final_epochs)["total_seconds"], 1)
     if "steps" not in profile:  # a linear probe: nothing worth searching
         return plan
     room = left - plan.final_seconds

@@ -1,10 +1,29 @@
-"""What the CLI prints after a command: short summaries of run, repeat and auto folders."""
+"""What the CLI shows: its logging setup, and short summaries of run, repeat and auto folders."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
+
+
+def setup_logging(quiet: bool) -> None:
+    # Offline first: never reach a hub unless the user names a hub id (loading.py decides).
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
+                        handlers=[_handler()], force=True)
+    try:
+        from transformers.utils import logging as hf_logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def _handler() -> logging.Handler:
+    from rich.console import Console
+    from rich.logging import RichHandler
+    return RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
 
 
 def print_repeat(report: dict, path: Path) -> None:
