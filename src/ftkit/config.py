@@ -25,6 +25,7 @@ KEYWORDS = {
     "text_column": "data.text_column",
     "label_column": "data.label_column",
     "image_column": "data.image_column",
+    "audio_column": "data.audio_column",
     "group_column": "data.group_column",
     "strategy": "strategy.name",
     "epochs": "train.epochs",
@@ -57,6 +58,21 @@ class AugmentConfig(_Section):
     cutmix: bool = Field(False, description="cutmix (paste a patch of another image, mix labels by area)")
 
 
+class AudioAugmentConfig(_Section):
+    """Training-time audio augmentation (speech tasks; on each training clip, never at evaluation)."""
+
+    enabled: bool = Field(True, description="augment training clips")
+    prob: float = Field(0.5, ge=0, le=1, description="chance that each transform below is applied to a clip")
+    gain_db: float = Field(6.0, ge=0, le=40, description="random gain, uniform in +-gain_db decibels (0: off)")
+    noise_snr_min: float = Field(15.0, description="additive white noise at a signal-to-noise ratio drawn from "
+                                 "[noise_snr_min, noise_snr_max] dB")
+    noise_snr_max: float = Field(40.0, description="upper end of the noise SNR range, dB (<= noise_snr_min: off)")
+    speed: float = Field(0.1, ge=0, lt=0.5, description="speed perturbation: factor uniform in [1-speed, 1+speed] "
+                         "(tempo and pitch, as Kaldi's; 0: off)")
+    spec_augment: bool = Field(True, description="SpecAugment time/feature masking inside models that support it "
+                               "(Whisper, wav2vec2; training only)")
+
+
 class DataConfig(_Section):
     train: Optional[str] = Field(None, description="training data: CSV, TSV, JSONL or Parquet")
     validation: Optional[str] = Field(None, description="validation data; split from train if absent")
@@ -82,6 +98,14 @@ class DataConfig(_Section):
     allow_leakage: bool = Field(False, description="train even if validation/test rows also occur in another "
                                 "split (the data doctor's leakage check; `ftkit doctor` lists them)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    # speech tasks (speech recognition: --text-column holds the transcript)
+    audio_column: str = Field("audio", description="column holding audio paths (tables; relative to the file)")
+    max_audio_seconds: Optional[float] = Field(None, gt=0, description="longer clips are refused for training "
+                                               "(or skipped with data.skip_bad; predict splits them) (null: the "
+                                               "model's limit, 30 s for Whisper)")
+    max_label_tokens: Optional[int] = Field(None, ge=4, description="speech recognition: transcripts longer than "
+                                            "this many tokens are refused (null: the model's limit)")
+    audio_augment: AudioAugmentConfig = Field(default_factory=AudioAugmentConfig)
     # token classification (NER)
     tokens_column: str = Field("tokens", description="JSONL key holding each sentence's tokens (NER)")
     tags_column: str = Field("tags", description="JSONL key holding each sentence's tags (NER)")
@@ -97,6 +121,13 @@ class EvalConfig(_Section):
     calibrate: bool = Field(False, description="fit a softmax temperature on validation; applied to test "
                             "predictions and to `ftkit predict` (classification)")
     min_group_size: int = Field(10, ge=1, description="--group-column: smaller groups are reported, not compared")
+    # speech recognition
+    normalize: Literal["none", "lowercase", "basic", "english"] = Field(
+        "basic", description="text normalisation before WER/CER: none (exact), lowercase, basic (lowercase, no "
+        "punctuation or symbols, single spaces), english (basic + numbers as digits, contractions and British "
+        "spellings unified: Whisper's English normaliser)")
+    num_beams: int = Field(1, ge=1, le=16, description="speech recognition: beam width when transcribing (1: greedy)")
+    max_new_tokens: int = Field(128, ge=1, le=444, description="speech recognition: most tokens per transcript")
 
 
 class ModelConfig(_Section):
@@ -105,6 +136,8 @@ class ModelConfig(_Section):
     dropout: Optional[float] = Field(None, ge=0, lt=1, description="override every dropout rate (null: keep)")
     init: Literal["pretrained", "random"] = Field(
         "pretrained", description="random: same architecture from random weights (the from-scratch baseline)")
+    language: Optional[str] = Field(None, description="speech recognition (Whisper): language of the transcripts, "
+                                    "e.g. en, fr (null: en)")
 
 
 class StrategyConfig(BaseModel):

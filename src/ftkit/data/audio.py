@@ -33,8 +33,8 @@ class Clip:
         return len(self.samples) / self.rate
 
 
-def read_audio(path: str | Path, rate: int, *, where: str | None = None, allow_silent: bool = False) -> Clip:
-    """The clip at `path`, mixed down to mono and resampled to `rate` Hz.
+def read_audio(path: str | Path, rate: int | None, *, where: str | None = None, allow_silent: bool = False) -> Clip:
+    """The clip at `path`, mixed down to mono and resampled to `rate` Hz (None: the file's own rate).
 
     `where` names the row that pointed at the file (e.g. "train.csv line 12") in error messages.
     Unreadable, truncated and empty files are refused; so are silent ones unless `allow_silent`
@@ -53,6 +53,7 @@ def read_audio(path: str | Path, rate: int, *, where: str | None = None, allow_s
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not allow_silent and float(np.abs(mono).max()) < SILENCE_PEAK:
         raise DataError(f"{named}: the clip is silent (peak below -80 dBFS); check the recording or drop the row")
+    rate = rate or source_rate
     if source_rate != rate:
         mono = soxr.resample(mono, source_rate, rate, quality="HQ")
     return Clip(np.ascontiguousarray(mono, dtype=np.float32), rate, str(path), int(source_rate), int(data.shape[1]))
