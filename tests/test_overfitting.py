@@ -17,7 +17,7 @@ def test_rising_validation_loss_is_overfitting():
 
 def test_large_gap_still_improving_and_healthy():
     gap = [record(1, 0.3, 0.5, 0.97, 0.80)]
-    assert "points above validation" in diagnose(gap, "accuracy", False)["verdict"]
+    assert "points better than validation" in diagnose(gap, "accuracy", False)["verdict"]
     improving = [record(1, 0.6, 0.6, 0.70, 0.69), record(2, 0.5, 0.5, 0.78, 0.77)]
     assert diagnose(improving, "accuracy", False)["verdict"].startswith("still improving")
     healthy = [record(1, 0.5, 0.5, 0.80, 0.79), record(2, 0.45, 0.49, 0.81, 0.78)]

@@ -22,7 +22,8 @@ app.add_typer(import_app, name="import")
 
 # Options shared by `fit` and `compare` (defined once so both commands read the same).
 CONFIG_ARG = typer.Argument(None, help="YAML config file (flags override it)")
-TASK_OPT = typer.Option(None, "--task", help="text-classification (see `ftkit tasks`)")
+TASK_OPT = typer.Option(None, "--task", help="text-classification, token-classification, image-classification, "
+                        "speech-recognition (see `ftkit tasks`)")
 MODEL_OPT = typer.Option(None, "--model", help="zoo name, local HF folder or hub id")
 TRAIN_OPT = typer.Option(None, "--train", help="training data: CSV, TSV, JSONL or Parquet")
 VALIDATION_OPT = typer.Option(None, "--validation", help="validation data (default: split from train)")
@@ -30,6 +31,8 @@ TEST_OPT = typer.Option(None, "--test", help="test data (default: split from tra
 TEXT_OPT = typer.Option(None, "--text-column", help="input text column [text]")
 LABEL_OPT = typer.Option(None, "--label-column", help="label column [label]")
 IMAGE_OPT = typer.Option(None, "--image-column", help="image path column of a table [image]")
+AUDIO_OPT = typer.Option(None, "--audio-column", help="audio path column of a table [audio] (speech recognition: "
+                         "--text-column holds the transcript)")
 GROUP_OPT = typer.Option(None, "--group-column", help="report test metrics per value of this column (tables)")
 REFERENCE_OPT = typer.Option(None, "--reference-data", help="inputs of the original task (same columns as --train, "
                              "labels optional): forgetting measured before/after, 'retention' in summary.json")
@@ -55,6 +58,7 @@ def fit(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    audio_column: Optional[str] = AUDIO_OPT,
     group_column: Optional[str] = GROUP_OPT,
     reference_data: Optional[str] = REFERENCE_OPT,
     strategy: Optional[str] = typer.Option(None, help="what trains (see `ftkit strategies`) [full]"),
@@ -82,7 +86,7 @@ def fit(
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
-                     text_column=text_column, label_column=label_column, image_column=image_column,
+                     text_column=text_column, label_column=label_column, image_column=image_column, audio_column=audio_column,
                      group_column=group_column, reference_data=reference_data, strategy=strategy, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed, out=out, allow_leakage=allow_leakage or None, tracking=tracking,
                      tracking_uri=tracking_uri)
@@ -115,6 +119,7 @@ def cv_cmd(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    audio_column: Optional[str] = AUDIO_OPT,
     strategy: Optional[str] = typer.Option(None, help="what trains (see `ftkit strategies`) [full]"),
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
@@ -132,7 +137,7 @@ def cv_cmd(
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, text_column=text_column,
-                     label_column=label_column, image_column=image_column, strategy=strategy, epochs=epochs,
+                     label_column=label_column, image_column=image_column, audio_column=audio_column, strategy=strategy, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     print_repeat(cross_validate(cfg, folds, out, resume=resume, overwrite=overwrite, quiet=quiet), out / "cv.json")
@@ -154,6 +159,7 @@ def doctor(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    audio_column: Optional[str] = AUDIO_OPT,
     seed: Optional[int] = SEED_OPT,
     set_: Optional[List[str]] = SET_OPT,
     out: Path = typer.Option(Path("doctor.json"), help="where to write the full report"),
@@ -170,7 +176,7 @@ def doctor(
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
-                     text_column=text_column, label_column=label_column, image_column=image_column, seed=seed)
+                     text_column=text_column, label_column=label_column, image_column=image_column, audio_column=audio_column, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     report = diagnose(cfg, Options(near_threshold=near_threshold, label_noise=label_noise))
     write(report, out)
@@ -196,6 +202,7 @@ def compare_cmd(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    audio_column: Optional[str] = AUDIO_OPT,
     reference_data: Optional[str] = REFERENCE_OPT,
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
@@ -213,7 +220,7 @@ def compare_cmd(
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
-                     text_column=text_column, label_column=label_column, image_column=image_column, epochs=epochs,
+                     text_column=text_column, label_column=label_column, image_column=image_column, audio_column=audio_column, epochs=epochs,
                      batch_size=batch_size, lr=lr, seed=seed, reference_data=reference_data)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     names = split_variants(strategies)
@@ -233,6 +240,7 @@ def rank_cmd(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    audio_column: Optional[str] = AUDIO_OPT,
     batch_size: Optional[int] = BATCH_OPT,
     lr: Optional[float] = LR_OPT,
     seed: Optional[int] = SEED_OPT,
@@ -252,7 +260,7 @@ def rank_cmd(
 
     setup_logging(quiet)
     options = _given(task=task, train=train, validation=validation, test=test, text_column=text_column,
-                     label_column=label_column, image_column=image_column, batch_size=batch_size, lr=lr, seed=seed)
+                     label_column=label_column, image_column=image_column, audio_column=audio_column, batch_size=batch_size, lr=lr, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     names = [n.strip() for n in models.split(",") if n.strip()]
     report = rank_models(cfg, names, confirm_top=confirm_top, confirm_epochs=confirm_epochs, runs=runs, out=out,
@@ -268,8 +276,10 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="folder of a finished run (or of an exported model)"),
     data: str = typer.Option(..., "--data", help="labelled file to score"),
     text_column: Optional[str] = typer.Option(None, "--text-column", "--image-column",
-                                              help="default: the run's text (images: path) column"),
+                                              help="default: the run's text (images: path; speech "
+                                              "recognition: transcript) column"),
     label_column: Optional[str] = typer.Option(None, help="default: the run's label column"),
+    audio_column: Optional[str] = typer.Option(None, "--audio-column", help="speech: default the run's audio column"),
     out: Optional[Path] = typer.Option(None, help="metrics JSON [RUN_DIR/evaluations/<file>.json]"),
     quiet: bool = typer.Option(False),
 ) -> None:
@@ -279,7 +289,7 @@ def evaluate(
 
     setup_logging(quiet)
     run = load(run_dir)
-    examples = run.predictor.read(data, {"text": text_column, "label": label_column})
+    examples = run.predictor.read(data, {"text": text_column, "label": label_column, "audio": audio_column})
     metrics, _ = run.predictor.evaluate(examples)
     target = out or run.path / "evaluations" / f"{Path(data).stem}.json"
     write_json(target, {"data": str(data), "metrics": metrics})
@@ -300,6 +310,7 @@ def tune_cmd(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    audio_column: Optional[str] = AUDIO_OPT,
     strategy: Optional[str] = typer.Option(None, help="fix the strategy (default: searched among full, llrd, lora, freeze-bottom)"),
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
@@ -324,7 +335,7 @@ def tune_cmd(
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
-                     text_column=text_column, label_column=label_column, image_column=image_column,
+                     text_column=text_column, label_column=label_column, image_column=image_column, audio_column=audio_column,
                      strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     tree, spec = split_config(str(config) if config else None)
     cfg = make_config(tree, options, set_ or [])
@@ -341,9 +352,10 @@ def tune_cmd(
 def predict(
     run_dir: Path = typer.Argument(..., help="folder of a finished run (or of an exported model)"),
     data: Optional[str] = typer.Option(None, "--data", help="file with a text column (images: a folder or a table)"),
-    text: Optional[List[str]] = typer.Option(None, "--text", "--image",
-                                             help="text to classify, or an image file (repeatable)"),
-    text_column: Optional[str] = typer.Option(None, help="default: the run's text (NER: tokens; images: path) column"),
+    text: Optional[List[str]] = typer.Option(None, "--text", "--image", "--audio",
+                                             help="text to classify, or an image or audio file (repeatable)"),
+    text_column: Optional[str] = typer.Option(None, help="default: the run's text (NER: tokens; images, audio: "
+                                              "path) column"),
     out: Optional[Path] = typer.Option(None, help="write .csv or .jsonl (default: JSON lines to stdout)"),
     quiet: bool = typer.Option(False),
 ) -> None:
@@ -353,7 +365,7 @@ def predict(
 
     setup_logging(quiet)
     if (data is None) == (not text):
-        raise FtkitError("give either --data PATH or one or more --text (images: --image)")
+        raise FtkitError("give either --data PATH or one or more --text (images: --image, audio: --audio)")
     if out is not None and out.suffix.lower() not in (".csv", ".jsonl"):
         raise FtkitError(f"--out {out}: use a .csv or .jsonl file")
     frame = predict_frame(load(run_dir), data, text, text_column)
@@ -375,6 +387,7 @@ def advise(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    audio_column: Optional[str] = AUDIO_OPT,
     epochs: Optional[float] = EPOCHS_OPT,
     batch_size: Optional[int] = BATCH_OPT,
     seed: Optional[int] = SEED_OPT,
@@ -393,7 +406,7 @@ def advise(
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
-                     text_column=text_column, label_column=label_column, image_column=image_column, epochs=epochs,
+                     text_column=text_column, label_column=label_column, image_column=image_column, audio_column=audio_column, epochs=epochs,
                      batch_size=batch_size, seed=seed)
     result = run_advise(str(config) if config else None, models=models, strategies=strategies, budget=budget,
                         target_metric=target_metric, out=out, overrides=set_ or [], **options)
@@ -452,6 +465,7 @@ def auto(
     text_column: Optional[str] = TEXT_OPT,
     label_column: Optional[str] = LABEL_OPT,
     image_column: Optional[str] = IMAGE_OPT,
+    audio_column: Optional[str] = AUDIO_OPT,
     strategy: Optional[str] = typer.Option(None, help="fix the strategy [the advised one]"),
     epochs: Optional[float] = EPOCHS_OPT,
     seed: Optional[int] = SEED_OPT,
@@ -470,7 +484,7 @@ def auto(
     started = process_start()
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
-                     text_column=text_column, label_column=label_column, image_column=image_column,
+                     text_column=text_column, label_column=label_column, image_column=image_column, audio_column=audio_column,
                      strategy=strategy, epochs=epochs, seed=seed)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     candidates = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None

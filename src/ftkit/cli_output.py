@@ -37,6 +37,8 @@ def print_run(path: Path) -> None:
     summary = json.loads((path / "summary.json").read_text())
     for split, metrics in summary["metrics"].items():
         typer.echo(f"{split}: " + brief(metrics))
+    if "zero_shot" in summary:
+        typer.echo(summary["zero_shot"]["verdict"])
     if "overfitting" in summary:
         typer.echo(summary["overfitting"]["verdict"])
     if "retention" in summary:
@@ -47,7 +49,7 @@ def print_run(path: Path) -> None:
 
 
 def brief(metrics: dict) -> str:
-    keys = [k for k in ("accuracy", "macro_f1", "f1", "wer", "loss") if k in metrics]
+    keys = [k for k in ("accuracy", "macro_f1", "f1", "wer", "cer", "loss") if k in metrics]
     ci = metrics.get("ci", {})
     return "  ".join(f"{k} {metrics[k]:.4f}" + (f" [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci else "")
                      for k in keys) + f"  (n={metrics.get('n', '?')})"

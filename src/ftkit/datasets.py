@@ -5,11 +5,16 @@ the same split every time (documented per dataset) and returns the files it wrot
 """
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import re
+import shutil
+import wave
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from ftkit.data.near_dup import normalise
 from ftkit.data.splits import holdout
@@ -132,6 +137,130 @@ def fashion_mnist(out_dir: str | Path, n_train: int | None = 3000, n_test: int |
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(image, mode="L").save(folder / f"{i:05d}.png")
     return written
+
+
+ASTERISK = Path("/usr/share/asterisk/sounds")
+ASTERISK_EN_TEXTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+# one voice (speaker) per language: the folder each Debian asterisk-core-sounds-<lang>-wav installs
+ASTERISK_VOICES = {"en": "en_US_f_Allison", "es": "es_MX_f_Allison", "fr": "fr_CA_f_June",
+                   "it": "it_IT_m_Carlo", "ru": "ru_RU_f_IvrvoiceRU"}
+# tones and effects, the same in every language ("[beep tone]", "<beep ascending>"); silence/ too
+ASTERISK_NON_SPEECH = {"ascending-2tone", "descending-2tone", "beep", "beeperr", "confbridge-join",
+                       "confbridge-leave", "tt-monkeys"}
+_ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|<[^>]*>")  # "at [@]", "IAX (note: ...)", "(1 second of silence)"
+WHISPER_SECONDS = 30.0  # Whisper hears 30 s windows: a longer clip's transcript would not match its input
+
+
+@DATASETS.register("asterisk-en", "Asterisk telephony prompts, US English, one speaker, with transcripts "
+                   "(speech recognition, 548 clips, 8 kHz); Debian asterisk-core-sounds-en(-wav)")
+def asterisk_en(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
+    """clips/ (the wavs, sub-folders kept: clips/digits/1.wav), train.csv and test.csv with columns
+    `audio` (path relative to the CSV) and `text` (the shipped transcript, whitespace collapsed).
+
+    Of the 569 transcripts, 548 are speech with a wav of at most 30 s (Whisper's window): dropped
+    are the tones and silences (transcripts wholly in brackets, "[this is a simple beep tone]",
+    "(1 second of silence)": 17), one transcript without a wav, and 3 prompts over 30 s. Bracketed
+    annotations inside a transcript are not spoken and are removed ("at [@]" -> "at": 11 prompts).
+    test.csv: a seeded 20% of the prompts (random_state=0): 109; train.csv the other 439. The 548
+    hold 506 distinct transcripts: prompts equal after case, punctuation and spacing
+    (ftkit.data.near_dup.normalise; "Goodbye" is both goodbye.wav and vm-goodbye.wav, 80 prompts
+    in 38 such groups) stay on one side, so no transcript leaks from train into test.
+    n_train / n_test keep a seeded random sample of that many rows of each side.
+    """
+    voice = ASTERISK / ASTERISK_VOICES["en"]
+    if not voice.is_dir() or not ASTERISK_EN_TEXTS.is_file():
+        raise DataError(f"the English Asterisk prompts ({voice}) or their transcripts ({ASTERISK_EN_TEXTS}) "
+                        "are missing: install them with `apt-get install asterisk-core-sounds-en-wav "
+                        "asterisk-core-sounds-en` (Debian/Ubuntu, needs root)")
+    prompts = _asterisk_prompts(voice, ASTERISK_EN_TEXTS)
+    keep, held = holdout([0] * len(prompts), 0.2, 0, [normalise(text) for _, text in prompts])
+    labels = [0] * len(prompts)
+    parts = {"train": _sample(keep, labels, n_train, "--n-train"), "test": _sample(held, labels, n_test, "--n-test")}
+    frames = {name: pd.DataFrame({"audio": [f"clips/{prompts[i][0]}.wav" for i in rows],
+                                  "text": [prompts[i][1] for i in rows]}) for name, rows in parts.items()}
+    _copy_clips(Path(out_dir), {f"{prompts[i][0]}.wav": voice / f"{prompts[i][0]}.wav"
+                                for rows in parts.values() for i in rows})
+    return _write(out_dir, frames)
+
+
+def _asterisk_prompts(voice: Path, transcripts: Path) -> list[tuple[str, str]]:
+    """(name, transcript) of the prompts that are speech, have a wav and fit Whisper's window; by name."""
+    prompts = []
+    with gzip.open(transcripts, "rt", encoding="utf-8-sig") as lines:
+        for line in lines:
+            match = re.match(r"^([^:;\s]+):(.*)$", line.strip())  # "digits/1: one"; ";" starts a comment
+            if not match:
+                continue
+            text = " ".join(_ANNOTATION.sub(" ", match[2]).split())
+            wav = voice / f"{match[1]}.wav"
+            if text and wav.is_file() and _seconds(wav) <= WHISPER_SECONDS:
+                prompts.append((match[1], text))
+    return sorted(prompts)
+
+
+@DATASETS.register("asterisk-language", "Asterisk telephony prompts in up to 5 languages (en es fr it ru), "
+                   "label = language (audio classification, 2,563 clips, one speaker per language)")
+def asterisk_language(out_dir: str | Path, n_train: int | None = None,
+                      n_test: int | None = None) -> dict[str, Path]:
+    """clips/<lang>/... (the wavs, sub-folders kept), train.csv and test.csv with columns `audio`
+    (path relative to the CSV, e.g. clips/fr/digits/1.wav) and `label` (en, es, fr, it, ru).
+
+    Every installed language of Debian's asterisk-core-sounds-{en,es,fr,it,ru}-wav (at least two)
+    contributes its speech clips of 0.5-15 s (tones, effects and silence/ dropped): with all five,
+    en 538, es 485, fr 513, it 525, ru 502 = 2,563 clips, 8 kHz. test.csv: a seeded, stratified
+    20% (random_state=0): 513; train.csv the other 2,050. The same prompt in two languages may sit
+    on both sides: different audio, not a leak. n_train / n_test keep a seeded, stratified sample.
+
+    Each language is ONE speaker (en and es are even folders of the same voice, "Allison"), so
+    language and speaker are confounded: the task is easy and demonstrates the audio
+    classification pipeline; it says little about language ID across speakers.
+    """
+    voices = {lang: ASTERISK / folder for lang, folder in ASTERISK_VOICES.items() if (ASTERISK / folder).is_dir()}
+    if len(voices) < 2:
+        missing = " ".join(f"asterisk-core-sounds-{lang}-wav" for lang in ASTERISK_VOICES if lang not in voices)
+        raise DataError(f"asterisk-language needs the Asterisk prompts of at least two languages in {ASTERISK} "
+                        f"(found {len(voices)}): install them with `apt-get install {missing}` "
+                        "(Debian/Ubuntu, needs root)")
+    clips = [(lang, wav.relative_to(voice)) for lang, voice in voices.items() for wav in sorted(voice.rglob("*.wav"))
+             if _is_speech(wav.relative_to(voice)) and 0.5 <= _seconds(wav) <= 15.0]
+    labels = [lang for lang, _ in clips]
+    keep, held = holdout(labels, 0.2, 0)
+    parts = {"train": _sample(keep, labels, n_train, "--n-train"), "test": _sample(held, labels, n_test, "--n-test")}
+    frames = {name: pd.DataFrame({"audio": [f"clips/{clips[i][0]}/{clips[i][1].as_posix()}" for i in rows],
+                                  "label": [labels[i] for i in rows]}) for name, rows in parts.items()}
+    _copy_clips(Path(out_dir), {f"{clips[i][0]}/{clips[i][1].as_posix()}": voices[clips[i][0]] / clips[i][1]
+                                for rows in parts.values() for i in rows})
+    return _write(out_dir, frames)
+
+
+def _is_speech(rel: Path) -> bool:
+    return rel.parts[0] != "silence" and rel.with_suffix("").as_posix() not in ASTERISK_NON_SPEECH
+
+
+def _seconds(wav: Path) -> float:
+    with wave.open(str(wav)) as w:  # the prompts are plain PCM wav: no audio library needed here
+        return w.getnframes() / w.getframerate()
+
+
+def _sample(rows: list[int], labels: list, n: int | None, flag: str) -> list[int]:
+    """A seeded sample of n of `rows` (stratified by label), in row order; all rows when n is None."""
+    if n is None or n >= len(rows):
+        return rows
+    strata = [labels[i] for i in rows]
+    try:
+        kept, _ = train_test_split(rows, train_size=n, random_state=0,
+                                   stratify=strata if len(set(strata)) > 1 else None)
+    except ValueError as err:
+        raise DataError(f"{flag} {n}: cannot sample {n} of {len(rows)} rows stratified by label ({err})") from None
+    return sorted(kept)
+
+
+def _copy_clips(out_dir: Path, clips: dict[str, Path]) -> None:
+    """OUT/clips/<relative name> for each clip, written as a whole (atomically)."""
+    with atomic_path(out_dir / "clips") as tmp:
+        for name, src in clips.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tmp / name)
 
 
 def _write(out_dir: str | Path, parts: dict[str, pd.DataFrame]) -> dict[str, Path]:

@@ -52,7 +52,7 @@ class AudioExamples:
     def subset(self, keep: list[int]) -> "AudioExamples":
         pick = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
         return AudioExamples([self.paths[i] for i in keep], pick(self.transcripts), pick(self.labels), self.source,
-                             [self.rows[i] for i in keep], self.unit, pick(self.seconds) or [])
+                             [self.rows[i] for i in keep], self.unit, pick(self.seconds) if self.seconds else [])
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -9,6 +9,11 @@ number them: the file's line, a Parquet row, or an image's path) and a suggested
 The fast checks (schema, duplicates, leakage, conflicts, imbalance, outliers) only hash and count,
 O(n); `label-noise` runs the pretrained model and is left to `ftkit doctor`.
 
+Audio (speech recognition, audio classification): duplicates and leakage compare file bytes and
+decoded samples (the same clip as WAV and FLAC is one input); a speech-recognition clip's "label"
+is its transcript, so `conflicts` finds one clip with two transcripts. Near-duplicate audio is
+not checked (reported as skipped).
+
 `fit` refuses leaked splits (an input of validation/test, after normalising case, punctuation
 and spacing, also in another split) unless --allow-leakage; near-duplicate leakage is reported
 as a warning only, since "near" is a threshold, not a certainty.
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 
 SEVERITIES = ("ok", "warn", "error", "skipped")
 SHOWN = 5  # example rows per check in the table (doctor.json lists all)
+AUDIO_KINDS = ("audio", "asr")  # audio classification, speech recognition (labels = transcripts)
 
 
 @dataclass
@@ -55,10 +61,11 @@ class Finding:
 
 @dataclass
 class Part:
-    """One split as the checks see it: an input key per row (text or image path) and a label."""
+    """One split as the checks see it: an input key per row (text, image or audio path) and a
+    label (speech recognition: the transcript)."""
 
     split: str
-    kind: str  # "text" | "image" | "ner"
+    kind: str  # "text" | "image" | "ner" | "audio" | "asr"
     inputs: list[str]
     labels: Optional[list[str]]
     examples: Any  # the task's examples (rows, where)
@@ -96,12 +103,16 @@ class Context:
         from ftkit.data import near_dup
 
         inputs = [x for p in self.parts for x in p.inputs]
+        if self.kind in AUDIO_KINDS:
+            return near_dup.audio_keys(inputs)
         return near_dup.image_keys(inputs) if self.kind == "image" else near_dup.text_keys(inputs)
 
     @cached_property
     def near_pairs(self) -> list[tuple[int, int, float]]:
         from ftkit.data import near_dup
 
+        if self.kind in AUDIO_KINDS:
+            return []  # not checked: the near checks say so
         if self.kind == "image":
             return near_dup.near_image_pairs(self.keys.near)
         return near_dup.near_text_pairs(self.keys.near, self.options.near_threshold, self.cfg.seed + 1)
@@ -135,7 +146,7 @@ class Report:
 # ---------------------------------------------------------------- running
 
 def parts_of(splits) -> list[Part]:
-    """The task's splits as Parts (text, NER tokens joined by spaces, image paths)."""
+    """The task's splits as Parts (text, NER tokens joined by spaces, image or audio paths)."""
     parts = []
     for name, ex in splits.named().items():
         if hasattr(ex, "texts"):
@@ -143,6 +154,11 @@ def parts_of(splits) -> list[Part]:
         elif hasattr(ex, "tokens"):
             tags = None if ex.tags is None else [" ".join(t) for t in ex.tags]
             parts.append(Part(name, "ner", [" ".join(t) for t in ex.tokens], tags, ex))
+        elif hasattr(ex, "transcripts"):  # AudioExamples: before images, both have paths
+            if ex.labels is not None:  # audio classification
+                parts.append(Part(name, "audio", ex.paths, ex.labels, ex))
+            else:  # speech recognition: the transcript is the "label" conflicts compare
+                parts.append(Part(name, "asr", ex.paths, ex.transcripts, ex))
         elif hasattr(ex, "paths"):
             parts.append(Part(name, "image", ex.paths, ex.labels, ex))
         else:

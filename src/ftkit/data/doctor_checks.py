@@ -5,12 +5,14 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from ftkit.data.doctor import CHECKS, Context, Finding
+from ftkit.data.doctor import AUDIO_KINDS, CHECKS, Context, Finding
 from ftkit.data.near_dup import groups
 
 IMBALANCE_RATIO = 3.0  # largest / smallest class at or above which the doctor warns
 TOKENS_PER_WORD = 1.3  # without a tokenizer: a subword tokenizer's usual rate on English
 TINY_IMAGE = 32  # pixels on the shorter side (or half the model's input size, if set)
+SHORT_CLIP = 0.1  # seconds: shorter clips hold too little sound to learn from
+WHISPER_SECONDS = 30.0  # Whisper's input window: longer clips are cut off (when data.max_audio_seconds is unset)
 
 
 def _worst(*severities: str) -> str:
@@ -34,7 +36,7 @@ def schema(ctx: Context) -> Finding:
 
 def _single_examples(ctx: Context):
     train = ctx.parts[0]
-    if train.labels is None or train.kind == "ner":
+    if train.labels is None or train.kind in ("ner", "asr"):  # tags and transcripts are not classes
         return None
     counts = Counter(train.labels)
     lonely = sorted(label for label, n in counts.items() if n == 1)
@@ -48,19 +50,29 @@ def _single_examples(ctx: Context):
 
 
 def _no_words(ctx: Context):
-    """Texts with no letters or digits at all (only punctuation or symbols)."""
+    """Texts (speech recognition: transcripts) with no letters or digits at all."""
     from ftkit.data.near_dup import normalise
 
-    if ctx.kind == "image":
+    if ctx.kind in ("image", "audio"):
         return None
-    rows = [p.ref(i) for p in ctx.parts for i, x in enumerate(p.inputs) if not normalise(x)]
+    if ctx.kind == "asr":
+        rows = [p.ref(i) for p in ctx.parts if p.labels is not None for i, x in enumerate(p.labels)
+                if not normalise(x)]
+        what = "transcript(s)"
+    else:
+        rows = [p.ref(i) for p in ctx.parts for i, x in enumerate(p.inputs) if not normalise(x)]
+        what = "input(s)"
     if not rows:
         return None
-    return Finding("schema", "warn", len(rows), f"{len(rows)} input(s) hold no letters or digits",
+    return Finding("schema", "warn", len(rows), f"{len(rows)} {what} hold no letters or digits",
                    "check these rows: they carry no words to learn from", rows)
 
 
 def _skipped(ctx: Context):
+    """Files the lenient reader left out (data.skip_bad). `ftkit doctor` lists unreadable images
+    itself (scanned); audio has no such scan, so skipped clips are always counted here."""
+    if ctx.kind in AUDIO_KINDS:
+        return _skipped_clips(ctx)
     skipped = {k: v for k, v in (ctx.record.get("skipped") or {}).items() if v}
     if not skipped or ctx.scanned:
         return None
@@ -69,10 +81,34 @@ def _skipped(ctx: Context):
                    "fix or remove the unreadable files")
 
 
+def _skipped_clips(ctx: Context):
+    """AudioExamples.skipped (reason -> count, from audio_data.check_clips), per split; the
+    record's counts where the task keeps them there (a split's subset does not carry them)."""
+    recorded = ctx.record.get("skipped") or {}
+    per_split = {}
+    for part in ctx.parts:
+        counts = recorded.get(part.split, getattr(part.examples, "skipped", None))
+        if isinstance(counts, int):
+            counts = {"unreadable": counts}
+        counts = {reason: n for reason, n in (counts or {}).items() if n}
+        if counts:
+            per_split[part.split] = counts
+    if not per_split:
+        return None
+    n = sum(sum(c.values()) for c in per_split.values())
+    shown = "; ".join(f"{split}: " + ", ".join(f"{k} {reason}" for reason, k in c.items())
+                      for split, c in per_split.items())
+    # fit only skips with data.skip_bad; `ftkit doctor` reads leniently, so without it fit would stop
+    severity = "warn" if ctx.cfg.data.skip_bad else "error"
+    return Finding("schema", severity, n, f"{n} audio clip(s) skipped ({shown})",
+                   "fix or remove the unreadable clips and cut long ones (the log names the first; without "
+                   "--set data.skip_bad=true fit stops at it)", details=[{"skipped": per_split}])
+
+
 # ---------------------------------------------------------------- duplicates and leakage
 
 def _dup_groups(ctx: Context) -> list[list[int]]:
-    """Groups of inputs equal after normalisation (images: the same pixels)."""
+    """Groups of inputs equal after normalisation (images: the same pixels; audio: the same samples)."""
     return groups(ctx.keys.normalised)
 
 
@@ -95,7 +131,7 @@ def duplicates(ctx: Context) -> Finding:
         return Finding("duplicates", "ok", 0, "no repeated inputs within a split")
     return Finding("duplicates", "warn", extra, f"{extra} repeated input(s) in {len(details)} group(s) "
                    f"({sum(d['kind'] == 'exact' for d in details)} exact, the rest equal after normalising "
-                   "case/punctuation/spacing or, for images, pixels)",
+                   "case/punctuation/spacing or, for images and audio, decoded pixels/samples)",
                    "keep one row of each group: repeats over-weight those examples",
                    [r for d in details for r in d["rows"]], details)
 
@@ -132,6 +168,11 @@ def _near(ctx: Context, across: bool) -> list[dict]:
     return out
 
 
+def _near_audio(name: str) -> Finding:
+    return Finding(name, "skipped", 0, "near-duplicate audio is not checked (exact copies and the same samples "
+                   "in another file or format are: see duplicates and leakage)")
+
+
 def _near_what(ctx: Context) -> str:
     if ctx.kind == "image":
         from ftkit.data.near_dup import IMAGE_MAX_DISTANCE
@@ -141,6 +182,8 @@ def _near_what(ctx: Context) -> str:
 
 @CHECKS.register("near-duplicates", "near-identical inputs within a split (MinHash LSH / perceptual hash)")
 def near_duplicates(ctx: Context) -> Finding:
+    if ctx.kind in AUDIO_KINDS:
+        return _near_audio("near-duplicates")
     pairs = _near(ctx, across=False)
     if not pairs:
         return Finding("near-duplicates", "ok", 0, f"no near-duplicate pairs ({_near_what(ctx)})")
@@ -151,6 +194,8 @@ def near_duplicates(ctx: Context) -> Finding:
 
 @CHECKS.register("near-leakage", "near-identical inputs across train/validation/test")
 def near_leakage(ctx: Context) -> Finding:
+    if ctx.kind in AUDIO_KINDS:
+        return _near_audio("near-leakage")
     pairs = _near(ctx, across=True)
     if not pairs:
         return Finding("near-leakage", "ok", 0, f"no near-duplicates across splits ({_near_what(ctx)})")
@@ -168,11 +213,12 @@ def conflicts(ctx: Context) -> Finding:
         if None not in labels and len(set(labels)) > 1:
             details.append({"labels": sorted(set(labels)), "rows": [ctx.ref(g) | {"label": label}
                                                                      for g, label in zip(members, labels)]})
+    label = "transcript" if ctx.kind == "asr" else "label"
     if not details:
-        return Finding("conflicts", "ok", 0, "identical inputs always carry the same label")
+        return Finding("conflicts", "ok", 0, f"identical inputs always carry the same {label}")
     n = sum(len(d["rows"]) for d in details)
-    return Finding("conflicts", "warn", n, f"{len(details)} input(s) appear with different labels ({n} rows)",
-                   "decide the right label for each group and relabel (or drop) the others",
+    return Finding("conflicts", "warn", n, f"{len(details)} input(s) appear with different {label}s ({n} rows)",
+                   f"decide the right {label} for each group and correct (or drop) the others",
                    [r for d in details for r in d["rows"]], details)
 
 
@@ -196,6 +242,8 @@ def class_counts(ctx: Context) -> Counter:
 
 @CHECKS.register("imbalance", "how unequal the classes of the training split are")
 def imbalance(ctx: Context) -> Finding:
+    if ctx.kind == "asr":
+        return Finding("imbalance", "skipped", 0, "speech recognition has no classes to compare")
     counts = class_counts(ctx)
     if len(counts) < 2:
         return Finding("imbalance", "ok", 0, "fewer than two classes to compare")
@@ -217,10 +265,12 @@ def imbalance(ctx: Context) -> Finding:
     return Finding("imbalance", "warn", n_small, message, fix, details=details)
 
 
-@CHECKS.register("outliers", "texts the model will truncate; tiny images")
+@CHECKS.register("outliers", "texts the model will truncate; tiny images; very short or too long clips")
 def outliers(ctx: Context) -> Finding:
     if ctx.kind == "image":
         return _tiny_images(ctx)
+    if ctx.kind in AUDIO_KINDS:
+        return _clip_lengths(ctx)
     if ctx.kind == "ner":
         return Finding("outliers", "ok", 0, "long sentences are split into overlapping windows "
                        "(data.stride), so nothing is truncated")
@@ -271,6 +321,59 @@ def _tiny_images(ctx: Context) -> Finding:
                    f"side (e.g. {Path(str(details[0]['row'])).name}: {details[0]['size']}): upscaling blurs them",
                    "use larger originals if you have them; otherwise expect weaker features for these",
                    details, details)
+
+
+def audio_limit(cfg) -> tuple[float | None, str]:
+    """The longest clip the model takes: data.max_audio_seconds, else 30 s for a model whose name
+    says Whisper (its fixed input window), else unknown (None). Kept simple on purpose: the speech
+    task itself knows the exact limit; this is the doctor's model-free estimate."""
+    if cfg.data.max_audio_seconds:
+        return cfg.data.max_audio_seconds, "data.max_audio_seconds"
+    if "whisper" in cfg.model.name.lower():
+        return WHISPER_SECONDS, "Whisper's window"
+    return None, ""
+
+
+def _clip_seconds(part) -> list[float | None]:
+    """Each clip's duration: AudioExamples.seconds when check_clips filled it, else the file header."""
+    seconds = list(getattr(part.examples, "seconds", None) or [])
+    if len(seconds) == len(part):
+        return seconds
+    from ftkit.data.audio import _backends
+
+    soundfile, _ = _backends()
+    out = []
+    for path in part.inputs:
+        try:
+            out.append(soundfile.info(path).duration)
+        except Exception:  # noqa: BLE001  (unreadable: the schema check's business)
+            out.append(None)
+    return out
+
+
+def _clip_lengths(ctx: Context) -> Finding:
+    limit, source = audio_limit(ctx.cfg)
+    details, g = [], 0
+    for part in ctx.parts:
+        for s in _clip_seconds(part):
+            if s is not None and (s < SHORT_CLIP or (limit and s > limit)):
+                details.append(ctx.ref(g) | {"seconds": round(s, 3), "problem": "short" if s < SHORT_CLIP else "long"})
+            g += 1
+    short = sum(d["problem"] == "short" for d in details)
+    if not details:
+        longest = (f"or longer than {limit:g} s ({source})" if limit else
+                   "(no length limit known: set data.max_audio_seconds to check long clips)")
+        return Finding("outliers", "ok", 0, f"no clip shorter than {SHORT_CLIP:g} s {longest}")
+    found = []
+    if short:
+        found.append(f"{short} clip(s) shorter than {SHORT_CLIP:g} s")
+    if len(details) - short:
+        found.append(f"{len(details) - short} longer than {limit:g} s ({source}): the model cuts them off")
+    eg = details[0]
+    own = " (each with its own transcript)" if ctx.kind == "asr" else ""
+    return Finding("outliers", "warn", len(details), f"{', '.join(found)} (e.g. {eg['where']}: {eg['seconds']} s)",
+                   f"drop or re-record very short clips; cut long clips into shorter ones{own}, or raise "
+                   "data.max_audio_seconds if the model takes them", details, details)
 
 
 # ---------------------------------------------------------------- label noise (needs the model)

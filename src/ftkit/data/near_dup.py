@@ -2,11 +2,12 @@
 
 Every input gets three views, computed once in O(n):
 
-- an exact key (the text itself; an image file's bytes),
-- a normalised key (text lowercased, punctuation and spacing removed; an image's decoded pixels),
+- an exact key (the text itself; an image or audio file's bytes),
+- a normalised key (text lowercased, punctuation and spacing removed; an image's decoded pixels;
+  a clip's decoded samples, mono and 16-bit, at the file's own rate),
 - a near-duplicate signature: MinHash over word bigrams (text, datasketch) or a 64-bit
   perceptual hash (images, imagehash's pHash, which depends only on Pillow/numpy/scipy/PyWavelets,
-  no torch).
+  no torch); none for audio (near-duplicate audio is not checked).
 
 Near-duplicate candidates come from locality-sensitive hashing, run at a lower threshold than
 asked for (better recall: a pair just above the threshold is otherwise missed about half the
@@ -53,7 +54,7 @@ class Keys:
 
     exact: list[str]
     normalised: list[str]
-    near: list  # shingle sets (text) or int hashes (images); None where unreadable
+    near: list  # shingle sets (text) or int hashes (images); None where unreadable, and for audio
 
 
 def text_keys(texts: list[str]) -> Keys:
@@ -84,6 +85,35 @@ def _pixels_and_phash(path: str) -> Optional[tuple[str, int]]:
         return None
     # pixels: the same picture saved as PNG and as BMP is the same input to the model
     return digest(rgb.tobytes() + repr(rgb.size).encode()), int(str(imagehash.phash(rgb)), 16)
+
+
+def audio_keys(paths: list[str]) -> Keys:
+    """Audio: the file's bytes, and its decoded samples, so the same clip saved as WAV and as FLAC
+    (or as 16-bit and as float WAV) is one input. No near-duplicate signature (`near` is None)."""
+    exact, samples = [], []
+    for path in paths:
+        with open(path, "rb") as f:
+            exact.append(digest(f.read()))
+        samples.append(_samples_key(path) or exact[-1])
+    return Keys(exact, samples, [None] * len(paths))
+
+
+def _samples_key(path: str) -> Optional[str]:
+    """Digest of the clip as int16 mono samples at its native rate (the rate is part of the key:
+    the same samples at another rate play at another speed)."""
+    import numpy as np
+
+    from ftkit.data.audio import _backends
+
+    soundfile, _ = _backends()
+    try:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)  # (n, channels)
+    except Exception:  # noqa: BLE001  (unreadable clips are the schema check's business)
+        return None
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    # 16-bit quantised: a 16-bit source decodes to v / 32768 exactly, so this gives back v
+    quantised = np.clip(np.round(mono * 32768.0), -32768, 32767).astype("<i2")
+    return digest(quantised.tobytes() + f"@{rate}".encode())
 
 
 def groups(keys: list[str]) -> list[list[int]]:

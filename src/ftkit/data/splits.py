@@ -104,13 +104,16 @@ def take_fold(examples, strata: Optional[list], data_cfg, seed: int, record: dic
 
 def same_input_keys(examples) -> list[str]:
     """One key per example, equal for inputs the data doctor calls duplicates (text identical
-    after case, punctuation and spacing; the same pixels): they must not straddle a split."""
-    from ftkit.data.near_dup import image_keys, normalise
+    after case, punctuation and spacing; the same pixels; the same audio samples): they must not
+    straddle a split."""
+    from ftkit.data.near_dup import audio_keys, image_keys, normalise
 
     if hasattr(examples, "texts"):
         return [normalise(t) for t in examples.texts]
     if hasattr(examples, "tokens"):
         return [normalise(" ".join(t)) for t in examples.tokens]
+    if hasattr(examples, "transcripts"):  # AudioExamples (before images: both have paths)
+        return audio_keys(examples.paths).normalised
     return image_keys(examples.paths).normalised
 
 

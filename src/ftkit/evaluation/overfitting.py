@@ -58,8 +58,8 @@ def _verdict(rising: int, gap: float, best_is_last: bool, stopped: bool, metric:
         return (f"overfitting: validation loss rose for {rising} evaluations while training loss fell; "
                 f"the weights of epoch {epoch:g} (best validation {metric}) were kept. Try {REMEDIES}")
     if metric != "loss" and gap > LARGE_GAP:
-        return (f"overfitting: at the best epoch training {metric} is {100 * gap:.1f} points above "
-                f"validation. Try {REMEDIES}")
+        return (f"overfitting: at the best epoch training {metric} is {100 * gap:.1f} points better "
+                f"than validation. Try {REMEDIES}")
     if best_is_last and not stopped:
         return (f"still improving: validation {metric} was best at the last evaluation; "
                 "more epochs (--epochs) may help")

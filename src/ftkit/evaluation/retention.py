@@ -98,7 +98,7 @@ def read_reference(cfg):
     r, d = cfg.retention, cfg.data
     if cfg.task not in TASKS:
         raise ConfigError(f"--reference-data: retention is measured for {', '.join(TASKS)}, not {cfg.task} "
-                          "(its head makes one prediction per token)")
+                          "(its head does not make one prediction per input)")
     path = Path(r.reference_data)
     if not path.exists():
         raise DataError(f"--reference-data {path}: no such file or folder; pass inputs of the original task "

@@ -18,7 +18,7 @@ import torch
 from ftkit.config import FitConfig, to_dict
 from ftkit.data.doctor import check_data
 from ftkit.data.splits import limit_train
-from ftkit.errors import ConfigError
+from ftkit.errors import ConfigError, StrategyError
 from ftkit.evaluation.honest import assess, check_eval
 from ftkit.evaluation.overfitting import diagnose
 from ftkit.evaluation.retention import load_reference
@@ -85,6 +85,7 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
              precision, device, p.threads)
     if reference is not None:  # the original task, measured on the untouched model (retention)
         reference.snapshot(model, run.path, resume)
+    before = _zero_shot(task, model, data, cfg, precision, run, resume) if score_test else None
 
     # 4. train: the one loop, resumable (a head-only phase on cached features first, if asked)
     progress = NoProgress() if quiet else RichProgress()
@@ -118,11 +119,17 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
         _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, p.source,
                     params.adapter is not None, temperature)
     if test_probs is not None:
-        _write_csv(task.prediction_frame(splits.test, test_probs, splits.labels), run.predictions)
+        frame = task.prediction_frame(splits.test, test_probs, splits.labels)
+        if before is not None:  # speech recognition: what the untouched model wrote, side by side
+            frame["zero_shot"] = before["hypotheses"]
+        _write_csv(frame, run.predictions)
     runtime = {"device": str(device), "precision": precision, "threads": p.threads,
                "peak_memory_mb": round(dev.peak_memory_mb(device), 1)}
     summary = _summary(cfg, p.source, splits.labels, metrics, state, metric, params, runtime, data)
     _add_run_details(summary, cfg, params, state, metric, extra, l2sp, resumed)
+    if before is not None:
+        summary["metrics"]["test_before"] = before["metrics"]
+        summary["zero_shot"] = zero_shot_summary(before["metrics"], metrics.get("test", {}), metric)
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     summary["outputs"] = {"model": save_model, "test_scored": score_test and "test" in data}
     if reference is not None:  # the original task again, with the fine-tuned body (forgetting)
@@ -186,9 +193,11 @@ def prepare(cfg: FitConfig) -> Prepared:
     set_dropout(model, cfg.model.dropout)
     model.to(device)
     data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}
-    probe_rows = _probe_rows(splits, cfg) if "validation" in data else None
+    probe_rows = _probe_rows(splits, cfg, task) if "validation" in data else None
     train_probe = (task.encode(splits.train.subset(probe_rows), processor, cfg, splits.labels)
                    if probe_rows is not None else None)
+    if params.cache_encoder:  # frozen-encoder: each split becomes its encoder outputs, computed once
+        data, train_probe = _cached_encoder(task, model, data, train_probe, cfg, precision)
     return Prepared(cfg, task, metric, splits, doctor, groups, source, model, processor, params, data, probe_rows,
                     train_probe, _oversampling(cfg, data["train"]), device, precision, threads)
 
@@ -246,11 +255,61 @@ def _count_feature_time(timing: dict, seconds: float) -> None:
     timing["samples_per_second"] = round(timing["samples"] / max(timing["train_seconds"], 1e-9), 2)
 
 
-def _probe_rows(splits, cfg: FitConfig) -> list[int]:
-    """A fixed, seeded subset of the training rows scored at each validation (overfitting)."""
+BEFORE_FILE = "test_before.json"  # the untouched model's test metrics, kept for --resume
+
+
+def _zero_shot(task, model, data: dict, cfg: FitConfig, precision: str, run: RunDir, resume: bool):
+    """Tasks whose pretrained model already does the task (speech recognition) are scored on the
+    test split before any training, so the run shows what fine-tuning changed."""
+    if not hasattr(task, "zero_shot") or "test" not in data:
+        return None
+    path = run.path / BEFORE_FILE
+    if resume and path.is_file():
+        return json.loads(path.read_text())
+    tick = time.perf_counter()
+    before = task.zero_shot(model, data["test"], cfg.train.eval_batch_size, FINAL_EVAL_PRECISION, cfg)
+    if before is not None:
+        before["metrics"]["seconds"] = round(time.perf_counter() - tick, 3)
+        write_json(path, before)
+        log.info("before fine-tuning: test %s", ", ".join(f"{k} {before['metrics'][k]:.4f}"
+                                                        for k in task.metrics if k in before["metrics"]))
+    return before
+
+
+def zero_shot_summary(before: dict, after: dict, metric: str) -> dict:
+    """The pretrained model vs the fine-tuned one on the same test clips, in words too."""
+    from ftkit.evaluation.metrics import DIRECTION
+
+    out = {"metric": metric, "before": before.get(metric), "after": after.get(metric)}
+    if out["before"] is None or out["after"] is None:
+        return {**out, "verdict": "no zero-shot comparison"}
+    change = out["after"] - out["before"]
+    out["change_points"] = round(100 * change, 2)
+    lower = not DIRECTION.get(metric, True)
+    improved = change < 0 if lower else change > 0
+    ci = before.get("ci", {}).get(metric)
+    noise = ci is not None and ci[0] <= out["after"] <= ci[1]
+    word = "noise" if noise else ("better" if improved else "worse")
+    out["verdict"] = (f"zero-shot {metric} {out['before']:.4f} -> fine-tuned {out['after']:.4f} "
+                      f"({change * 100:+.1f} points: {word}{' than the pretrained model' if not noise else ', inside the zero-shot CI'})")
+    return out
+
+
+def _cached_encoder(task, model, data: dict, train_probe, cfg: FitConfig, precision: str):
+    if not hasattr(task, "cache_encoder"):
+        raise StrategyError(f"--strategy {cfg.strategy.name}: the {task.name} task has no encoder outputs to cache "
+                            "(speech recognition has)")
+    parts = dict(data, train_probe=train_probe) if train_probe is not None else data
+    cached = task.cache_encoder(model, parts, cfg, precision)
+    return {k: v for k, v in cached.items() if k != "train_probe"}, cached.get("train_probe")
+
+
+def _probe_rows(splits, cfg: FitConfig, task) -> list[int]:
+    """A fixed, seeded subset of the training rows scored at each validation (overfitting); tasks
+    whose evaluation is costly (speech recognition generates text) cap it."""
     import numpy as np
 
-    n = min(len(splits.train), cfg.train.train_eval_size)
+    n = min(len(splits.train), cfg.train.train_eval_size, getattr(task, "train_eval_limit", len(splits.train)))
     return sorted(np.random.default_rng(cfg.seed).choice(len(splits.train), size=n, replace=False).tolist())
 
 

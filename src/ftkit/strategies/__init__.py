@@ -46,6 +46,8 @@ class FreezeSummary:
     unfreeze: tuple[tuple[str, ...], ...] = ()
     probe: Optional[ProbePhase] = None
     adapter: Any = field(default=None, compare=False)  # the PeftModel wrapping the model (LoRA)
+    # frozen-encoder: the task replaces each split by its frozen encoder's outputs, computed once
+    cache_encoder: bool = False
 
     def as_dict(self) -> dict:
         return {"trainable": self.trainable, "total": self.total,
@@ -74,7 +76,7 @@ def options(cfg, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_strategy(name: str):
-    from ftkit.strategies import bitfit, freeze_bottom, full, gradual, llrd, lora, probe  # noqa: F401
+    from ftkit.strategies import bitfit, freeze_bottom, frozen_encoder, full, gradual, llrd, lora, probe  # noqa: F401
     return STRATEGIES.get(name)
 
 

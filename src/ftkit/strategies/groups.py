@@ -82,3 +82,32 @@ def head_modules(model: nn.Module) -> list[str]:
     if not names:
         raise StrategyError(f"cannot find the task head of {type(model).__name__}")
     return names
+
+
+def encoder_decoder_groups(model: nn.Module) -> LayerGroups:
+    """Whisper-style speech models, bottom to top: the encoder's convolutions and positions; its
+    blocks (the final norm with the last); the decoder's embeddings with its first block, then its
+    other blocks; the decoder's final norm (the output projection is tied to the embeddings)."""
+    params = dict(model.named_parameters())  # tied weights appear once
+    enc, dec = "model.encoder.", "model.decoder."
+    n_enc, n_dec = len(model.model.encoder.layers), len(model.model.decoder.layers)
+    blocks: list[Params] = [[] for _ in range(n_enc + n_dec)]
+    embeddings: Params = []
+    head: Params = []
+    for name, param in params.items():
+        if name.startswith(enc + "layers."):
+            blocks[int(name[len(enc) + 7:].split(".")[0])].append((name, param))
+        elif name.startswith(enc + "layer_norm."):
+            blocks[n_enc - 1].append((name, param))
+        elif name.startswith(enc):
+            embeddings.append((name, param))
+        elif name.startswith(dec + "layers."):
+            blocks[n_enc + int(name[len(dec) + 7:].split(".")[0])].append((name, param))
+        elif name.startswith(dec + "layer_norm.") or not name.startswith("model."):
+            head.append((name, param))
+        else:  # the decoder's token and position embeddings
+            blocks[n_enc].append((name, param))
+    return LayerGroups(embeddings, blocks, head)
+
+
+MATCHERS.register("whisper", "Whisper: encoder blocks, then decoder blocks")(encoder_decoder_groups)

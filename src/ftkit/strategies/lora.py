@@ -25,7 +25,7 @@ def apply(model, cfg) -> FreezeSummary:
                             "--strategy full (the from-scratch baseline)")
     lora = LoraConfig(r=opts["rank"], lora_alpha=opts["alpha"], lora_dropout=float(opts["dropout"]),
                       target_modules=opts["target_modules"] or default_targets(model),
-                      modules_to_save=head_modules(model))
+                      modules_to_save=new_head(model))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # transformers deprecations seen through peft
@@ -34,6 +34,12 @@ def apply(model, cfg) -> FreezeSummary:
     except ValueError as err:  # e.g. target modules that do not exist
         raise StrategyError(f"--set strategy.target_modules: {err}") from None
     return count(model, adapter=wrapper)
+
+
+def new_head(model):
+    """The head modules trained (and saved) beside the adapters; none when the model keeps its
+    pretrained output layer (speech recognition: Whisper's is tied to its token embeddings)."""
+    return None if getattr(model, "ftkit_pretrained_head", False) else head_modules(model)
 
 
 def default_targets(model):

@@ -9,6 +9,15 @@ from ftkit.strategies import FreezeSummary, ProbePhase, count, options, set_trai
 from ftkit.strategies.groups import head_modules
 
 
+def check_probe_head(model, name: str) -> None:
+    """A probe trains a new head on frozen features; an encoder-decoder (Whisper) writes text with
+    its pretrained decoder and has no such head."""
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        raise StrategyError(f"--strategy {name}: {type(model).__name__} generates text with its pretrained "
+                            "decoder, there is no new head to probe; use frozen-encoder (the decoder trains on "
+                            "cached encoder outputs), lora or full")
+
+
 def freeze_body(model) -> None:
     head = tuple(f"{name}." for name in head_modules(model))
     for name, param in model.named_parameters():
@@ -18,6 +27,7 @@ def freeze_body(model) -> None:
 @strategy("linear-probe", "body frozen, features cached on disk once; only the head trains (fastest)", lr=1e-3)
 def linear_probe(model, cfg) -> FreezeSummary:
     options(cfg, "linear-probe", {})
+    check_probe_head(model, "linear-probe")
     freeze_body(model)
     return count(model, probe=ProbePhase())
 
@@ -29,6 +39,7 @@ def lp_ft(model, cfg) -> FreezeSummary:
     for key in ("probe_epochs", "probe_lr"):
         if not isinstance(opts[key], (int, float)) or isinstance(opts[key], bool) or opts[key] <= 0:
             raise StrategyError(f"--set strategy.{key}: expected a positive number, got {opts[key]!r}")
+    check_probe_head(model, "lp-ft")
     head_modules(model)  # fails early when the head cannot be found
     set_trainable(list(model.named_parameters()), True)  # phase 2 trains everything
     return count(model, probe=ProbePhase(float(opts["probe_epochs"]), float(opts["probe_lr"]), then_full=True))

@@ -1,0 +1,289 @@
+"""Speech recognition: audio clips in, transcripts out (Whisper or CTC models).
+
+Input: a CSV/JSONL/Parquet with an audio path column (`--audio-column`, paths relative to the
+table) and a transcript column (`--text-column`), or a folder of clips with a transcript file
+(data/audio_data.py). Clips are read with soundfile, mixed down to mono and resampled (soxr)
+to the model's rate; clips longer than the model takes are refused for training (skipped with
+`data.skip_bad`); `predict` transcribes long clips in windows.
+
+Training clips are augmented on the fly (speed, gain, noise; SpecAugment inside the model).
+Metrics are WER and CER (jiwer) after `eval.normalize`; the untouched pretrained model is scored
+on the same test clips first (`metrics.test_before`), so the gain shows in one file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ftkit.config import FitConfig
+from ftkit.data.audio import read_audio
+from ftkit.data.audio_data import AudioExamples, check_clips, from_table, loose_clips, transcribed_folder
+from ftkit.data.splits import holdout, same_input_keys, split_seed, take_fold
+from ftkit.errors import ConfigError, DataError
+from ftkit.evaluation.asr import asr_ci, asr_metrics, utterance_errors
+from ftkit.models.loading import ModelSource, quiet_transformers
+from ftkit.tasks import TASKS
+from ftkit.tasks.base import Splits
+from ftkit.tasks.speech_models import (SpeechProcessor, build_speech, pad_labels, seq2seq_loss, speech_batch,
+                                       transcribe_batch, transcribe_long)
+
+log = logging.getLogger(__name__)
+
+
+def read_clips(path: str, cfg: FitConfig, labelled: bool = True, max_seconds: Optional[float] = None) -> AudioExamples:
+    """A table or a folder with a transcript file; every clip decoded once (check_clips)."""
+    d = cfg.data
+    p = Path(path)
+    text = d.text_column if labelled else None
+    if p.is_dir():
+        examples = transcribed_folder(p, d.audio_column, d.text_column) if labelled else _flat_folder(p)
+    elif p.is_file():
+        examples = from_table(p, d.audio_column, text)
+    else:
+        raise DataError(f"{p}: no such file or folder")
+    return check_clips(examples, d.skip_bad, max_seconds)
+
+
+def _flat_folder(folder: Path) -> AudioExamples:
+    from ftkit.data.audio_data import AUDIO_SUFFIXES
+
+    return loose_clips(sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES), str(folder))
+
+
+# ---------------------------------------------------------------- model inputs
+
+class SpeechEncoded:
+    """Clips at the model's rate plus label ids; batches become model inputs on the fly, so
+    training clips can be augmented (`augment`, set by the task's loss for the training split)."""
+
+    def __init__(self, clips: list[np.ndarray], labels: Optional[list[np.ndarray]], transcripts: Optional[list[str]],
+                 proc: SpeechProcessor, eval_cfg, seed: int):
+        self.clips, self.labels, self.transcripts, self.proc = clips, labels, transcripts, proc
+        self.normalize, self.num_beams, self.max_new_tokens = eval_cfg.normalize, eval_cfg.num_beams, eval_cfg.max_new_tokens
+        self.seed = seed
+        self.augment = None
+        # Whisper pads every clip to 30 s: batch by transcript length; CTC by audio length.
+        sizes = [len(x) for x in labels] if labels is not None and proc.kind == "whisper" else [len(c) for c in clips]
+        self.lengths = np.asarray(sizes, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        for clip in self.clips:
+            digest.update(clip.tobytes())
+        digest.update(f"{self.proc.kind}|{self.proc.rate}".encode())
+        return digest.hexdigest()
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        clips = [self.clips[i] for i in indices]
+        if self.augment is not None:
+            # seeded by the batch itself: the same batch gets the same augmentation after a resume
+            rng = np.random.default_rng([self.seed, *map(int, indices)])
+            clips = [self.augment(c, rng) for c in clips]
+        labels = None if self.labels is None else [self.labels[i] for i in indices]
+        return speech_batch(self.proc, clips, labels)
+
+
+class CachedSpeech:
+    """A split as the frozen encoder's outputs (cached on disk, read per batch) + label ids."""
+
+    def __init__(self, hidden: np.ndarray, source: SpeechEncoded):
+        self.hidden, self.labels, self.transcripts, self.proc = hidden, source.labels, source.transcripts, source.proc
+        self.normalize, self.num_beams, self.max_new_tokens = source.normalize, source.num_beams, source.max_new_tokens
+        self.lengths = source.lengths
+        self.augment = None
+
+    def __len__(self) -> int:
+        return len(self.hidden)
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        out = {"encoder_hidden": torch.from_numpy(np.asarray(self.hidden[np.sort(indices)], dtype=np.float32))}
+        order = np.argsort(np.argsort(indices))  # memory maps read fastest in order; put rows back
+        out["encoder_hidden"] = out["encoder_hidden"][torch.from_numpy(order)]
+        if self.labels is not None:
+            out["labels"] = pad_labels([self.labels[i] for i in indices])
+        return out
+
+
+def encode(examples: AudioExamples, proc: SpeechProcessor, cfg: FitConfig) -> SpeechEncoded:
+    clips = [read_audio(p, proc.rate, where=examples.where(i)).samples for i, p in enumerate(examples.paths)]
+    labels = None
+    if examples.transcripts is not None:
+        labels = [proc.labels(t) for t in examples.transcripts]
+        long = [i for i, ids in enumerate(labels) if len(ids) > proc.max_label_tokens]
+        if long:
+            i = long[0]
+            raise DataError(f"{examples.where(i)}: the transcript is {len(labels[i])} tokens, more than the "
+                            f"{proc.max_label_tokens} the model can emit ({len(long)} such rows); cut the clip and "
+                            "its transcript into shorter pieces")
+    return SpeechEncoded(clips, labels, examples.transcripts, proc, cfg.eval, cfg.seed)
+
+
+# ---------------------------------------------------------------- evaluation
+
+def transcribe(model, data, batch_size: int, precision: str) -> tuple[list[str], float]:
+    """Transcripts of every clip (in data order) and the mean loss per label token (nan unlabelled)."""
+    model.eval()
+    texts: list[str] = []
+    loss_sum, tokens = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(data)))
+        out, loss, n = transcribe_batch(model, data.proc, data.batch(idx), precision, data.num_beams,
+                                        data.max_new_tokens)
+        texts += out
+        if n:
+            loss_sum, tokens = loss_sum + loss, tokens + n
+    return texts, (loss_sum / tokens if tokens else float("nan"))
+
+
+def speech_metrics(data, hypotheses: list[str], loss: float) -> dict:
+    return {**asr_metrics(data.transcripts, hypotheses, data.normalize), "loss": float(loss),
+            "normalize": data.normalize}
+
+
+# ---------------------------------------------------------------- the task
+
+@TASKS.register("speech-recognition", "audio clips -> transcripts (Whisper or CTC models), WER/CER")
+class SpeechRecognition:
+    name = "speech-recognition"
+    default_metric = "wer"
+    metrics = ("wer", "cer", "loss")
+    body_lr = 1e-5  # Whisper fine-tuning recipes use 1e-5 (base) to 6e-6 (large); 5e-5 makes it forget
+    train_eval_limit = 100  # training clips re-transcribed at each validation (generation is costly)
+
+    def prepare_data(self, cfg: FitConfig) -> Splits:
+        """Read, check and split; writes nothing. Clips longer than the model takes are refused
+        here (the limit comes from data.max_audio_seconds, else Whisper's 30 s when the model is one)."""
+        d = cfg.data
+        if not d.train:
+            raise ConfigError("no training data: pass --train PATH (a CSV/JSONL with --audio-column and "
+                              "--text-column, or a folder of clips with transcripts.txt)")
+        limit = d.max_audio_seconds or _model_limit(cfg)
+        read = lambda p: read_clips(p, cfg, max_seconds=limit)  # noqa: E731
+        train = read(d.train)
+        seed = split_seed(cfg)
+        record = {"seed": seed, "train_source": train.source, "skipped": {"train": train.skipped}}
+        test = read(d.test) if d.test else None
+        if d.cv_folds:
+            train, test = take_fold(train, None, d, seed, record)
+        elif test is None and d.test_size > 0:
+            train, test = self._hold_out(train, d.test_size, seed, "test", record)
+        validation = read(d.validation) if d.validation else None
+        if validation is None and d.validation_size > 0:
+            train, validation = self._hold_out(train, d.validation_size, seed + 1, "validation", record)
+        for name, part in (("train", train), ("validation", validation), ("test", test)):
+            if part is not None:
+                record[name] = {"source": part.source, "n": len(part), "clips": part.paths,
+                                "seconds": round(float(sum(part.seconds)), 1)}
+                record["skipped"].setdefault(name, part.skipped)
+        # CTC folders without a tokenizer get one symbol per character seen in training (build())
+        self.alphabet = sorted({c for t in train.transcripts for c in t})
+        self.normalize = cfg.eval.normalize  # per-clip WER in predictions.csv
+        return Splits(train, validation, test, [], record)
+
+    @staticmethod
+    def _hold_out(examples: AudioExamples, size: float, seed: int, name: str, record: dict):
+        keep, held = holdout([0] * len(examples), size, seed, same_input_keys(examples))  # random, copies together
+        record[f"{name}_split"] = {"from": "train", "size": size, "seed": seed}
+        return examples.subset(keep), examples.subset(held)
+
+    def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
+        return build_speech(source, cfg, getattr(self, "alphabet", []))
+
+    def encode(self, examples: AudioExamples, proc: SpeechProcessor, cfg: FitConfig, labels) -> SpeechEncoded:
+        return encode(examples, proc, cfg)
+
+    def cache_encoder(self, model, data: dict, cfg: FitConfig, precision: str) -> dict:
+        """frozen-encoder: each split's encoder outputs, computed once (cached on disk)."""
+        from ftkit.tasks.speech_cache import encoder_outputs
+
+        if next(iter(data.values())).proc.kind != "whisper":
+            raise ConfigError("--strategy frozen-encoder caches an encoder-decoder model's encoder outputs; a CTC "
+                              "model has no decoder to train: use linear-probe, freeze-bottom, lora or full")
+        return {name: CachedSpeech(encoder_outputs(model, part, cfg.train.eval_batch_size, precision, name), part)
+                for name, part in data.items()}
+
+    def make_loss(self, cfg: FitConfig, train):
+        from ftkit.data.audio_augment import AudioAugment
+
+        augment = AudioAugment(cfg.data.audio_augment, train.proc.rate)
+        if isinstance(train, SpeechEncoded) and augment.active:
+            train.augment = augment  # waveform augmentation of the training split only
+        smoothing = cfg.train.label_smoothing
+        if train.proc.kind == "ctc":
+            if smoothing:
+                raise ConfigError("--set train.label_smoothing: CTC models have no label smoothing; set it to 0")
+            return lambda model, batch: model(**batch).loss
+        return lambda model, batch: seq2seq_loss(model, batch, smoothing)
+
+    def evaluate(self, model, data, labels, batch_size: int, precision: str):
+        hypotheses, loss = transcribe(model, data, batch_size, precision)
+        return speech_metrics(data, hypotheses, loss), hypotheses
+
+    def zero_shot(self, model, data, batch_size: int, precision: str, cfg: FitConfig) -> Optional[dict]:
+        """The pretrained model's metrics on `data` before any training (None when its output
+        layer is new, e.g. a CTC vocabulary built from the data: nothing to score)."""
+        if not getattr(model, "ftkit_pretrained_head", False) or cfg.model.init == "random":
+            return None
+        metrics, hypotheses = self.evaluate(model, data, [], batch_size, precision)
+        if cfg.eval.bootstrap:
+            metrics["ci"] = self.confidence_intervals(data, hypotheses, [], cfg.eval.bootstrap, cfg.eval.level, cfg.seed)
+        return {"metrics": metrics, "hypotheses": hypotheses}
+
+    def confidence_intervals(self, data, hypotheses, labels, n_boot: int, level: float, seed: int) -> dict:
+        """Bootstrap intervals of corpus WER and CER, resampling clips."""
+        return asr_ci(data.transcripts, hypotheses, data.normalize, n_boot, level, seed)
+
+    def prediction_frame(self, examples: AudioExamples, hypotheses: list[str], labels=None) -> pd.DataFrame:
+        return prediction_frame(examples, hypotheses, getattr(self, "normalize", "basic"))
+
+    def save(self, model, proc: SpeechProcessor, folder: Path, meta: dict, cfg: FitConfig) -> None:
+        with quiet_transformers():
+            model.save_pretrained(folder)  # safetensors (a PEFT wrapper: the adapter)
+            proc.save_pretrained(folder)
+        d, e = cfg.data, cfg.eval
+        meta = {"task": self.name, **meta, "family": proc.kind, "language": proc.language, "rate": proc.rate,
+                "max_seconds": proc.max_seconds, "normalize": e.normalize, "num_beams": e.num_beams,
+                "max_new_tokens": e.max_new_tokens, "audio_column": d.audio_column, "text_column": d.text_column}
+        (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))
+
+    def predictor(self, folder: Path):
+        from ftkit.tasks.speech_predict import Transcriber
+
+        return Transcriber(folder)
+
+
+def prediction_frame(examples: AudioExamples, hypotheses: list[str], normalize: str) -> pd.DataFrame:
+    frame = pd.DataFrame({"row": examples.rows, "audio": examples.paths})
+    if examples.transcripts is not None:
+        frame["reference"] = examples.transcripts
+    frame["transcript"] = hypotheses
+    if examples.transcripts is not None:
+        errors = utterance_errors(examples.transcripts, hypotheses, normalize)
+        frame["wer"] = np.round(errors["word_errors"] / np.maximum(errors["words"], 1), 4)
+    return frame
+
+
+def _model_limit(cfg: FitConfig) -> Optional[float]:
+    """Whisper takes 30 s windows (its feature extractor's chunk_length); CTC models any length."""
+    from ftkit.errors import FtkitError
+    from ftkit.models.loading import resolve
+
+    try:
+        folder = Path(resolve(cfg.model.name).location)
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("model_type") != "whisper":
+            return None
+        features = json.loads((folder / "preprocessor_config.json").read_text())
+        return float(features.get("chunk_length", 30))
+    except (FtkitError, OSError, ValueError):
+        return None  # the model's own loading reports what is wrong with it
