@@ -187,3 +187,103 @@ def images(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_resnet(tmp_path_factory) -> Path:
     return build_tiny_resnet(tmp_path_factory.mktemp("tiny-resnet"))
+
+
+# ---------------------------------------------------------------- speech
+
+LETTER_HZ = {c: 300 + 90 * i for i, c in enumerate("abcdefgh")}  # one tone per letter
+
+
+def build_tiny_whisper(folder: Path, seconds: int = 2) -> Path:
+    """A randomly initialised Whisper (d_model 16, 2+2 layers, 8 mel bins, a `seconds`-long window)
+    with a byte-level tokenizer of lowercase letters, saved as a Hugging Face folder."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import (WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
+                              WhisperTokenizerFast)
+
+    from ftkit.models.whisper_import import _generation_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = list("abcdefghijklmnopqrstuvwxyz") + ["Ġ", "'"]
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|translate|>",
+                "<|notimestamps|>"]
+    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(symbols)}, merges=[]))
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    tokenizer = WhisperTokenizerFast(tokenizer_object=tok, unk_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                     eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    ids = {s: tokenizer.convert_tokens_to_ids(s) for s in specials}
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(WhisperConfig(
+        vocab_size=len(symbols) + len(specials), num_mel_bins=8, d_model=16, encoder_layers=2, decoder_layers=2,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        max_source_positions=50 * seconds, max_target_positions=40, pad_token_id=ids["<|endoftext|>"],
+        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|endoftext|>"],
+        decoder_start_token_id=ids["<|startoftranscript|>"], suppress_tokens=[], begin_suppress_tokens=[]))
+    _generation_config(model, tokenizer, {"lang_ids": [ids["<|en|>"]]})
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=8, chunk_length=seconds).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_ctc(folder: Path, with_tokenizer: bool = True) -> Path:
+    """A randomly initialised wav2vec2 CTC model (16-d, 2 layers); with_tokenizer=False leaves out
+    the vocabulary, as a pretrained-only body ships (ftkit builds one from the transcripts)."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {s: i for i, s in enumerate(["<pad>", "<unk>", "|"] + list("abcdefgh"))}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    if with_tokenizer:
+        Wav2Vec2CTCTokenizer(str(folder / "vocab.json")).save_pretrained(folder)
+    else:
+        (folder / "vocab.json").unlink()
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=32, conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8),
+                            num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, pad_token_id=0,
+                            architectures=["Wav2Vec2ForCTC"], do_stable_layer_norm=True, feat_extract_norm="layer")
+    Wav2Vec2ForCTC(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def spoken(word: str, rate: int = 8000, seconds_per_letter: float = 0.15, seed: int = 0):
+    """A "word" as audio: one tone per letter (a little noise), so transcripts are learnable."""
+    import numpy as np
+
+    t = np.arange(int(rate * seconds_per_letter)) / rate
+    rng = np.random.default_rng(seed)
+    parts = [0.4 * np.sin(2 * np.pi * LETTER_HZ[c] * t) for c in word]
+    clip = np.concatenate(parts + [np.zeros(rate // 20)])
+    return (clip + 0.01 * rng.standard_normal(len(clip))).astype(np.float32)
+
+
+def write_speech_table(folder: Path, words: list[str], rate: int = 8000, seed: int = 0) -> Path:
+    """folder/clips/*.wav + folder/data.csv (audio paths relative to the table, transcripts); each
+    clip has its own noise, so repeated words are different recordings."""
+    import soundfile
+
+    (folder / "clips").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, word in enumerate(words):
+        soundfile.write(folder / "clips" / f"{i}.wav", spoken(word, rate, seed=seed * 100_000 + i), rate)
+        rows.append({"audio": f"clips/{i}.wav", "text": " ".join(word)})  # letters as words: "a b c"
+    return write_csv(folder / "data.csv", rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory) -> Path:
+    return build_tiny_whisper(tmp_path_factory.mktemp("whisper"))
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory) -> dict[str, Path]:
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefgh") for _ in range(rng.randint(2, 4))) for _ in range(40)]
+    root = tmp_path_factory.mktemp("speech")
+    return {"train": write_speech_table(root / "train", words[:30]),
+            "test": write_speech_table(root / "test", words[30:], seed=1)}

@@ -89,7 +89,17 @@ def spec_augment(model_config, enabled: bool) -> dict:
         for key, default in SPEC_AUGMENT_DEFAULTS.items():
             if hasattr(model_config, key) and not (getattr(model_config, key) or 0) > 0:
                 setattr(model_config, key, default)  # keep any value the checkpoint already sets
+        _fit_feature_span(model_config)
         settings = {key: getattr(model_config, key) for key in REPORTED if hasattr(model_config, key)}
     else:
         settings = {"apply_spec_augment": False}
     return {"applied": bool(enabled), "settings": settings}
+
+
+def _fit_feature_span(model_config) -> None:
+    """A feature mask must be shorter than the feature axis (Whisper: mel bins, wav2vec2: hidden
+    size); small models (e.g. 8 mel bins) get spans of a quarter of it."""
+    width = getattr(model_config, "num_mel_bins", None) or getattr(model_config, "hidden_size", None)
+    length = getattr(model_config, "mask_feature_length", None)
+    if width and length and length >= width // 2:
+        model_config.mask_feature_length = max(1, width // 4)

@@ -15,9 +15,17 @@ from ftkit.reporting.sources import read_json, scalars
 
 AUTO_CLASSES = {"text-classification": "AutoModelForSequenceClassification",
                 "token-classification": "AutoModelForTokenClassification",
-                "image-classification": "AutoModelForImageClassification"}
+                "image-classification": "AutoModelForImageClassification",
+                "audio-classification": "AutoModelForAudioClassification",
+                "speech-recognition": "AutoModelForSpeechSeq2Seq"}
 EXAMPLE_INPUT = {"token-classification": '"going to see taylor swift in new york"',
-                 "image-classification": '"photo.jpg"'}
+                 "image-classification": '"photo.jpg"', "audio-classification": '"clip.wav"',
+                 "speech-recognition": '"clip.wav"'}
+FILE_FLAG = {"image-classification": "--image photo.jpg", "audio-classification": "--audio clip.wav",
+             "speech-recognition": "--audio clip.wav"}
+PIPELINE_TAGS = {"speech-recognition": "automatic-speech-recognition"}  # the Hub's name for the task
+PROCESSORS = {"image-classification": "AutoImageProcessor", "audio-classification": "AutoFeatureExtractor",
+              "speech-recognition": "AutoProcessor"}
 SMALL_DATA = 1000  # training examples; fewer: scores vary a lot with the split and the seed
 
 
@@ -50,13 +58,14 @@ def _library(run_dir: Path, meta: dict) -> str:
 def _front_matter(s: dict, meta: dict, run_dir: Path, config: dict) -> str:
     task = s.get("task", "")
     results = [{"type": name, "name": f"{split} {name}", "value": round(float(value), 6), "split": split}
-               for split in ("test", "validation")
+               for split in ("test", "validation", "test_before")
                for name, value in scalars((s.get("metrics") or {}).get(split) or {}).items()]
-    doc = {"library_name": _library(run_dir, meta), "base_model": s.get("model"), "pipeline_tag": task,
+    doc = {"library_name": _library(run_dir, meta), "base_model": s.get("model"),
+           "pipeline_tag": PIPELINE_TAGS.get(task, task),
            "tags": ["ftkit", task, f"strategy:{s.get('strategy')}"],
            "metrics": list(dict.fromkeys(r["type"] for r in results)),
            "model-index": [{"name": run_dir.name, "results": [{
-               "task": {"type": task}, "dataset": {"name": _dataset(config), "type": "custom"},
+               "task": {"type": PIPELINE_TAGS.get(task, task)}, "dataset": {"name": _dataset(config), "type": "custom"},
                "metrics": results}]}],
            "ftkit": {"strategy": s.get("strategy"), "labels": s.get("labels"), "seed": s.get("seed"),
                      "trainable_params": (s.get("params") or {}).get("trainable"),
@@ -73,8 +82,9 @@ def _intro(s: dict, run_dir: Path) -> str:
     return (f"# {run_dir.name}\n\n"
             f"A `{s.get('task')}` model fine-tuned with ftkit from the pretrained "
             f"model **{s.get('model')}** ({s.get('model_source', 'source not recorded')}) with the "
-            f"**{s.get('strategy')}** strategy. Labels ({len(s.get('labels') or [])}): "
-            f"{', '.join(f'`{x}`' for x in s.get('labels') or [])}.\n"
+            f"**{s.get('strategy')}** strategy."
+            + (f" Labels ({len(s.get('labels'))}): {', '.join(f'`{x}`' for x in s.get('labels'))}."
+               if s.get("labels") else "") + "\n"
             "The full report with plots is `report.html` in the run folder (`../report.html` from here).\n")
 
 
@@ -109,16 +119,19 @@ def _training(s: dict) -> str:
 def _results(s: dict) -> str:
     metrics = s.get("metrics") or {}
     lines = ["## Results\n", "| split | metric | value | 95% CI |", "|---|---|---:|---|"]
-    for split in ("test", "validation"):
+    for split in ("test", "validation", "test_before"):
         m = metrics.get(split) or {}
         ci = m.get("ci") or {}
+        label = "test, before fine-tuning (zero-shot)" if split == "test_before" else split
         for name, value in scalars(m).items():
             interval = f"[{ci[name][0]:.4f}, {ci[name][1]:.4f}]" if name in ci else ""
-            lines.append(f"| {split} | {name} | {value:.4f} | {interval} |")
+            lines.append(f"| {label} | {name} | {value:.4f} | {interval} |")
     if len(lines) == 3:
         return "## Results\n\nNo held-out split was scored.\n"
     n = (metrics.get("test") or metrics.get("validation") or {}).get("n")
-    return "\n".join(lines) + (f"\n\nIntervals: bootstrap over {n} examples.\n" if n else "\n")
+    verdict = (s.get("zero_shot") or {}).get("verdict")
+    return ("\n".join(lines) + (f"\n\nIntervals: bootstrap over {n} examples.\n" if n else "\n")
+            + (f"\nBefore vs after fine-tuning: {verdict}.\n" if verdict else ""))
 
 
 def _retention_and_baselines(s: dict) -> str:
@@ -141,8 +154,14 @@ def _limitations(s: dict, meta: dict, doctor: dict | None) -> str:
     if n_train is not None:
         items.append(f"Trained on {n_train} examples" + (": a small set, so expect scores to vary with the split "
                                                         "and seed (see the intervals)" if n_train < SMALL_DATA else ""))
-    items.append(f"Predicts only these {len(s.get('labels') or [])} labels; an input of another kind still "
-                 "gets one of them.")
+    if s.get("labels"):
+        items.append(f"Predicts only these {len(s.get('labels'))} labels; an input of another kind still "
+                     "gets one of them.")
+    if meta.get("family"):
+        window = f"; clips longer than {meta['max_seconds']:g} s are transcribed in windows" if meta.get("max_seconds") else ""
+        language = meta.get("language") or "the training data's language"
+        items.append(f"Transcribes {language} speech at {meta.get('rate')} Hz{window}; WER/CER are scored after "
+                     f"`{meta.get('normalize')}` normalisation.")
     if meta.get("max_length"):
         items.append(f"Text is truncated to {meta['max_length']} tokens.")
     if meta.get("image_size"):
@@ -163,14 +182,15 @@ def _limitations(s: dict, meta: dict, doctor: dict | None) -> str:
 def _how_to_load(s: dict, meta: dict, run_dir: Path) -> str:
     task = s.get("task", "")
     example = EXAMPLE_INPUT.get(task, '"a warm, funny film"')
-    flag = "--image photo.jpg" if task == "image-classification" else f"--text {example}"
+    flag = FILE_FLAG.get(task, f"--text {example}")
     out = ["## How to load\n", "```python", "import ftkit", "",
            f'run = ftkit.load("{run_dir}")', f"run.predict([{example}])", "```", "",
            "```bash", f"ftkit predict {run_dir} {flag}", "```", ""]
     auto = AUTO_CLASSES.get(task)
     library = _library(run_dir, meta)
     if library == "transformers" and auto:
-        processor = "AutoImageProcessor" if task == "image-classification" else "AutoTokenizer"
+        processor = PROCESSORS.get(task, "AutoTokenizer")
+        auto = "AutoModelForCTC" if meta.get("family") == "ctc" else auto
         out += ["With plain transformers (this folder is a Hugging Face model folder, safetensors):", "",
                 "```python", f"from transformers import {auto}, {processor}", "",
                 f'model_dir = "{run_dir / "model"}"', f"model = {auto}.from_pretrained(model_dir)",
@@ -182,5 +202,6 @@ def _how_to_load(s: dict, meta: dict, run_dir: Path) -> str:
         out.append(f"ftkit divides log-probabilities by the fitted temperature {meta['temperature']:.3f} "
                    "(`ftkit.json`); plain transformers outputs are not temperature-scaled.\n")
     out.append("`ftkit.json` holds the label list and preprocessing settings: "
-               + json.dumps({k: meta[k] for k in ("max_length", "image_size") if meta.get(k)}) + "\n")
+               + json.dumps({k: meta[k] for k in ("max_length", "image_size", "rate", "language", "normalize")
+                             if meta.get(k)}) + "\n")
     return "\n".join(out)

@@ -33,7 +33,8 @@ def run_page(folder: Path) -> tuple[str, str, list[Section]]:
     s = read_json(folder / "summary.json")
     records = read_jsonl(folder / "metrics.jsonl")
     doctor = read_json(folder / "doctor.json")
-    built = [overview(s), metrics_table(s), curves(s, records), lr_schedule(records), confusion(s, folder),
+    built = [overview(s), metrics_table(s), transcripts(s, folder), curves(s, records), lr_schedule(records),
+             confusion(s, folder),
              per_class(s), calibration(s), groups(s), data(s, doctor), overfitting(s), retention(s),
              baselines(s, folder), advice(s, doctor), files(folder)]
     title = f"{s.get('model', '?')} · {s.get('strategy', '?')} · {s.get('task', '?')}"
@@ -79,7 +80,7 @@ def overview(s: dict) -> Section:
 
 def metrics_table(s: dict) -> Section | None:
     metrics = s.get("metrics") or {}
-    splits = [name for name in ("validation", "test") if metrics.get(name)]
+    splits = [name for name in ("validation", "test_before", "test") if metrics.get(name)]
     if not splits:
         return None
     names = list(dict.fromkeys(k for name in splits for k in scalars(metrics[name])))
@@ -89,7 +90,25 @@ def metrics_table(s: dict) -> Section | None:
     ci = next((metrics[sp]["ci"] for sp in splits if metrics[sp].get("ci")), None)
     note = (f'<p class="muted">[low, high]: {100 * ci.get("level", 0.95):.0f}% bootstrap interval over '
             f'{esc(ci.get("unit", "example"))}s ({fmt(ci.get("n_boot"))} resamples).</p>' if ci else "")
-    return Section("metrics", "Metrics", table(["metric", *splits], rows) + note)
+    heads = [{"test_before": "test, before fine-tuning"}.get(sp, sp) for sp in splits]
+    return Section("metrics", "Metrics", table(["metric", *heads], rows) + note)
+
+
+def transcripts(s: dict, folder: Path) -> Section | None:
+    """Speech recognition: the zero-shot verdict and the test clips the model still gets most wrong."""
+    frame = read_csv(folder / "predictions.csv")
+    if frame is None or not {"reference", "transcript", "wer"} <= set(frame.columns):
+        return None
+    frame = frame.fillna("")
+    worst = frame.sort_values("wer", ascending=False, kind="stable").head(12)
+    has_before = "zero_shot" in frame.columns
+    rows = [[r["audio"].rsplit("/", 1)[-1], r["reference"], *([r["zero_shot"]] if has_before else []),
+             r["transcript"], fmt(r["wer"])] for _, r in worst.iterrows()]
+    exact = int((frame["wer"] == 0).sum())
+    head = verdict((s.get("zero_shot") or {}).get("verdict"))
+    body = (head + f"<p>{exact} of {len(frame)} test clips transcribed without a word error; the worst:</p>"
+            + table(["clip", "reference", *(["zero-shot"] if has_before else []), "fine-tuned", "WER"], rows))
+    return Section("transcripts", "Transcripts (test)", body)
 
 
 def _evaluations(s: dict, records: list[dict]) -> list[dict]:

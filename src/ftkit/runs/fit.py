@@ -129,7 +129,8 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     _add_run_details(summary, cfg, params, state, metric, extra, l2sp, resumed)
     if before is not None:
         summary["metrics"]["test_before"] = before["metrics"]
-        summary["zero_shot"] = zero_shot_summary(before["metrics"], metrics.get("test", {}), metric)
+        summary["zero_shot"] = {**zero_shot_summary(before["metrics"], metrics.get("test", {}), metric),
+                                "seconds": before.get("seconds")}
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     summary["outputs"] = {"model": save_model, "test_scored": score_test and "test" in data}
     if reference is not None:  # the original task again, with the fine-tuned body (forgetting)
@@ -269,7 +270,7 @@ def _zero_shot(task, model, data: dict, cfg: FitConfig, precision: str, run: Run
     tick = time.perf_counter()
     before = task.zero_shot(model, data["test"], cfg.train.eval_batch_size, FINAL_EVAL_PRECISION, cfg)
     if before is not None:
-        before["metrics"]["seconds"] = round(time.perf_counter() - tick, 3)
+        before["seconds"] = round(time.perf_counter() - tick, 3)
         write_json(path, before)
         log.info("before fine-tuning: test %s", ", ".join(f"{k} {before['metrics'][k]:.4f}"
                                                         for k in task.metrics if k in before["metrics"]))

@@ -16,7 +16,7 @@ from ftkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = ("text-classification", "image-classification")
+SUPPORTED = ("text-classification", "image-classification", "audio-classification")
 
 
 def candidate_features(cfg: FitConfig) -> tuple[np.ndarray, np.ndarray, dict]:

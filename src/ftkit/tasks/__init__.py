@@ -14,5 +14,5 @@ def get_task(name: str):
 
 def _load_builtin() -> None:
     # Imported on demand so `ftkit --help` does not pay for torch/transformers.
-    from ftkit.tasks import (image_classification, speech_recognition, text_classification,  # noqa: F401
-                             token_classification)
+    from ftkit.tasks import (audio_classification, image_classification, speech_recognition,  # noqa: F401
+                             text_classification, token_classification)

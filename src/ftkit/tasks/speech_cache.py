@@ -62,9 +62,11 @@ def _compute(encoder, data, batch_size: int, precision: str, path) -> None:
     was_training = encoder.training
     encoder.eval()
     out = None
+    report = _Every(len(data), path.name)
     try:
         for start in range(0, len(data), batch_size):
             idx = np.arange(start, min(start + batch_size, len(data)))
+            report(start)
             features = data.batch(idx)["input_features"].to(device)
             with autocast(precision, device):
                 hidden = encoder(features).last_hidden_state  # (batch, frames, hidden)
@@ -72,9 +74,26 @@ def _compute(encoder, data, batch_size: int, precision: str, path) -> None:
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
                                                 shape=(len(data), *hidden.shape[1:]))
             out[idx] = hidden.float().cpu().numpy().astype(np.float16)
+        report(len(data))
         out.flush()
         del out
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
         encoder.train(was_training)
+
+
+class _Every:
+    """An info line about every tenth of the clips (the encoder pass can take minutes)."""
+
+    def __init__(self, total: int, name: str):
+        self.total, self.name, self.next, self.tick = total, name, max(1, total // 10), time.perf_counter()
+
+    def __call__(self, done: int) -> None:
+        if done < self.next or not done:
+            return
+        seconds = time.perf_counter() - self.tick
+        left = seconds / done * (self.total - done)
+        log.info("encoder outputs: %d/%d clips, %.2f s per clip%s", done, self.total, seconds / done,
+                 f", ~{left / 60:.1f} min left" if left > 0 else "")
+        self.next = done + max(1, self.total // 10)

@@ -123,13 +123,15 @@ def _build_ctc(source: ModelSource, config, cfg, alphabet):
     folder = Path(source.location)
     tokenizer = _ctc_tokenizer(folder, alphabet)
     new_vocab = not _has_tokenizer(folder)
-    extra = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
-             "ignore_mismatched_sizes": True} if new_vocab else {}
+    if new_vocab:
+        config.vocab_size, config.pad_token_id = len(tokenizer), tokenizer.pad_token_id
     config.ctc_zero_infinity = True  # a clip shorter than its transcript gives 0 loss, not inf/nan
+    config.ctc_loss_reduction = "mean"  # per target length, averaged over the batch: lr independent of batch size
     with quiet_transformers():
         features = AutoFeatureExtractor.from_pretrained(source.location)
         model = AutoModelForCTC.from_pretrained(source.location, config=config, dtype=torch.float32,
-                                                trust_remote_code=cfg.model.trust_remote_code, **extra)
+                                                ignore_mismatched_sizes=new_vocab,
+                                                trust_remote_code=cfg.model.trust_remote_code)
     model.ftkit_pretrained_head = not new_vocab
     if new_vocab:
         log.info("%s has no tokenizer: a character vocabulary of %d symbols from the training transcripts "
@@ -204,7 +206,9 @@ def _encoder_inputs(batch: dict) -> dict:
 @torch.inference_mode()
 def transcribe_batch(model, proc: SpeechProcessor, batch: dict, precision: str, num_beams: int,
                      max_new_tokens: int) -> tuple[list[str], float, int]:
-    """(transcripts, summed loss over label tokens or nan, label tokens) for one batch."""
+    """(transcripts, summed loss, units it sums over) for one batch: Whisper's loss per label
+    token, CTC's per clip (HF's "mean" CTC loss is already per target length); (.., nan, 0)
+    without labels."""
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     loss_sum, n = float("nan"), 0
@@ -215,17 +219,18 @@ def transcribe_batch(model, proc: SpeechProcessor, batch: dict, precision: str, 
             ids = out.logits.float().argmax(dim=-1)  # (batch, frames): greedy CTC
             texts = proc.tokenizer.batch_decode(ids.cpu().numpy())
             if "labels" in batch:
-                n = int((batch["labels"] != IGNORE).sum())
-                loss_sum = float(out.loss) * len(ids)  # HF's CTC loss: mean over the batch
+                n = len(ids)
+                loss_sum = float(out.loss) * n
             return texts, loss_sum, n
         encoder = _encoder_outputs(model, batch)
         if "labels" in batch:
             labelled = {"encoder_hidden": encoder.last_hidden_state, "labels": batch["labels"]}
             loss_sum = float(seq2seq_loss(model, labelled, reduction="sum"))
             n = int((batch["labels"] != IGNORE).sum())
+        room = model.config.max_target_positions - WHISPER_PREFIX  # prompt + new tokens fit the decoder
         with quiet_transformers():
             ids = model.generate(encoder_outputs=encoder, language=proc.language, task="transcribe",
-                                 max_new_tokens=max_new_tokens, num_beams=num_beams)
+                                 max_new_tokens=min(max_new_tokens, room), num_beams=num_beams)
     return [t.strip() for t in proc.tokenizer.batch_decode(ids, skip_special_tokens=True)], loss_sum, n
 
 

@@ -14,8 +14,8 @@ from ftkit.data.audio import read_audio
 from ftkit.data.audio_data import AudioExamples, check_clips, loose_clips
 from ftkit.models.loading import quiet_transformers
 from ftkit.tasks.speech_models import SpeechProcessor, transcribe_long
-from ftkit.tasks.speech_recognition import (SpeechEncoded, prediction_frame, read_clips, speech_metrics,
-                                            transcribe)
+from ftkit.evaluation.asr import asr_metrics
+from ftkit.tasks.speech_recognition import SpeechEncoded, prediction_frame, read_clips, transcribe
 
 BATCH = 16
 
@@ -66,20 +66,22 @@ class Transcriber:
         return read_clips(path, self._cfg(columns), labelled)  # any length: long clips go in windows
 
     # ------------------------------------------------------------------ transcribing
-    def transcribe(self, examples: AudioExamples) -> list[str]:
-        """One transcript per clip; clips longer than the model's window are decoded in windows."""
+    def transcribe(self, examples: AudioExamples) -> tuple[list[str], float]:
+        """One transcript per clip, and the mean loss of the clips that fit the model's window (nan
+        unlabelled); longer clips are decoded window by window (Whisper's long-form decoding)."""
         limit = self.proc.max_seconds
         long = {i for i, s in enumerate(examples.seconds) if limit and s > limit}
         short = [i for i in range(len(examples)) if i not in long]
         out: list[Optional[str]] = [None] * len(examples)
+        loss = float("nan")
         if short:
-            texts, _ = transcribe(self.model, self._encoded(examples.subset(short)), BATCH, self._precision)
+            texts, loss = transcribe(self.model, self._encoded(examples.subset(short)), BATCH, self._precision)
             for i, text in zip(short, texts):
                 out[i] = text
         for i in sorted(long):
             clip = read_audio(examples.paths[i], self.proc.rate).samples
             out[i] = transcribe_long(self.model, self.proc, clip, self.meta.get("num_beams", 1))
-        return out
+        return out, loss
 
     @property
     def _precision(self) -> str:
@@ -97,13 +99,13 @@ class Transcriber:
         return SpeechEncoded(clips, labels, examples.transcripts, self.proc, settings, 0)
 
     def evaluate(self, examples: AudioExamples) -> tuple[dict, list[str]]:
-        data = self._encoded(examples)
-        hypotheses = self.transcribe(examples)
-        return speech_metrics(data, hypotheses, float("nan")), hypotheses
+        hypotheses, loss = self.transcribe(examples)
+        metrics = asr_metrics(examples.transcripts, hypotheses, self.meta.get("normalize", "basic"))
+        return {**metrics, "loss": loss, "normalize": self.meta.get("normalize", "basic")}, hypotheses
 
     def predict(self, paths: list) -> list[dict]:
         examples = check_clips(loose_clips(paths), skip_bad=False)
-        return [{"audio": p, "text": t} for p, t in zip(examples.paths, self.transcribe(examples))]
+        return [{"audio": p, "transcript": t} for p, t in zip(examples.paths, self.transcribe(examples)[0])]
 
     def frame(self, examples: AudioExamples, hypotheses: list[str]) -> pd.DataFrame:
         return prediction_frame(examples, hypotheses, self.meta.get("normalize", "basic"))
@@ -113,7 +115,7 @@ class Transcriber:
             examples = check_clips(loose_clips(paths), skip_bad=False)
         else:
             examples = self.read(data, {"audio": column}, labelled=False)
-        return self.frame(examples, self.transcribe(examples)).drop(columns=["row"])
+        return self.frame(examples, self.transcribe(examples)[0]).drop(columns=["row"])
 
     def export(self, folder: Path) -> None:
         model = self.model

@@ -32,7 +32,7 @@ from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import Splits
 from ftkit.tasks.speech_models import (SpeechProcessor, build_speech, pad_labels, seq2seq_loss, speech_batch,
-                                       transcribe_batch, transcribe_long)
+                                       transcribe_batch)
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,14 @@ def encode(examples: AudioExamples, proc: SpeechProcessor, cfg: FitConfig) -> Sp
 
 # ---------------------------------------------------------------- evaluation
 
+# Whisper runs 30 s windows: attention over 1,500 frames and the decoder's cached keys/values
+# grow with the batch (64 clips took ~6 GB on a CPU); more clips per batch buy little speed.
+MAX_BATCH = 16
+
+
 def transcribe(model, data, batch_size: int, precision: str) -> tuple[list[str], float]:
-    """Transcripts of every clip (in data order) and the mean loss per label token (nan unlabelled)."""
+    """Transcripts of every clip (in data order) and the mean loss (nan unlabelled)."""
+    batch_size = min(batch_size, MAX_BATCH)
     model.eval()
     texts: list[str] = []
     loss_sum, tokens = 0.0, 0
@@ -209,7 +215,8 @@ class SpeechRecognition:
         if next(iter(data.values())).proc.kind != "whisper":
             raise ConfigError("--strategy frozen-encoder caches an encoder-decoder model's encoder outputs; a CTC "
                               "model has no decoder to train: use linear-probe, freeze-bottom, lora or full")
-        return {name: CachedSpeech(encoder_outputs(model, part, cfg.train.eval_batch_size, precision, name), part)
+        batch = min(cfg.train.eval_batch_size, MAX_BATCH)
+        return {name: CachedSpeech(encoder_outputs(model, part, batch, precision, name), part)
                 for name, part in data.items()}
 
     def make_loss(self, cfg: FitConfig, train):

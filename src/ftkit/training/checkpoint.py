@@ -18,6 +18,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
@@ -67,8 +69,12 @@ def save(folder: Path, model, optimizer, scheduler, loop_state: dict) -> None:
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        # numpy's global generator too: some models draw from it in training (Whisper's SpecAugment)
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        tensors["rng.numpy"] = torch.from_numpy(keys.astype(np.int64))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
-        state = {"loop": loop_state, "scheduler": scheduler.state_dict(), "optimizer": optim_meta}
+        state = {"loop": loop_state, "scheduler": scheduler.state_dict(), "optimizer": optim_meta,
+                 "numpy_rng": [kind, int(pos), int(has_gauss), float(gauss)]}
         (tmp / "state.json").write_text(json.dumps(state))
     write_json(folder / "latest.json", {"dir": name})
     for old in folder.glob("step-*"):
@@ -94,4 +100,7 @@ def restore(path: Path, model, optimizer, scheduler) -> dict:
     torch.set_rng_state(tensors["rng.torch"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
+    if "rng.numpy" in tensors and "numpy_rng" in state:
+        kind, pos, has_gauss, gauss = state["numpy_rng"]
+        np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
     return state["loop"]

@@ -1,0 +1,544 @@
+"""Audio classification: one label per clip (spoken language, keyword, speaker, sound event).
+
+Input: a folder with one sub-folder per class, or a CSV/JSONL/Parquet with an audio path column
+(`--audio-column`, relative to the table) and a label column (data/audio_data.py). Every clip is
+decoded once when read, mixed to mono and resampled to the model's rate; training clips are
+augmented on the fly (speed, gain, noise; SpecAugment inside the model).
+
+Models:
+- any Whisper folder (e.g. the zoo's `whisper-base`, a WhisperForConditionalGeneration): its
+  encoder with a new linear head on ONE vector per clip, the encoder states averaged over the
+  frames that hold the clip (not the rest of the 30 s window, which is padding). One vector per
+  clip is what the linear-probe feature cache stores, so a probe costs one encoder pass per clip.
+  transformers' WhisperForAudioClassification averages all 1,500 frames (a 1 s clip is 1/30 of
+  its vector) and projects every frame before pooling, so its head cannot be cached.
+- any local Hugging Face audio-classification folder (wav2vec2, HuBERT, WavLM, AST, ...) through
+  AutoModelForAudioClassification; a head it already has is kept (model/original_head.safetensors).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ftkit.config import FitConfig
+from ftkit.data.audio import read_audio
+from ftkit.data.audio_data import AudioExamples, check_clips, class_folders, from_table, loose_clips
+from ftkit.data.splits import split_seed, take_fold
+from ftkit.errors import ConfigError, DataError, ModelLoadError
+from ftkit.evaluation.calibration import apply_temperature
+from ftkit.evaluation.metrics import classification_metrics
+from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
+from ftkit.strategies.groups import MATCHERS, LayerGroups
+from ftkit.tasks import TASKS
+from ftkit.tasks.base import PerExampleEvaluation, Splits
+from ftkit.tasks.text_classification import check_known, class_weights, label_order
+from ftkit.training.device import autocast
+
+log = logging.getLogger(__name__)
+
+BATCH = 16  # clips per forward pass in `predict` (a Whisper clip is a 30 s window)
+
+
+# ---------------------------------------------------------------- reading
+
+def read_clips(path: str, audio_column: str, label_column: Optional[str], skip_bad: bool = False,
+               max_seconds: Optional[float] = None) -> AudioExamples:
+    """A folder (one sub-folder per class; flat when unlabelled) or a table of clip paths; every
+    clip decoded once (check_clips: unreadable, silent or too long clips named or skipped)."""
+    p = Path(path)
+    if p.is_dir():
+        examples = class_folders(p, labelled=label_column is not None)
+    elif p.is_file():
+        examples = from_table(p, audio_column, label_column=label_column)
+    else:
+        raise DataError(f"{p}: no such file or folder")
+    return check_clips(examples, skip_bad, max_seconds)
+
+
+# ---------------------------------------------------------------- model inputs
+
+@dataclass
+class AudioProcessor:
+    """The model's feature extractor and what the task needs to know about it."""
+
+    kind: str  # "whisper" (ftkit's WhisperClassifier) or "hf" (AutoModelForAudioClassification)
+    features: object  # the Hugging Face feature extractor
+    rate: int  # sampling rate the model takes
+    max_seconds: Optional[float]  # one forward pass's window (Whisper: 30 s); None: any length
+    settings: dict = field(default_factory=dict)  # e.g. SpecAugment, for the record
+
+    def inputs(self, clips: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Whisper: log-mel features padded to its window + the frames holding each clip;
+        others: the extractor's own inputs padded to the longest clip of the batch."""
+        if self.kind == "whisper":
+            enc = self.features(clips, sampling_rate=self.rate, return_attention_mask=True, return_tensors="pt")
+            return {"input_features": enc.input_features, "attention_mask": enc.attention_mask}
+        return dict(self.features(clips, sampling_rate=self.rate, padding=True, return_tensors="pt"))
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.features.save_pretrained(folder)
+
+
+class AudioEncoded:
+    """Clips at the model's rate + class ids; batches become model inputs on the fly so training
+    clips can be augmented (`augment`, set by the task's loss for the training split only)."""
+
+    def __init__(self, clips: list[np.ndarray], labels: Optional[np.ndarray], proc: AudioProcessor,
+                 n_classes: int, seed: int = 0):
+        self.clips, self.labels, self.proc, self.n_classes, self.seed = clips, labels, proc, n_classes, seed
+        self.augment = None
+        self.lengths = np.array([len(c) for c in clips], dtype=np.int64)  # padding per batch (non-Whisper)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def fingerprint(self) -> str:
+        """Hash of the samples and the feature extractor's settings (the feature cache's key)."""
+        digest = hashlib.blake2b(digest_size=16)
+        for clip in self.clips:
+            digest.update(clip.tobytes())
+        digest.update(f"{self.proc.kind}|{self.proc.rate}|{self.proc.features.to_json_string()}".encode())
+        return digest.hexdigest()
+
+    def batch(self, indices: np.ndarray, augment: bool = True) -> dict[str, torch.Tensor]:
+        clips = [self.clips[i] for i in indices]
+        if augment and self.augment is not None:
+            # seeded by the batch itself: the same batch gets the same augmentation after a resume
+            rng = np.random.default_rng([self.seed, *map(int, indices)])
+            clips = [self.augment(c, rng) for c in clips]
+        out = self.proc.inputs(clips)
+        if self.labels is not None:
+            out["labels"] = torch.from_numpy(self.labels[indices])
+        return out
+
+
+def encode(examples: AudioExamples, proc: AudioProcessor, labels: Optional[list[str]], seed: int = 0) -> AudioEncoded:
+    clips = [read_audio(p, proc.rate, where=examples.where(i)).samples for i, p in enumerate(examples.paths)]
+    ids = None
+    if labels is not None and examples.labels is not None:
+        index = {name: i for i, name in enumerate(labels)}
+        ids = np.array([index[v] for v in examples.labels], dtype=np.int64)
+    return AudioEncoded(clips, ids, proc, len(labels or []), seed)
+
+
+# ---------------------------------------------------------------- the Whisper classifier
+
+class WhisperClassifierConfig:
+    """Names ftkit's Whisper classifier for the registries keyed by `config.model_type` (its
+    layer-group matcher below). Not Whisper's own config: that one says encoder-decoder, which
+    the probe and frozen-encoder strategies read as "no new head"."""
+
+    model_type = "ftkit-whisper-classifier"
+    is_encoder_decoder = False
+
+    def to_dict(self) -> dict:  # PEFT reads the model's config as a dict
+        return {"model_type": self.model_type}
+
+
+class SinusoidalPositions(nn.Embedding):
+    """Whisper's fixed encoder positions; re-initialised as sinusoids, not N(0, 1), by
+    `model.init=random` (ftkit.models.loading.randomize calls reset_parameters)."""
+
+    def reset_parameters(self) -> None:
+        from transformers.models.whisper.modeling_whisper import sinusoids
+
+        with torch.no_grad():
+            self.weight.copy_(sinusoids(self.num_embeddings, self.embedding_dim))
+
+
+class WhisperClassifier(nn.Module):
+    """Whisper's encoder + a linear head on the clip's mean encoder state; returns .logits."""
+
+    base_model_prefix = "encoder"
+    lora_targets = ["q_proj", "v_proj"]  # PEFT's choice for Whisper's attention
+
+    def __init__(self, encoder: nn.Module, n_classes: int):
+        super().__init__()
+        self.config = WhisperClassifierConfig()
+        old = encoder.embed_positions
+        encoder.embed_positions = SinusoidalPositions(old.num_embeddings, old.embedding_dim)
+        encoder.embed_positions.load_state_dict(old.state_dict())
+        encoder.embed_positions.requires_grad_(False)  # fixed in Whisper too
+        self.encoder = encoder
+        self.classifier = nn.Linear(encoder.config.d_model, n_classes)
+
+    def forward(self, input_features: torch.Tensor, attention_mask: Optional[torch.Tensor] = None, labels=None):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+        from transformers.models.whisper.modeling_whisper import WhisperModel
+
+        # SpecAugment exactly as WhisperModel does it (training only; masks fall inside the clip)
+        state = SimpleNamespace(config=self.encoder.config, training=self.training)
+        features = input_features.clone() if self.training else input_features  # masking writes in place
+        features = WhisperModel._mask_input_features(state, features, attention_mask=attention_mask)
+        hidden = self.encoder(features).last_hidden_state  # (batch, positions, d_model)
+        return SequenceClassifierOutput(logits=self.classifier(clip_mean(hidden, attention_mask)))
+
+
+def clip_mean(hidden: torch.Tensor, frames: Optional[torch.Tensor]) -> torch.Tensor:
+    """(batch, positions, d) -> (batch, d): the mean over the positions holding the clip.
+    `frames` (batch, mel frames) marks the clip's frames; the encoder's stride-2 convolution
+    makes one position of two frames. Every position attends to the whole window, padding
+    included, as in pretraining; only the pooling leaves the padding out."""
+    if frames is None:
+        return hidden.mean(dim=1)
+    stride = frames.shape[1] // hidden.shape[1]
+    keep = frames[:, ::stride][:, :hidden.shape[1]].to(hidden.dtype)  # (batch, positions)
+    keep[:, 0] = 1  # never an empty mean
+    return (hidden * keep.unsqueeze(-1)).sum(dim=1) / keep.sum(dim=1, keepdim=True)
+
+
+def whisper_classifier_groups(model: nn.Module) -> LayerGroups:
+    """Bottom to top: the convolutions and positions; the encoder blocks (the final norm with
+    the last); the head."""
+    n = len(model.encoder.layers)
+    embeddings, blocks, head = [], [[] for _ in range(n)], []
+    for name, param in model.named_parameters():
+        if name.startswith("encoder.layers."):
+            blocks[int(name.split(".")[2])].append((name, param))
+        elif name.startswith("encoder.layer_norm."):
+            blocks[-1].append((name, param))
+        elif name.startswith("encoder."):
+            embeddings.append((name, param))
+        else:
+            head.append((name, param))
+    return LayerGroups(embeddings, blocks, head)
+
+
+MATCHERS.register(WhisperClassifierConfig.model_type, "Whisper encoder + classification head: encoder blocks")(
+    whisper_classifier_groups)
+
+
+# ---------------------------------------------------------------- building
+
+def build_audio(source: ModelSource, cfg: FitConfig, labels: list[str]):
+    """(model, AudioProcessor) with SpecAugment set as configured; fp32 weights."""
+    from transformers import AutoConfig
+
+    from ftkit.data.audio_augment import spec_augment
+
+    remote = cfg.model.trust_remote_code
+    try:
+        config = AutoConfig.from_pretrained(source.location, trust_remote_code=remote)
+        # before the model is built: wav2vec2 creates its mask embedding only when masking is on
+        augment = cfg.data.audio_augment
+        settings = {"spec_augment": spec_augment(config, augment.enabled and augment.spec_augment)}
+        build = _build_whisper if config.model_type == "whisper" else _build_hf
+        model, proc = build(source, config, labels, remote)
+    except OSError as err:
+        raise hub_failure(source, err) from None
+    proc.settings = settings
+    return model, proc
+
+
+def _build_whisper(source: ModelSource, config, labels: list[str], remote: bool):
+    from transformers import AutoFeatureExtractor, WhisperForAudioClassification
+
+    # WhisperForAudioClassification loads the encoder of any Whisper checkpoint (its weights
+    # under model.encoder.* in a ForConditionalGeneration folder); only the encoder is kept.
+    with quiet_transformers():
+        whisper, info = WhisperForAudioClassification.from_pretrained(
+            source.location, config=config, dtype=torch.float32, output_loading_info=True)
+        features = AutoFeatureExtractor.from_pretrained(source.location)
+    missing = [k for k in info["missing_keys"] if k.startswith("encoder.")]
+    if missing:
+        raise ModelLoadError(f"{source.describe()}: no Whisper encoder weights for {missing[:3]}")
+    model = WhisperClassifier(whisper.encoder, len(labels))
+    window = float(features.chunk_length)
+    return model, AudioProcessor("whisper", features, features.sampling_rate, window)
+
+
+def _build_hf(source: ModelSource, config, labels: list[str], remote: bool):
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from ftkit.tasks.image_classification import original_head_state
+
+    config.num_labels = len(labels)
+    config.id2label, config.label2id = dict(enumerate(labels)), {n: i for i, n in enumerate(labels)}
+    try:
+        with quiet_transformers():
+            model = AutoModelForAudioClassification.from_pretrained(
+                source.location, config=config, ignore_mismatched_sizes=True, dtype=torch.float32,
+                trust_remote_code=remote)
+            features = AutoFeatureExtractor.from_pretrained(source.location, trust_remote_code=remote)
+    except ValueError as err:  # a model type with no audio-classification class
+        raise ModelLoadError(f"{source.describe()}: a {config.model_type} model cannot classify audio ({err}); "
+                             "use a Whisper folder or an audio encoder (wav2vec2, HuBERT, WavLM, AST, ...)") from None
+    model._ftkit_original_head = original_head_state(Path(source.location), model)
+    model.lora_targets = attention_targets(model)
+    return model, AudioProcessor("hf", features, features.sampling_rate, None)
+
+
+def attention_targets(model: nn.Module) -> Optional[list[str]]:
+    """LoRA on the attention query/value projections (PEFT's usual choice), named as the model
+    names them; None: PEFT's own default. PEFT knows no audio encoder, and its all-linear
+    fallback would also adapt the projector the head trains anyway."""
+    leaves = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    for pair in (["q_proj", "v_proj"], ["query", "value"]):
+        if set(pair) <= leaves:
+            return pair
+    return None
+
+
+def _inner(model) -> nn.Module:
+    """The model itself under a PEFT wrapper."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return model
+    return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
+# ---------------------------------------------------------------- scoring
+
+@torch.inference_mode()
+def predict_proba(model, data: AudioEncoded, batch_size: int, precision: str) -> np.ndarray:
+    """(n, classes) probabilities, never augmented; longest clips first (little padding)."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort(-data.lengths, kind="stable")
+    probs = np.zeros((len(data), data.n_classes), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = {k: v.to(device) for k, v in data.batch(idx, augment=False).items() if k != "labels"}
+        with autocast(precision, device):
+            logits = model(**batch).logits  # (batch, classes)
+        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return probs
+
+
+def prediction_frame(examples: AudioExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame({"row": examples.rows, "audio": examples.paths})
+    if examples.labels is not None:
+        frame["label"] = examples.labels
+    frame["predicted"] = [labels[i] for i in probs.argmax(axis=1)]
+    frame["score"] = probs.max(axis=1)
+    for i, name in enumerate(labels):
+        frame[f"prob_{name}"] = probs[:, i]
+    return frame
+
+
+# ---------------------------------------------------------------- the task
+
+@TASKS.register("audio-classification", "one label per audio clip (a folder per class, or a table of paths)")
+class AudioClassification(PerExampleEvaluation):
+    name = "audio-classification"
+    default_metric = "accuracy"
+    metrics = ("accuracy", "macro_f1", "loss")
+    # Hugging Face's audio-classification example fine-tunes wav2vec2/HuBERT at 3e-5; Whisper-sized
+    # encoders forget at 5e-5 (speech recognition uses 1e-5).
+    body_lr = 3e-5
+    train_eval_limit = 300  # training clips re-scored at each validation: each is a 30 s Whisper window
+
+    def prepare_data(self, cfg: FitConfig) -> Splits:
+        """Read, check and split (stratified, copies on one side); writes nothing. Clips longer than
+        the model takes are refused (data.max_audio_seconds, else Whisper's window)."""
+        from ftkit.tasks.speech_recognition import _model_limit
+        from ftkit.tasks.text_classification import TextClassification
+
+        d = cfg.data
+        if not d.train:
+            raise ConfigError("no training data: pass --train FOLDER (one sub-folder per class) or a CSV/JSONL "
+                              "with --audio-column and --label-column")
+        limit = d.max_audio_seconds or _model_limit(cfg)
+        read = lambda p: read_clips(p, d.audio_column, d.label_column, d.skip_bad, limit)  # noqa: E731
+        train = read(d.train)
+        labels = label_order(train.labels)
+        if len(labels) < 2:
+            raise DataError(f"{train.source}: a single class {labels[0]!r}; classification needs at least two")
+        seed = split_seed(cfg)
+        record = {"seed": seed, "train_source": train.source, "skipped": {"train": train.skipped}}
+        test = read(d.test) if d.test else None
+        if d.cv_folds:
+            train, test = take_fold(train, train.labels, d, seed, record)
+        elif test is None and d.test_size > 0:
+            train, test = TextClassification._hold_out(train, d.test_size, seed, "test", record)
+        validation = read(d.validation) if d.validation else None
+        if validation is None and d.validation_size > 0:
+            train, validation = TextClassification._hold_out(train, d.validation_size, seed + 1, "validation",
+                                                              record)
+        for name, part in (("train", train), ("validation", validation), ("test", test)):
+            if part is not None:
+                if name != "train":
+                    check_known(part, labels)
+                record[name] = {"source": part.source, "n": len(part), "clips": part.paths,
+                                "seconds": round(float(sum(part.seconds)), 1)}
+                record["skipped"].setdefault(name, part.skipped)
+        return Splits(train, validation, test, labels, record)
+
+    def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
+        return build_audio(source, cfg, labels)
+
+    def encode(self, examples: AudioExamples, proc: AudioProcessor, cfg: FitConfig, labels) -> AudioEncoded:
+        return encode(examples, proc, labels, cfg.seed)
+
+    def make_loss(self, cfg: FitConfig, train: AudioEncoded):
+        from ftkit.data.audio_augment import AudioAugment
+
+        augment = AudioAugment(cfg.data.audio_augment, train.proc.rate)
+        if augment.active:
+            train.augment = augment  # waveform augmentation of the training split only
+        criterion = self.criterion(cfg, train)
+        return lambda model, batch: criterion(model(**{k: v for k, v in batch.items() if k != "labels"}).logits,
+                                              batch["labels"])
+
+    def criterion(self, cfg: FitConfig, train: AudioEncoded):
+        """(logits, labels) -> cross-entropy with label smoothing and class weights; also used on
+        cached features (linear probe)."""
+        weights = class_weights(train.labels, train.n_classes) if cfg.train.class_weights == "auto" else None
+        smoothing = cfg.train.label_smoothing
+
+        def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            w = None if weights is None else weights.to(logits.device)
+            return F.cross_entropy(logits.float(), labels, weight=w, label_smoothing=smoothing)
+
+        return loss
+
+    def evaluate(self, model, data: AudioEncoded, labels: list[str], batch_size: int, precision: str):
+        probs = predict_proba(model, data, batch_size, precision)
+        return classification_metrics(probs, data.labels, labels), probs
+
+    def prediction_frame(self, examples: AudioExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
+        return prediction_frame(examples, probs, labels)
+
+    def save(self, model, proc: AudioProcessor, folder: Path, meta: dict, cfg: FitConfig) -> None:
+        meta = {"task": self.name, **meta, "family": proc.kind, "rate": proc.rate, "max_seconds": proc.max_seconds,
+                "pooling": "mean over the clip's frames" if proc.kind == "whisper" else "the model's own",
+                "audio_column": cfg.data.audio_column, "label_column": cfg.data.label_column}
+        write_model(model, proc, folder, meta)
+
+    def predictor(self, folder: Path) -> "AudioClassifier":
+        return AudioClassifier(folder)
+
+
+def write_model(model, proc: AudioProcessor, folder: Path, meta: dict) -> None:
+    """Weights (safetensors; a PEFT wrapper: the adapter and head), the feature extractor, the
+    Whisper encoder's config, the original head and ftkit.json."""
+    from safetensors.torch import save_file, save_model
+
+    inner = _inner(model)
+    with quiet_transformers():
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(folder)
+        else:  # WhisperClassifier; no config.json: plain transformers cannot load it
+            save_model(model, str(folder / "model.safetensors"))
+        proc.save_pretrained(folder)
+    if proc.kind == "whisper":
+        inner.encoder.config.to_json_file(str(folder / "encoder_config.json"))
+    original = getattr(inner, "_ftkit_original_head", None)
+    if original:
+        save_file({k: v.contiguous() for k, v in original.items()}, str(folder / "original_head.safetensors"))
+    (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))
+
+
+def windows(samples: np.ndarray, max_seconds: Optional[float], rate: int) -> list[np.ndarray]:
+    """A clip longer than the model's window as equal consecutive pieces, each within it."""
+    if not max_seconds or len(samples) <= max_seconds * rate:
+        return [samples]
+    return np.array_split(samples, math.ceil(len(samples) / (max_seconds * rate)))
+
+
+class AudioClassifier:
+    """A saved audio classifier (`ftkit predict` / `eval` / `export`, `ftkit.load`): weights,
+    feature extractor and ftkit.json (labels, family, rate, window, temperature)."""
+
+    def __init__(self, folder: Path):
+        from transformers import AutoFeatureExtractor
+
+        self.folder = folder
+        self.meta = json.loads((folder / "ftkit.json").read_text())
+        self.labels: list[str] = self.meta["labels"]
+        with quiet_transformers():
+            features = AutoFeatureExtractor.from_pretrained(folder)
+        self.proc = AudioProcessor(self.meta["family"], features, self.meta["rate"], self.meta.get("max_seconds"))
+        self.model = self._load(folder)
+        self.model.eval()
+
+    def _load(self, folder: Path):
+        from safetensors.torch import load_model
+        from transformers import AutoModelForAudioClassification, WhisperConfig
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        if self.meta.get("adapter"):
+            from ftkit.tasks.text_classification import load_adapter
+            return load_adapter(folder, self.meta, self._base)
+        if self.meta["family"] == "whisper":
+            with quiet_transformers():
+                encoder = WhisperEncoder(WhisperConfig.from_json_file(str(folder / "encoder_config.json")))
+            model = WhisperClassifier(encoder, len(self.labels))
+            load_model(model, str(folder / "model.safetensors"))
+            return model
+        with quiet_transformers():
+            return AutoModelForAudioClassification.from_pretrained(folder, dtype=torch.float32)
+
+    def _base(self, source, labels, remote):
+        """The pretrained model a LoRA adapter was trained on (load_adapter builds it)."""
+        cfg = FitConfig.model_validate({"task": "audio-classification", "model": {"trust_remote_code": remote}})
+        return build_audio(source, cfg, labels)
+
+    def read(self, path: str, columns: Optional[dict] = None, labelled: bool = True) -> AudioExamples:
+        columns = columns or {}
+        label = (columns.get("label") or self.meta["label_column"]) if labelled else None
+        return read_clips(path, columns.get("audio") or self.meta["audio_column"], label)  # any length
+
+    def predict_proba(self, examples: AudioExamples) -> np.ndarray:
+        """(n, classes); a clip longer than the model's window: the mean over its windows
+        (weighted by their length) of the per-window probabilities."""
+        pieces, owner = [], []
+        for i, path in enumerate(examples.paths):
+            clip = read_audio(path, self.proc.rate, where=examples.where(i)).samples
+            for piece in windows(clip, self.proc.max_seconds, self.proc.rate):
+                pieces.append(piece)
+                owner.append(i)
+        data = AudioEncoded(pieces, None, self.proc, len(self.labels))
+        probs = predict_proba(self.model, data, BATCH, self.meta.get("eval_precision", "fp32"))
+        probs = apply_temperature(probs, self.meta.get("temperature"))  # fitted in fit with eval.calibrate
+        out = np.zeros((len(examples), len(self.labels)), dtype=np.float64)
+        weight = np.zeros(len(examples))
+        for row, (i, piece) in enumerate(zip(owner, pieces)):
+            out[i] += len(piece) * probs[row]
+            weight[i] += len(piece)
+        return (out / weight[:, None]).astype(np.float32)
+
+    def evaluate(self, examples: AudioExamples) -> tuple[dict, np.ndarray]:
+        check_known(examples, self.labels)
+        index = {name: i for i, name in enumerate(self.labels)}
+        probs = self.predict_proba(examples)
+        return classification_metrics(probs, np.array([index[v] for v in examples.labels]), self.labels), probs
+
+    def predict(self, paths: list) -> list[dict]:
+        probs = self.predict_proba(check_clips(loose_clips(paths), skip_bad=False))
+        return [{"label": self.labels[int(p.argmax())], "score": float(p.max()),
+                 "probabilities": {n: float(v) for n, v in zip(self.labels, p)}} for p in probs]
+
+    def frame(self, examples: AudioExamples, probs: np.ndarray) -> pd.DataFrame:
+        return prediction_frame(examples, probs, self.labels)
+
+    def predict_frame(self, data: Optional[str], paths: Optional[list[str]], column: Optional[str]) -> pd.DataFrame:
+        if data is None:
+            examples = check_clips(loose_clips(paths), skip_bad=False)
+        else:
+            examples = self.read(data, {"audio": column}, labelled=False)
+        return self.frame(examples, self.predict_proba(examples)).drop(columns=["row"])
+
+    def export(self, folder: Path) -> None:
+        model = self.model
+        if self.meta.get("adapter"):
+            import copy
+            model = copy.deepcopy(model).merge_and_unload()
+        meta = {**self.meta, "adapter": False, "merged_adapter": bool(self.meta.get("adapter"))}
+        write_model(model, self.proc, folder, meta)
+        if (self.folder / "original_head.safetensors").is_file() and not (folder / "original_head.safetensors").is_file():
+            import shutil
+            shutil.copy(self.folder / "original_head.safetensors", folder)
