@@ -128,6 +128,11 @@ def test_encoder_cache_is_reused(tiny_whisper, speech, tmp_path, feature_cache):
     batch = np.arange(4)
     assert np.array_equal(first.data["train"].batch(batch)["encoder_hidden"].numpy(),
                           second.data["train"].batch(batch)["encoder_hidden"].numpy())
+    # the training rows scored at each validation read the same file, in their own order
+    part = first.data["train"].subset([3, 1])
+    assert np.array_equal(part.batch(np.array([0, 1]))["encoder_hidden"].numpy(),
+                          first.data["train"].batch(np.array([3, 1]))["encoder_hidden"].numpy())
+    assert part.transcripts == [first.data["train"].transcripts[i] for i in (3, 1)]
 
 
 def test_probe_strategies_refuse_whisper_and_frozen_encoder_refuses_ctc(tiny_whisper, speech, tmp_path):

@@ -393,7 +393,8 @@ def advise(
     seed: Optional[int] = SEED_OPT,
     set_: Optional[List[str]] = SET_OPT,
     models: Optional[str] = typer.Option(None, help="comma-separated candidate models, ranked by transferability"),
-    strategies: str = typer.Option("full,lora,lp-ft,linear-probe", help="comma-separated strategies to estimate"),
+    strategies: Optional[str] = typer.Option(None, help="comma-separated strategies to estimate [full,lora,lp-ft,"
+                                             "linear-probe; speech recognition: frozen-encoder,lora,full]"),
     budget: Optional[str] = typer.Option(None, help="time budget for a fit, e.g. 90s, 30m, 1.5h"),
     target_metric: Optional[float] = typer.Option(None, help="accuracy that would be good enough, e.g. 0.9"),
     out: Path = typer.Option(Path("advice.json"), help="where to write the full advice"),

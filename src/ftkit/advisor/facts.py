@@ -15,11 +15,15 @@ def data_facts(run: dict) -> dict:
     facts = {"n": {name: len(part) for name, part in data.items()}, "labels": list(splits.labels),
              "n_classes": len(splits.labels)}
     train_labels = getattr(data["train"], "labels", None)
-    if train_labels is not None and np.ndim(train_labels) == 1:
+    if isinstance(train_labels, np.ndarray) and train_labels.ndim == 1:  # one class id per example
         counts = np.bincount(np.asarray(train_labels), minlength=len(splits.labels))
         facts["class_counts"] = {label: int(c) for label, c in zip(splits.labels, counts)}
         facts["min_class_count"] = int(counts.min())
         facts["imbalance_ratio"] = round(float(counts.max() / max(counts.min(), 1)), 2)
+    clips = {name: part.clips for name, part in data.items() if hasattr(part, "clips")}
+    if clips:  # speech: how much audio
+        rate = data["train"].proc.rate
+        facts["audio_seconds"] = {name: round(sum(len(c) for c in cs) / rate, 1) for name, cs in clips.items()}
     prep = getattr(data["train"], "prep", None)
     if prep is not None:
         facts["image_size"] = prep.size

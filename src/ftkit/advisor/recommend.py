@@ -21,6 +21,12 @@ PLENTY_PER_CLASS = 500
 MEMORY_HEADROOM = 0.85
 PLENTY_ORDER = ("full", "lp-ft", "lora", "linear-probe")
 MODERATE_ORDER = ("lp-ft", "lora", "full", "linear-probe")
+# Speech recognition starts from a model that already transcribes: with few clips, adapting only
+# the decoder (vocabulary, spelling, style) on cached encoder outputs is cheap and overfits least;
+# with hours of audio (~2,000 clips and up) the encoder can adapt to the voices and channel too.
+SPEECH_PLENTY_CLIPS = 2000
+SPEECH_PLENTY_ORDER = ("full", "lora", "frozen-encoder")
+SPEECH_FEW_ORDER = ("frozen-encoder", "lora", "full")
 
 
 def recommend(facts: dict, strategies: dict, *, budget: Optional[float] = None,
@@ -35,6 +41,8 @@ def recommend(facts: dict, strategies: dict, *, budget: Optional[float] = None,
     reasons: list[str] = []
     per_class = facts["n_train"] / max(facts["n_classes"], 1)
     fits = {name: _fits(est, budget, memory_mb) for name, est in strategies.items()}
+    if facts.get("task") == "speech-recognition":
+        return _speech(facts, strategies, fits, budget, reasons)
     if facts.get("min_class_count") is not None and facts["min_class_count"] < MIN_PER_CLASS:
         reasons.append(f"a class has only {facts['min_class_count']} training examples (< {MIN_PER_CLASS}): "
                        "label more data before training anything")
@@ -57,6 +65,22 @@ def recommend(facts: dict, strategies: dict, *, budget: Optional[float] = None,
     if order[0] not in strategies:
         reasons.append(f"{order[0]} was not estimated (add it to --strategies)")
     return _choose([n for n in order if n in strategies], strategies, fits, facts, budget, reasons)
+
+
+def _speech(facts: dict, strategies: dict, fits: dict, budget, reasons: list) -> dict:
+    n = facts["n_train"]
+    plenty = n >= SPEECH_PLENTY_CLIPS
+    order = SPEECH_PLENTY_ORDER if plenty else SPEECH_FEW_ORDER
+    reasons.append(f"{n} training clips: " + ("enough audio to adapt the encoder to the voices and channel" if plenty
+                                              else f"fewer than {SPEECH_PLENTY_CLIPS}, so the decoder adapts on the "
+                                              "frozen encoder's cached outputs (cheapest, overfits least)"))
+    usable = [name for name in order if name in strategies]
+    if not usable:
+        reasons.append(f"none of {', '.join(order)} was estimated (add them to --strategies)")
+        return _decision("don't fine-tune", None, None, reasons, fits)
+    if usable[0] != order[0]:
+        reasons.append(f"{order[0]} was not estimated (add it to --strategies)")
+    return _choose(usable, strategies, fits, facts, budget, reasons)
 
 
 def _choose(order: list[str], strategies: dict, fits: dict, facts: dict, budget, reasons: list) -> dict:

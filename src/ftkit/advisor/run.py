@@ -35,11 +35,17 @@ def advise_run(cfg: FitConfig, *, models: Optional[list[str]] = None, strategies
     transferability scores of a single model (auto, when its budget cannot spare a feature pass)."""
     from ftkit.strategies import get_strategy
 
+    from ftkit.selection.features import SUPPORTED
+    from ftkit.tasks import get_task
+
     started = time.perf_counter()
-    names = list(strategies or DEFAULT_STRATEGIES)
+    names = list(strategies or getattr(get_task(cfg.task), "advise_strategies", DEFAULT_STRATEGIES))
     for name in names:
         get_strategy(name)  # unknown names fail before any compute
-    if score_models or (models and len(models) > 1):
+    if cfg.task not in SUPPORTED and not (models and len(models) > 1):
+        ranking = {"available": False, "reason": f"no frozen-feature scores for {cfg.task}", "models": [],
+                   "chosen": cfg.model.name, "probe_accuracy": None}
+    elif score_models or (models and len(models) > 1):
         ranking = rank_models(cfg, models or [cfg.model.name])
     else:
         ranking = {"available": False, "reason": "not scored", "models": [], "chosen": cfg.model.name,
@@ -143,7 +149,7 @@ def _quiet_transformers() -> None:
 def _rule_facts(profile: dict, cfg: FitConfig) -> dict:
     data = profile["data"]
     return {"n_train": data["n"]["train"], "n_classes": data["n_classes"],
-            "min_class_count": data.get("min_class_count"), "epochs": cfg.train.epochs}
+            "min_class_count": data.get("min_class_count"), "epochs": cfg.train.epochs, "task": cfg.task}
 
 
 def available_memory_mb(device: str) -> float:

@@ -36,9 +36,11 @@ def render(advice: dict) -> list:
 def _facts_line(advice: dict) -> str:
     data, model = advice["data"], advice["model_facts"]
     sizes = ", ".join(f"{n} {name}" for name, n in data["n"].items())
-    line = f"data: {sizes}; {data['n_classes']} classes"
+    line = f"data: {sizes}" + (f"; {data['n_classes']} classes" if data["n_classes"] else "")
     if "imbalance_ratio" in data:
         line += f" (largest/smallest {data['imbalance_ratio']:g})"
+    if "audio_seconds" in data:
+        line += f"; {data['audio_seconds']['train'] / 60:.1f} min of training audio; transcript"
     if "lengths" in data and data["lengths"].get("train"):
         t = data["lengths"]["train"]
         line += f"; tokens mean {t['mean']:g}, p95 {t['p95']}, {t['truncated']:.1%} cut at max_length"

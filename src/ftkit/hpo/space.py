@@ -109,14 +109,16 @@ def split_config(config) -> tuple[Any, Optional[TuneSpec]]:
 def default_space(cfg: FitConfig, search_strategy: bool) -> dict[str, ParamSpec]:
     """Ranges that suit the run: the lr around the strategy's default (x0.2..x5, log), batch
     size around the configured one, up to the configured epochs, and the regularizers."""
+    from ftkit.tasks import get_task
+
     space: dict[str, ParamSpec] = {}
     if search_strategy:
-        names = ["full", "llrd", "lora"] + (["freeze-bottom"] if _n_blocks(cfg) else [])
+        names = list(getattr(get_task(cfg.task), "advise_strategies", ())) or \
+            ["full", "llrd", "lora"] + (["freeze-bottom"] if _n_blocks(cfg) else [])
         space["strategy.name"] = ParamSpec(choices=names)
         space[LR_SCALE] = ParamSpec(low=0.2, high=5.0, log=True)
     else:
         from ftkit.strategies import default_lr
-        from ftkit.tasks import get_task
         center = cfg.train.lr or default_lr(cfg.strategy.name, get_task(cfg.task))
         space["train.lr"] = ParamSpec(low=center / 5, high=min(center * 5, 0.5), log=True)
     batch = cfg.train.batch_size
@@ -127,7 +129,7 @@ def default_space(cfg: FitConfig, search_strategy: bool) -> dict[str, ParamSpec]
     space["train.weight_decay"] = ParamSpec(low=0.0, high=0.1)
     space["train.warmup_ratio"] = ParamSpec(low=0.0, high=0.2)
     space["model.dropout"] = ParamSpec(low=0.0, high=0.3)
-    if cfg.task != "token-classification":
+    if cfg.task not in ("token-classification", "speech-recognition"):  # CTC has no label smoothing
         space["train.label_smoothing"] = ParamSpec(low=0.0, high=0.2)
     space["train.l2sp"] = ParamSpec(low=1e-4, high=0.1, log=True)
     return space | _strategy_space(cfg, search_strategy)

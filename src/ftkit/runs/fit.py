@@ -198,7 +198,8 @@ def prepare(cfg: FitConfig) -> Prepared:
     train_probe = (task.encode(splits.train.subset(probe_rows), processor, cfg, splits.labels)
                    if probe_rows is not None else None)
     if params.cache_encoder:  # frozen-encoder: each split becomes its encoder outputs, computed once
-        data, train_probe = _cached_encoder(task, model, data, train_probe, cfg, precision)
+        data = _cached_encoder(task, model, data, cfg, precision)
+        train_probe = data["train"].subset(probe_rows) if probe_rows is not None else None
     return Prepared(cfg, task, metric, splits, doctor, groups, source, model, processor, params, data, probe_rows,
                     train_probe, _oversampling(cfg, data["train"]), device, precision, threads)
 
@@ -296,13 +297,11 @@ def zero_shot_summary(before: dict, after: dict, metric: str) -> dict:
     return out
 
 
-def _cached_encoder(task, model, data: dict, train_probe, cfg: FitConfig, precision: str):
+def _cached_encoder(task, model, data: dict, cfg: FitConfig, precision: str) -> dict:
     if not hasattr(task, "cache_encoder"):
         raise StrategyError(f"--strategy {cfg.strategy.name}: the {task.name} task has no encoder outputs to cache "
                             "(speech recognition has)")
-    parts = dict(data, train_probe=train_probe) if train_probe is not None else data
-    cached = task.cache_encoder(model, parts, cfg, precision)
-    return {k: v for k, v in cached.items() if k != "train_probe"}, cached.get("train_probe")
+    return task.cache_encoder(model, data, cfg, precision)
 
 
 def _probe_rows(splits, cfg: FitConfig, task) -> list[int]:

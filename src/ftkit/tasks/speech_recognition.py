@@ -96,19 +96,27 @@ class SpeechEncoded:
 class CachedSpeech:
     """A split as the frozen encoder's outputs (cached on disk, read per batch) + label ids."""
 
-    def __init__(self, hidden: np.ndarray, source: SpeechEncoded):
-        self.hidden, self.labels, self.transcripts, self.proc = hidden, source.labels, source.transcripts, source.proc
+    def __init__(self, hidden: np.ndarray, source: SpeechEncoded, rows: Optional[np.ndarray] = None):
+        self.hidden, self.source = hidden, source
+        self.rows = np.arange(len(hidden)) if rows is None else np.asarray(rows)  # rows of `hidden` this split uses
+        pick = lambda xs: None if xs is None else [xs[i] for i in self.rows]  # noqa: E731
+        self.labels, self.transcripts, self.proc = pick(source.labels), pick(source.transcripts), source.proc
         self.normalize, self.num_beams, self.max_new_tokens = source.normalize, source.num_beams, source.max_new_tokens
-        self.lengths = source.lengths
+        self.lengths = source.lengths[self.rows]
         self.augment = None
 
     def __len__(self) -> int:
-        return len(self.hidden)
+        return len(self.rows)
+
+    def subset(self, rows) -> "CachedSpeech":
+        """Some of the clips, reading the same cache file (the training rows scored at each validation)."""
+        return CachedSpeech(self.hidden, self.source, self.rows[np.asarray(rows)])
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        out = {"encoder_hidden": torch.from_numpy(np.asarray(self.hidden[np.sort(indices)], dtype=np.float32))}
-        order = np.argsort(np.argsort(indices))  # memory maps read fastest in order; put rows back
-        out["encoder_hidden"] = out["encoder_hidden"][torch.from_numpy(order)]
+        rows = self.rows[indices]
+        order = np.argsort(rows)  # memory maps read fastest in file order; rows go back in batch order after
+        hidden = np.asarray(self.hidden[rows[order]], dtype=np.float32)  # (batch, frames, hidden)
+        out = {"encoder_hidden": torch.from_numpy(hidden)[torch.from_numpy(np.argsort(order))]}
         if self.labels is not None:
             out["labels"] = pad_labels([self.labels[i] for i in indices])
         return out
@@ -165,6 +173,7 @@ class SpeechRecognition:
     metrics = ("wer", "cer", "loss")
     body_lr = 1e-5  # Whisper fine-tuning recipes use 1e-5 (base) to 6e-6 (large); 5e-5 makes it forget
     train_eval_limit = 100  # training clips re-transcribed at each validation (generation is costly)
+    advise_strategies = ("frozen-encoder", "lora", "full")  # what `ftkit advise` profiles by default
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
         """Read, check and split; writes nothing. Clips longer than the model takes are refused
