@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import ftkit
 from conftest import run_cli
 from ftkit.api import make_config
+from ftkit.cli import app
 from ftkit.config import FitConfig
 from ftkit.errors import DataError, StrategyError
 from ftkit.models.loading import resolve
@@ -32,8 +34,8 @@ def tone(hz: float, seconds: float, seed: int) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * hz * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def write_tones(folder, n: int, seed: int):
-    """folder/low/*.wav (~300 Hz) and folder/high/*.wav (~1200 Hz), 0.5-1.5 s, a little noise."""
+def write_tones(folder, n: int, seed: int, longest: float = 1.5):
+    """folder/low/*.wav (~300 Hz) and folder/high/*.wav (~1200 Hz), 0.5-`longest` s, a little noise."""
     import soundfile
 
     rng = np.random.default_rng(seed)
@@ -41,7 +43,7 @@ def write_tones(folder, n: int, seed: int):
         label = ("low", "high")[i % 2]
         hz = (300 if label == "low" else 1200) * rng.uniform(0.9, 1.1)
         (folder / label).mkdir(parents=True, exist_ok=True)
-        soundfile.write(folder / label / f"{i:03d}.wav", tone(hz, rng.uniform(0.5, 1.5), seed * 1000 + i), RATE)
+        soundfile.write(folder / label / f"{i:03d}.wav", tone(hz, rng.uniform(0.5, longest), seed * 1000 + i), RATE)
     return folder
 
 
@@ -49,6 +51,12 @@ def write_tones(folder, n: int, seed: int):
 def tones(tmp_path_factory):
     root = tmp_path_factory.mktemp("tones")
     return {"train": write_tones(root / "train", 48, 1), "test": write_tones(root / "test", 24, 2)}
+
+
+@pytest.fixture(scope="module")
+def few_tones(tmp_path_factory):
+    """20 short clips: enough for one epoch of each strategy, quickly."""
+    return {"train": write_tones(tmp_path_factory.mktemp("few") / "train", 20, 3, longest=0.8)}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +85,7 @@ def tiny_wav2vec2(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wav2vec2")
     torch.manual_seed(0)
     config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                            conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
+                            conv_dim=(16, 16, 16), conv_stride=(5, 8, 8), conv_kernel=(10, 8, 8), num_conv_pos_embeddings=8,
                             num_conv_pos_embedding_groups=2, do_stable_layer_norm=True, feat_extract_norm="layer",
                             classifier_proj_size=8, num_labels=3, id2label={0: "dog", 1: "cat", 2: "bird"},
                             label2id={"dog": 0, "cat": 1, "bird": 2})
@@ -164,14 +172,15 @@ def plain(name: str) -> str:
 def strategy_run(model_dir, tones, out, name: str):
     cfg = make_config(None, {"task": "audio-classification", "model": str(model_dir), "train": str(tones["train"]),
                              "strategy": name, "epochs": 1, "batch_size": 8, "lr": 3e-3, "out": str(out)},
-                      {"train.threads": 1, "eval.bootstrap": 0})
+                      {"train.threads": 1, "eval.bootstrap": 0, **({"strategy.probe_epochs": 1} if name == "lp-ft" else {})})
     return fit_run(cfg, quiet=True, score_test=False)  # no test split scored, no report: fast
 
 
 @pytest.mark.parametrize("family", ["whisper", "wav2vec2"])
 @pytest.mark.parametrize("name", STRATEGIES.names())
 def test_every_strategy_trains_what_it_should_and_the_run_reloads(name, family, tiny_whisper, tiny_wav2vec2,
-                                                                 tones, tmp_path):
+                                                                 few_tones, tmp_path):
+    tones = few_tones
     model_dir = tiny_whisper if family == "whisper" else tiny_wav2vec2
     if name == "frozen-encoder":  # speech recognition's: a classifier has no decoder to train
         with pytest.raises(StrategyError, match="needs an encoder-decoder model"):
@@ -187,14 +196,18 @@ def test_every_strategy_trains_what_it_should_and_the_run_reloads(name, family, 
     fresh, _ = get_task(cfg.task).build(cfg, resolve(str(model_dir)), ["high", "low"])
     before = {k: v.clone() for k, v in fresh.state_dict().items()}
     get_strategy(name)(fresh, cfg)  # which parameters this strategy freezes
-    frozen = [plain(n) for n, p in fresh.named_parameters() if not p.requires_grad and plain(n) in before]
+    head = ("classifier", "projector")  # new, randomly initialised: compared with the head of no run
+    frozen = [plain(n) for n, p in fresh.named_parameters()
+              if not p.requires_grad and plain(n) in before and not n.startswith(head)]
     predictor = ftkit.load(out).predictor
     after = {plain(k): v for k, v in predictor.model.state_dict().items()}
+    assert frozen or name in ("full", "llrd", "lp-ft")
     assert all(torch.equal(before[k], after[k]) for k in frozen), f"{name} changed frozen weights"
-    head = ("classifier", "projector")
     changed = [k for k in before if not k.startswith(head) and k in after and not torch.equal(before[k], after[k])]
     adapters = [k for k, v in after.items() if "lora_B" in k and v.abs().sum() > 0]
     assert changed or adapters or name in ("linear-probe", "gradual-unfreeze"), f"{name} trained nothing in the body"
+    if name == "lora":  # on the attention's query and value projections
+        assert adapters and {k.split(".")[-4] for k in adapters} == {"q_proj", "v_proj"}
 
     # the saved run scores its validation clips as the live model did
     record = json.loads((out / "splits.json").read_text())["validation"]
@@ -203,13 +216,14 @@ def test_every_strategy_trains_what_it_should_and_the_run_reloads(name, family, 
     metrics, _ = predictor.evaluate(validation)
     assert metrics["loss"] == pytest.approx(summary["metrics"]["validation"]["loss"], abs=1e-4)
     if name == "lora":  # ftkit export merges the adapter into plain weights
+        (tmp_path / "exported").mkdir()
         predictor.export(tmp_path / "exported")
         merged = ftkit.load(tmp_path / "exported").predictor
         assert not (tmp_path / "exported" / "adapter_model.safetensors").exists()
         assert merged.evaluate(validation)[0]["loss"] == pytest.approx(metrics["loss"], abs=1e-4)
-    if family == "wav2vec2":
-        original = (out / "model" / "original_head.safetensors")
-        assert original.is_file()  # the folder's 3-class head, kept
+    if family == "wav2vec2":  # the folder's own head (3 other classes) is kept beside the new one
+        from safetensors.torch import load_file
+        assert load_file(str(out / "model" / "original_head.safetensors"))["classifier.weight"].shape == (3, 8)
 
 
 # ---------------------------------------------------------------- frozen features
@@ -247,11 +261,11 @@ def test_cli_fit_predict_export_on_tones(tiny_whisper, tones, tmp_path):
     saved = pd.read_csv(out / "predictions.csv")
     assert list(saved.columns[:3]) == ["row", "audio", "label"] and {"prob_low", "prob_high"} <= set(saved.columns)
 
-    predicted = run_cli("predict", out, "--audio", saved["audio"][0])
-    assert predicted.returncode == 0, predicted.stderr
+    predicted = CliRunner().invoke(app, ["predict", str(out), "--audio", saved["audio"][0]])
+    assert predicted.exit_code == 0, predicted.output
     assert json.loads(predicted.stdout.splitlines()[0])["predicted"] == saved["predicted"][0]
     exported = tmp_path / "exported"
-    assert run_cli("export", out, "--out", exported).returncode == 0
+    assert CliRunner().invoke(app, ["export", str(out), "--out", str(exported)]).exit_code == 0
     for folder in (out, exported):
         classifier = ftkit.load(folder).predictor
         again = classifier.predict_proba(classifier.read(str(tones["test"])))
@@ -267,7 +281,8 @@ def test_cli_refuses_a_bad_clip_naming_it(tiny_whisper, tones, tmp_path):
 
     shutil.copytree(tones["train"], tmp_path / "data")
     (tmp_path / "data" / "high" / "broken.wav").write_bytes(b"RIFF\x00\x00 not a wave file")
-    result = run_cli("fit", "--task", "audio-classification", "--model", tiny_whisper, "--train", tmp_path / "data",
-                     "--out", tmp_path / "x", "--quiet")
-    assert result.returncode == 2 and "broken.wav: not readable audio" in result.stderr
+    result = CliRunner().invoke(app, ["fit", "--task", "audio-classification", "--model", str(tiny_whisper),
+                                      "--train", str(tmp_path / "data"), "--out", str(tmp_path / "x"), "--quiet"])
+    assert isinstance(result.exception, DataError)  # main() prints it on one line, exit status 2
+    assert f"{tmp_path / 'data' / 'high' / 'broken.wav'}: not readable audio" in str(result.exception)
     assert not (tmp_path / "x").exists()

@@ -48,7 +48,9 @@ from ftkit.training.device import autocast
 
 log = logging.getLogger(__name__)
 
-BATCH = 16  # clips per forward pass in `predict` (a Whisper clip is a 30 s window)
+# Clips per forward pass for scoring: a Whisper clip is a 30 s window (whisper-base: ~6 GB of
+# activations for 64 clips on a CPU), and more clips per batch buy little speed.
+BATCH = 16
 
 
 # ---------------------------------------------------------------- reading
@@ -305,17 +307,20 @@ def _inner(model) -> nn.Module:
 @torch.inference_mode()
 def predict_proba(model, data: AudioEncoded, batch_size: int, precision: str) -> np.ndarray:
     """(n, classes) probabilities, never augmented; longest clips first (little padding)."""
+    batch_size = min(batch_size, BATCH) if data.proc.kind == "whisper" else batch_size
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort(-data.lengths, kind="stable")
-    probs = np.zeros((len(data), data.n_classes), dtype=np.float32)
+    probs = None
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = {k: v.to(device) for k, v in data.batch(idx, augment=False).items() if k != "labels"}
         with autocast(precision, device):
             logits = model(**batch).logits  # (batch, classes)
+        if probs is None:
+            probs = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
         probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    return probs
+    return probs if probs is not None else np.zeros((0, data.n_classes), dtype=np.float32)
 
 
 def prediction_frame(examples: AudioExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
@@ -413,7 +418,10 @@ class AudioClassification(PerExampleEvaluation):
         return prediction_frame(examples, probs, labels)
 
     def save(self, model, proc: AudioProcessor, folder: Path, meta: dict, cfg: FitConfig) -> None:
-        meta = {"task": self.name, **meta, "family": proc.kind, "rate": proc.rate, "max_seconds": proc.max_seconds,
+        # "model_kind", not speech recognition's "family": the model card reads that one as a transcriber;
+        # max_length (tokens) is a text setting
+        kept = {k: v for k, v in meta.items() if k != "max_length"}
+        meta = {"task": self.name, **kept, "model_kind": proc.kind, "rate": proc.rate, "max_seconds": proc.max_seconds,
                 "pooling": "mean over the clip's frames" if proc.kind == "whisper" else "the model's own",
                 "audio_column": cfg.data.audio_column, "label_column": cfg.data.label_column}
         write_model(model, proc, folder, meta)
@@ -451,7 +459,7 @@ def windows(samples: np.ndarray, max_seconds: Optional[float], rate: int) -> lis
 
 class AudioClassifier:
     """A saved audio classifier (`ftkit predict` / `eval` / `export`, `ftkit.load`): weights,
-    feature extractor and ftkit.json (labels, family, rate, window, temperature)."""
+    feature extractor and ftkit.json (labels, model kind, rate, window, temperature)."""
 
     def __init__(self, folder: Path):
         from transformers import AutoFeatureExtractor
@@ -461,7 +469,7 @@ class AudioClassifier:
         self.labels: list[str] = self.meta["labels"]
         with quiet_transformers():
             features = AutoFeatureExtractor.from_pretrained(folder)
-        self.proc = AudioProcessor(self.meta["family"], features, self.meta["rate"], self.meta.get("max_seconds"))
+        self.proc = AudioProcessor(self.meta["model_kind"], features, self.meta["rate"], self.meta.get("max_seconds"))
         self.model = self._load(folder)
         self.model.eval()
 
@@ -473,7 +481,7 @@ class AudioClassifier:
         if self.meta.get("adapter"):
             from ftkit.tasks.text_classification import load_adapter
             return load_adapter(folder, self.meta, self._base)
-        if self.meta["family"] == "whisper":
+        if self.meta["model_kind"] == "whisper":
             with quiet_transformers():
                 encoder = WhisperEncoder(WhisperConfig.from_json_file(str(folder / "encoder_config.json")))
             model = WhisperClassifier(encoder, len(self.labels))

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from ftkit.training.device import autocast
+from ftkit.training.device import autocast, release_freed_memory
 from ftkit.training.features import cache_dir
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def _compute(encoder, data, batch_size: int, precision: str, path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
         encoder.train(was_training)
+        release_freed_memory()
 
 
 class _Every:

@@ -31,6 +31,7 @@ from ftkit.evaluation.asr import asr_ci, asr_metrics, utterance_errors
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import Splits
+from ftkit.training.device import release_freed_memory
 from ftkit.tasks.speech_models import (SpeechProcessor, build_speech, pad_labels, seq2seq_loss, speech_batch,
                                        transcribe_batch)
 
@@ -156,6 +157,7 @@ def transcribe(model, data, batch_size: int, precision: str) -> tuple[list[str],
         texts += out
         if n:
             loss_sum, tokens = loss_sum + loss, tokens + n
+    release_freed_memory()  # generation's key/value caches are far larger than a training step's tensors
     return texts, (loss_sum / tokens if tokens else float("nan"))
 
 

@@ -68,6 +68,21 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def release_freed_memory() -> None:
+    """Hand freed heap memory back to the OS now (glibc malloc_trim). With keep_freed_memory's
+    thresholds glibc never trims by itself; after a phase with far larger tensors than training
+    uses (Whisper's encoder over 30 s windows) the kept pages would stay resident for the run."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name and platform.system() == "Linux":
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def keep_freed_memory() -> bool:
     """Stop glibc from returning large freed blocks to the OS after every step.
 
