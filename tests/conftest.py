@@ -194,7 +194,7 @@ def tiny_resnet(tmp_path_factory) -> Path:
 LETTER_HZ = {c: 300 + 90 * i for i, c in enumerate("abcdefgh")}  # one tone per letter
 
 
-def build_tiny_whisper(folder: Path, seconds: int = 2) -> Path:
+def build_tiny_whisper(folder: Path, seconds: int = 2, init_std: float = 0.02) -> Path:
     """A randomly initialised Whisper (d_model 16, 2+2 layers, 8 mel bins, a `seconds`-long window)
     with a byte-level tokenizer of lowercase letters, saved as a Hugging Face folder."""
     import torch
@@ -220,7 +220,8 @@ def build_tiny_whisper(folder: Path, seconds: int = 2) -> Path:
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
         max_source_positions=50 * seconds, max_target_positions=40, pad_token_id=ids["<|endoftext|>"],
         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|endoftext|>"],
-        decoder_start_token_id=ids["<|startoftranscript|>"], suppress_tokens=[], begin_suppress_tokens=[]))
+        decoder_start_token_id=ids["<|startoftranscript|>"], suppress_tokens=[], begin_suppress_tokens=[],
+        init_std=init_std))
     _generation_config(model, tokenizer, {"lang_ids": [ids["<|en|>"]]})
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

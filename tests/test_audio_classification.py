@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 import ftkit
-from conftest import run_cli
+from conftest import build_tiny_whisper, run_cli
 from ftkit.api import make_config
 from ftkit.cli import app
 from ftkit.config import FitConfig
@@ -61,20 +61,10 @@ def few_tones(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory):
-    """A random WhisperForConditionalGeneration (d_model 16, 2+2 layers, 8 mel bins, 2 s window)."""
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
-
-    folder = tmp_path_factory.mktemp("whisper")
-    torch.manual_seed(0)
-    # init_std 0.3: at Whisper's 0.02 a random encoder's convolutions are ~50x smaller than its
-    # unit-size sinusoidal positions, so its states say where a frame is, hardly what it holds.
-    config = WhisperConfig(vocab_size=40, num_mel_bins=8, d_model=16, encoder_layers=2, decoder_layers=2,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                           decoder_ffn_dim=32, max_source_positions=100, max_target_positions=20, pad_token_id=0,
-                           bos_token_id=0, eos_token_id=0, decoder_start_token_id=1, init_std=0.3)
-    WhisperForConditionalGeneration(config).save_pretrained(folder)
-    WhisperFeatureExtractor(feature_size=8, chunk_length=2).save_pretrained(folder)
-    return folder
+    """A random Whisper (d_model 16, 2+2 layers, 8 mel bins, 2 s window). init_std 0.3: at Whisper's
+    0.02 a random encoder's convolutions are ~50x smaller than its unit-size sinusoidal positions,
+    so its states say where a frame is, hardly what it holds."""
+    return build_tiny_whisper(tmp_path_factory.mktemp("whisper"), init_std=0.3)
 
 
 @pytest.fixture(scope="module")

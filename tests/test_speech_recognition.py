@@ -11,16 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import build_tiny_ctc, run_cli, spoken, summary, write_csv, write_speech_table
+from conftest import build_tiny_ctc, run_cli, spoken, write_csv, write_speech_table
 
 pytest.importorskip("soundfile", reason="make install adds the [audio] extra")
 pytest.importorskip("jiwer", reason="make install adds the [audio] extra")
 
+FAST = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "quiet": True}
 
-def speech_flags(model, data, out, *extra):
-    return ["fit", "--task", "speech-recognition", "--model", str(model), "--train", str(data["train"]),
-            "--test", str(data["test"]), "--epochs", "2", "--batch-size", "4", "--lr", "1e-3",
-            "--set", "eval.bootstrap=50", "--out", str(out), "--quiet", *extra]
+
+def speech_fit(model, data, out, strategy="full", **options):
+    import ftkit
+
+    return ftkit.fit(task="speech-recognition", model=str(model), train=str(data["train"]), test=str(data["test"]),
+                     strategy=strategy, out=str(out), overrides={"eval.bootstrap": 50}, **{**FAST, **options})
 
 
 def prepared(model_dir, data, strategy="full", **overrides):
@@ -47,13 +50,13 @@ def test_training_steps_lower_the_loss(tiny_whisper, speech, tmp_path, family):
     optimizer = torch.optim.AdamW([q for q in p.model.parameters() if q.requires_grad], lr=3e-3)
     p.model.train()
     losses = []
-    for _ in range(25):
+    for _ in range(15):
         loss = loss_fn(p.model, batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
-    assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0], losses
+        losses.append(loss.item())
+    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0], losses
 
 
 def test_ctc_folder_without_a_tokenizer_gets_the_training_alphabet(speech, tmp_path):
@@ -66,56 +69,54 @@ def test_ctc_folder_without_a_tokenizer_gets_the_training_alphabet(speech, tmp_p
 
 def test_fit_writes_wer_before_and_after_and_predicts(tiny_whisper, speech, tmp_path):
     out = tmp_path / "run"
-    result = run_cli(*speech_flags(tiny_whisper, speech, out))
-    assert result.returncode == 0, result.stderr
-    s = summary(out)
+    run = speech_fit(tiny_whisper, speech, out)
+    s = run.summary
     test, before = s["metrics"]["test"], s["metrics"]["test_before"]
     for metrics in (test, before):
         assert {"wer", "cer", "loss", "ci"} <= set(metrics) and metrics["n"] == 10
         assert metrics["ci"]["wer"][0] <= metrics["wer"] <= metrics["ci"]["wer"][1]
-    assert s["zero_shot"]["before"] == before["wer"] and "zero-shot wer" in s["zero_shot"]["verdict"]
-    assert "zero-shot wer" in result.stdout
+    z = s["zero_shot"]
+    assert z["before"] == before["wer"] and z["after"] == test["wer"] and "zero-shot wer" in z["verdict"]
+    lo, hi = z["change_ci_points"]  # paired bootstrap of the change, in points
+    assert lo <= z["change_points"] <= hi
     frame = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     assert list(frame.columns) == ["row", "audio", "reference", "transcript", "wer", "zero_shot"]
     assert len(frame) == 10 and frame["reference"].iloc[0] == pd.read_csv(speech["test"])["text"].iloc[0]
     assert (out / "model" / "model.safetensors").is_file() and (out / "report.html").is_file()
+    assert "automatic-speech-recognition" in (out / "model" / "README.md").read_text()
 
     clip = speech["test"].parent / "clips" / "0.wav"
-    said = run_cli("predict", out, "--audio", clip, "--quiet")
+    said = run_cli("predict", out, "--audio", clip, "--quiet")  # the CLI path: --audio, JSON lines
     assert said.returncode == 0, said.stderr
-    assert json.loads(said.stdout)["audio"] == str(clip) and "transcript" in json.loads(said.stdout)
-    scored = run_cli("eval", out, "--data", speech["test"], "--quiet")
-    assert scored.returncode == 0 and "wer" in scored.stdout, scored.stderr
-    saved = json.loads((out / "evaluations" / "data.json").read_text())["metrics"]
-    assert saved["wer"] == pytest.approx(test["wer"]) and np.isfinite(saved["loss"])
+    line = json.loads(said.stdout)
+    assert line["audio"] == str(clip) and line["transcript"] == frame["transcript"].iloc[0]
+    metrics, hypotheses = run.predictor.evaluate(run.predictor.read(str(speech["test"])))  # `ftkit eval`
+    assert metrics["wer"] == pytest.approx(test["wer"]) and np.isfinite(metrics["loss"])
+    assert hypotheses == list(frame["transcript"])
 
 
 def test_frozen_encoder_caches_the_encoder_and_trains_the_decoder(tiny_whisper, speech, tmp_path):
-    """The encoder's outputs are computed once per split (a second run reuses the cache) and the
-    encoder's weights come out unchanged; LoRA runs save an adapter that predict reloads."""
+    """The encoder's weights come out unchanged and the decoder's move; LoRA runs save an adapter
+    that predict reloads, and the merged export transcribes the same."""
     import torch
     from safetensors.torch import load_file
 
-    out = tmp_path / "frozen"
-    assert run_cli(*speech_flags(tiny_whisper, speech, out, "--strategy", "frozen-encoder")).returncode == 0
-    trained = load_file(str(out / "model" / "model.safetensors"))
+    import ftkit
+
+    run = speech_fit(tiny_whisper, speech, tmp_path / "frozen", "frozen-encoder")
+    trained = load_file(str(run.model_dir / "model.safetensors"))
     original = load_file(str(tiny_whisper / "model.safetensors"))
     encoder = [k for k in original if k.startswith("model.encoder.")]
     decoder = [k for k in original if k.startswith("model.decoder.layers.")]
     assert all(torch.equal(trained[k], original[k]) for k in encoder)
     assert any(not torch.equal(trained[k], original[k]) for k in decoder)
-    s = summary(out)
-    assert s["params"]["trainable"] < s["params"]["total"]
+    assert run.summary["params"]["trainable"] < run.summary["params"]["total"]
 
-    lora = tmp_path / "lora"
-    assert run_cli(*speech_flags(tiny_whisper, speech, lora, "--strategy", "lora")).returncode == 0
-    assert (lora / "model" / "adapter_model.safetensors").is_file()
-    exported = tmp_path / "exported"
-    assert run_cli("export", lora, "--out", exported, "--quiet").returncode == 0
-    clip = speech["test"].parent / "clips" / "1.wav"
-    a = json.loads(run_cli("predict", lora, "--audio", clip, "--quiet").stdout)
-    b = json.loads(run_cli("predict", exported, "--audio", clip, "--quiet").stdout)
-    assert a["transcript"] == b["transcript"]  # the merged export transcribes as the adapter does
+    lora = speech_fit(tiny_whisper, speech, tmp_path / "lora", "lora")
+    assert (lora.model_dir / "adapter_model.safetensors").is_file()
+    lora.predictor.export(tmp_path / "exported")
+    clip = str(speech["test"].parent / "clips" / "1.wav")
+    assert lora.predict([clip])[0]["transcript"] == ftkit.load(tmp_path / "exported").predict([clip])[0]["transcript"]
 
 
 def test_encoder_cache_is_reused(tiny_whisper, speech, tmp_path, feature_cache):
@@ -145,13 +146,18 @@ def test_probe_strategies_refuse_whisper_and_frozen_encoder_refuses_ctc(tiny_whi
 
 
 def test_kill_then_resume_matches_uninterrupted(tiny_whisper, speech, tmp_path):
-    """Augmented training (speed, gain, noise, SpecAugment) resumes to the same metrics."""
-    flags = ["--set", "train.checkpoint_every=2", "--set", "train.eval_every=100", "--epochs", "6"]
-    straight = tmp_path / "straight"
-    assert run_cli(*speech_flags(tiny_whisper, speech, straight, *flags)).returncode == 0
+    """Augmented training (speed, gain, noise, SpecAugment drawing from numpy's global generator)
+    resumes to the same metrics."""
+    import ftkit
+
+    sets = {"train.checkpoint_every": 2, "train.eval_every": 100, "eval.bootstrap": 0}
+    straight = speech_fit(tiny_whisper, speech, tmp_path / "straight", epochs=4, overrides=sets)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "ftkit.cli", *speech_flags(tiny_whisper, speech, killed, *flags)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flags = ["fit", "--task", "speech-recognition", "--model", str(tiny_whisper), "--train", str(speech["train"]),
+             "--test", str(speech["test"]), "--epochs", "4", "--batch-size", "4", "--lr", "1e-3", "--out", str(killed),
+             "--quiet", *[x for k, v in sets.items() for x in ("--set", f"{k}={v}")]]
+    proc = subprocess.Popen([sys.executable, "-m", "ftkit.cli", *flags], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     pointer = killed / "checkpoints" / "latest.json"
     deadline = time.time() + 120
     while not pointer.exists() and time.time() < deadline and proc.poll() is None:
@@ -159,14 +165,17 @@ def test_kill_then_resume_matches_uninterrupted(tiny_whisper, speech, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "summary.json").exists(), "the run finished before it could be killed"
-    assert run_cli("fit", "--out", killed, "--resume", "--quiet").returncode == 0
-    assert summary(killed)["resumed"] is True
-    assert summary(killed)["metrics"]["test"]["wer"] == summary(straight)["metrics"]["test"]["wer"]
-    assert summary(killed)["metrics"]["test"]["loss"] == pytest.approx(summary(straight)["metrics"]["test"]["loss"])
+    resumed = ftkit.fit(out=str(killed), resume=True, quiet=True)
+    assert resumed.summary["resumed"] is True
+    assert resumed.metrics["test"]["wer"] == straight.metrics["test"]["wer"]
+    assert resumed.metrics["test"]["loss"] == pytest.approx(straight.metrics["test"]["loss"])
 
 
-def test_bad_clips_are_refused_naming_file_and_line(tiny_whisper, speech, tmp_path):
+def test_bad_clips_are_refused_naming_file_and_line(tiny_whisper, tmp_path):
     import soundfile
+
+    import ftkit
+    from ftkit.errors import DataError
 
     folder = tmp_path / "bad"
     write_speech_table(folder, ["abc", "bad", "cab", "dab"])
@@ -179,8 +188,38 @@ def test_bad_clips_are_refused_naming_file_and_line(tiny_whisper, speech, tmp_pa
              "empty transcript": (rows[:2] + [{"audio": "clips/0.wav", "text": " "}], "line 4", "empty transcript")}
     for name, (table, file, message) in cases.items():
         train = write_csv(folder / f"{name}.csv", table)
-        result = run_cli("fit", "--task", "speech-recognition", "--model", tiny_whisper, "--train", train,
-                         "--out", tmp_path / name, "--quiet")
-        assert result.returncode == 2, (name, result.stderr)
-        assert file in result.stderr and message in result.stderr and str(train) in result.stderr, result.stderr
+        with pytest.raises(DataError) as err:
+            ftkit.fit(task="speech-recognition", model=str(tiny_whisper), train=str(train), out=str(tmp_path / name),
+                      quiet=True)
+        assert file in str(err.value) and message in str(err.value) and str(train) in str(err.value), name
         assert not (tmp_path / name).exists()  # a refused run writes nothing
+    result = run_cli("fit", "--task", "speech-recognition", "--model", tiny_whisper, "--train",
+                     folder / "corrupt.csv", "--out", tmp_path / "cli", "--quiet")
+    assert result.returncode == 2 and "2.wav" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["full", "lora", "frozen-encoder", "freeze-bottom", "llrd", "bitfit",
+                                  "gradual-unfreeze"])
+def test_every_whisper_strategy_prepares_and_steps(tiny_whisper, speech, name):
+    """Each strategy that applies to Whisper sets up through fit's own prepare and takes a step:
+    gradients reach only what the strategy leaves trainable."""
+    p = prepared(tiny_whisper, speech, name, **{"data.audio_augment.enabled": "false"})
+    assert 0 < p.params.trainable <= p.params.total
+    loss = p.task.make_loss(p.cfg, p.data["train"])(p.model, p.data["train"].batch(np.arange(4)))
+    loss.backward()
+    touched = [q for q in p.model.parameters() if q.grad is not None]
+    assert touched and all(q.requires_grad for q in touched)
+
+
+def test_whisper_layer_groups_cover_every_parameter_once(tiny_whisper):
+    from transformers import WhisperForConditionalGeneration
+
+    from ftkit.strategies.groups import layer_groups
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper)
+    groups = layer_groups(model)
+    names = [n for group in groups.ordered() for n, _ in group]
+    assert sorted(names) == sorted(n for n, _ in model.named_parameters())  # tied proj_out appears once
+    assert len(groups.blocks) == 4  # 2 encoder + 2 decoder blocks, bottom to top
+    assert all(n.startswith("model.encoder.") for n, _ in groups.embeddings)
+    assert all(n.startswith("model.decoder.layer_norm") for n, _ in groups.head)

@@ -537,8 +537,8 @@ def strategies(task: str = typer.Option("text-classification", help="show the de
 def datasets(
     name: Optional[str] = typer.Argument(None, help="dataset to write (omit to list them)"),
     out: Path = typer.Option(Path("data"), help="parent folder (files go to OUT/NAME/)"),
-    n_train: Optional[int] = typer.Option(None, help="keep only the first N training examples"),
-    n_test: Optional[int] = typer.Option(None, help="keep only the first N test examples"),
+    n_train: Optional[int] = typer.Option(None, help="keep N training examples (the first N, or a seeded sample where the dataset says so)"),
+    n_test: Optional[int] = typer.Option(None, help="keep N test examples (likewise)"),
 ) -> None:
     """Write a real offline dataset (from a registry package) as plain files."""
     from ftkit.datasets import DATASETS

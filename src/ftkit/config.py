@@ -59,7 +59,8 @@ class AugmentConfig(_Section):
 
 
 class AudioAugmentConfig(_Section):
-    """Training-time audio augmentation (speech tasks; on each training clip, never at evaluation)."""
+    """Training-time audio augmentation (speech recognition and audio classification; on each
+    training clip, never at evaluation)."""
 
     enabled: bool = Field(True, description="augment training clips")
     prob: float = Field(0.5, ge=0, le=1, description="chance that each transform below is applied to a clip")
@@ -92,16 +93,17 @@ class DataConfig(_Section):
     # image classification
     image_column: str = Field("image", description="column holding image paths (tables; relative to the file)")
     group_column: Optional[str] = Field(None, description="test metrics per value of this column (slices, bias); "
-                                        "text and image tables")
+                                        "text, image and audio-classification tables")
     image_size: Optional[int] = Field(None, ge=16, le=1024, description="input pixels per side (null: the model's)")
-    skip_bad: bool = Field(False, description="skip unreadable images (counted) instead of failing")
+    skip_bad: bool = Field(False, description="skip unreadable images or audio clips, and clips too long for the "
+                           "model (counted) instead of failing")
     allow_leakage: bool = Field(False, description="train even if validation/test rows also occur in another "
                                 "split (the data doctor's leakage check; `ftkit doctor` lists them)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     # speech tasks (speech recognition: --text-column holds the transcript)
     audio_column: str = Field("audio", description="column holding audio paths (tables; relative to the file)")
     max_audio_seconds: Optional[float] = Field(None, gt=0, description="longer clips are refused for training "
-                                               "(or skipped with data.skip_bad; predict splits them) (null: the "
+                                               "(or skipped with data.skip_bad; predict takes them in windows) (null: the "
                                                "model's limit, 30 s for Whisper)")
     max_label_tokens: Optional[int] = Field(None, ge=4, description="speech recognition: transcripts longer than "
                                             "this many tokens are refused (null: the model's limit)")

@@ -198,3 +198,22 @@ def check_clips(examples: AudioExamples, skip_bad: bool, max_seconds: Optional[f
     if not len(kept):
         raise DataError(f"{examples.source}: no usable clips")
     return kept
+
+
+def model_window_seconds(model_name: str) -> Optional[float]:
+    """The longest clip one forward pass takes: Whisper's window (its feature extractor's
+    chunk_length, 30 s); None for models that take any length (CTC, wav2vec2 classifiers)."""
+    import json
+
+    from ftkit.errors import FtkitError
+    from ftkit.models.loading import resolve
+
+    try:
+        folder = Path(resolve(model_name).location)
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("model_type") != "whisper":
+            return None
+        features = json.loads((folder / "preprocessor_config.json").read_text())
+        return float(features.get("chunk_length", 30))
+    except (FtkitError, OSError, ValueError):
+        return None  # the model's own loading reports what is wrong with it

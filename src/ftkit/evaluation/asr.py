@@ -113,3 +113,18 @@ def asr_ci(references: list[str], hypotheses: list[str], normalize: str = "basic
                 "cer": _rate(counts["char_errors"][idx], counts["chars"][idx])}
 
     return _described(bootstrap_ci(score, len(references), n_boot, level, seed), level, n_boot, "utterance")
+
+
+def paired_change_ci(references: list[str], before: list[str], after: list[str], normalize: str = "basic",
+                     n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Intervals of the change in corpus WER and CER (after - before) when two systems transcribe
+    the same utterances: both are resampled together, so the interval is of the difference itself
+    (far narrower than comparing two separate intervals, whose noise is mostly shared)."""
+    a = utterance_errors(references, before, normalize)
+    b = utterance_errors(references, after, normalize)
+
+    def score(idx: np.ndarray) -> dict:
+        return {"wer": _rate(b["word_errors"][idx], b["words"][idx]) - _rate(a["word_errors"][idx], a["words"][idx]),
+                "cer": _rate(b["char_errors"][idx], b["chars"][idx]) - _rate(a["char_errors"][idx], a["chars"][idx])}
+
+    return _described(bootstrap_ci(score, len(references), n_boot, level, seed), level, n_boot, "utterance")

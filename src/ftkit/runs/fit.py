@@ -129,7 +129,8 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     _add_run_details(summary, cfg, params, state, metric, extra, l2sp, resumed)
     if before is not None:
         summary["metrics"]["test_before"] = before["metrics"]
-        summary["zero_shot"] = {**zero_shot_summary(before["metrics"], metrics.get("test", {}), metric),
+        change = task.change_ci(data["test"], before["hypotheses"], test_probs, cfg) if cfg.eval.bootstrap else None
+        summary["zero_shot"] = {**zero_shot_summary(before["metrics"], metrics.get("test", {}), metric, change),
                                 "seconds": before.get("seconds")}
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     summary["outputs"] = {"model": save_model, "test_scored": score_test and "test" in data}
@@ -278,8 +279,9 @@ def _zero_shot(task, model, data: dict, cfg: FitConfig, precision: str, run: Run
     return before
 
 
-def zero_shot_summary(before: dict, after: dict, metric: str) -> dict:
-    """The pretrained model vs the fine-tuned one on the same test clips, in words too."""
+def zero_shot_summary(before: dict, after: dict, metric: str, change_ci: dict | None = None) -> dict:
+    """The pretrained model vs the fine-tuned one on the same test clips, in words too. With
+    `change_ci` (a paired bootstrap of after - before) a change whose interval holds 0 is noise."""
     from ftkit.evaluation.metrics import DIRECTION
 
     out = {"metric": metric, "before": before.get(metric), "after": after.get(metric)}
@@ -289,11 +291,18 @@ def zero_shot_summary(before: dict, after: dict, metric: str) -> dict:
     out["change_points"] = round(100 * change, 2)
     lower = not DIRECTION.get(metric, True)
     improved = change < 0 if lower else change > 0
-    ci = before.get("ci", {}).get(metric)
-    noise = ci is not None and ci[0] <= out["after"] <= ci[1]
-    word = "noise" if noise else ("better" if improved else "worse")
+    interval = (change_ci or {}).get(metric)
+    if interval is not None:
+        out["change_ci_points"] = [round(100 * v, 2) for v in interval]
+        noise = interval[0] <= 0 <= interval[1]
+        why = f"paired 95% CI of the change [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
+    else:
+        ci = before.get("ci", {}).get(metric)
+        noise = ci is not None and ci[0] <= out["after"] <= ci[1]
+        why = "inside the zero-shot CI" if noise else "outside the zero-shot CI"
+    word = "within noise" if noise else ("better than the pretrained model" if improved else "worse than the pretrained model")
     out["verdict"] = (f"zero-shot {metric} {out['before']:.4f} -> fine-tuned {out['after']:.4f} "
-                      f"({change * 100:+.1f} points: {word}{' than the pretrained model' if not noise else ', inside the zero-shot CI'})")
+                      f"({change * 100:+.1f} points, {word}; {why})")
     return out
 
 
@@ -381,7 +390,8 @@ def _n(data: dict, name: str) -> str:
 def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: list[str], source,
                 adapter: bool, temperature: float | None = None) -> None:
     """model/: full weights, or (LoRA) the adapter and head, which need the base model to load."""
-    meta = {"labels": labels, "max_length": cfg.data.max_length, "base_model": cfg.model.name,
+    text = cfg.task in ("text-classification", "token-classification")  # max_length means tokens of text
+    meta = {"labels": labels, "max_length": cfg.data.max_length if text else None, "base_model": cfg.model.name,
             "base_model_location": str(source.location), "trust_remote_code": cfg.model.trust_remote_code,
             "eval_precision": FINAL_EVAL_PRECISION, "adapter": adapter,
             "temperature": temperature}  # eval.calibrate: predictors divide log-probabilities by it

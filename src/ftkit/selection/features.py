@@ -13,6 +13,7 @@ import numpy as np
 
 from ftkit.config import FitConfig
 from ftkit.errors import ConfigError
+from ftkit.tasks.base import eval_batch
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def frozen_features(cfg: FitConfig, task, labels: list[str], parts: list[tuple[s
     feats, ids, records = [], [], []
     for name, examples in parts:
         data = task.encode(examples, processor, cfg, labels)
-        f, _, record = cached_features(model, heads[0], body, data, cfg.train.eval_batch_size, "fp32", name)
+        f, _, record = cached_features(model, heads[0], body, data, eval_batch(task, cfg), "fp32", name)
         feats.append(f)
         ids.append(getattr(data, "labels", None))
         records.append(record)

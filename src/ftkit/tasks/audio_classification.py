@@ -34,7 +34,8 @@ from torch import nn
 
 from ftkit.config import FitConfig
 from ftkit.data.audio import read_audio
-from ftkit.data.audio_data import AudioExamples, check_clips, class_folders, from_table, loose_clips
+from ftkit.data.audio_data import (AudioExamples, check_clips, class_folders, from_table, loose_clips,
+                                   model_window_seconds)
 from ftkit.data.splits import split_seed, take_fold
 from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
@@ -345,18 +346,18 @@ class AudioClassification(PerExampleEvaluation):
     # encoders forget at 5e-5 (speech recognition uses 1e-5).
     body_lr = 3e-5
     train_eval_limit = 300  # training clips re-scored at each validation: each is a 30 s Whisper window
+    eval_batch_limit = BATCH  # feature passes (linear probe, rank) too
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
         """Read, check and split (stratified, copies on one side); writes nothing. Clips longer than
         the model takes are refused (data.max_audio_seconds, else Whisper's window)."""
-        from ftkit.tasks.speech_recognition import _model_limit
         from ftkit.tasks.text_classification import TextClassification
 
         d = cfg.data
         if not d.train:
             raise ConfigError("no training data: pass --train FOLDER (one sub-folder per class) or a CSV/JSONL "
                               "with --audio-column and --label-column")
-        limit = d.max_audio_seconds or _model_limit(cfg)
+        limit = d.max_audio_seconds or model_window_seconds(cfg.model.name)
         read = lambda p: read_clips(p, d.audio_column, d.label_column, d.skip_bad, limit)  # noqa: E731
         train = read(d.train)
         labels = label_order(train.labels)

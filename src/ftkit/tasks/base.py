@@ -33,6 +33,12 @@ class Splits:
                                   ("test", self.test)) if v is not None}
 
 
+def eval_batch(task, cfg) -> int:
+    """Examples per evaluation / feature batch: train.eval_batch_size, capped where a task's inputs
+    are huge (Whisper's 30 s windows: 64 clips took ~7 GB on a CPU)."""
+    return min(cfg.train.eval_batch_size, getattr(task, "eval_batch_limit", cfg.train.eval_batch_size))
+
+
 class PerExampleEvaluation:
     """Evaluation shared by tasks with one label and one probability row per example (text and
     image classification): metrics, bootstrap intervals, calibration and per-group metrics."""

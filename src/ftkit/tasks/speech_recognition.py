@@ -24,7 +24,8 @@ import torch
 
 from ftkit.config import FitConfig
 from ftkit.data.audio import read_audio
-from ftkit.data.audio_data import AudioExamples, check_clips, from_table, loose_clips, transcribed_folder
+from ftkit.data.audio_data import (AudioExamples, check_clips, from_table, loose_clips, model_window_seconds,
+                                   transcribed_folder)
 from ftkit.data.splits import holdout, same_input_keys, split_seed, take_fold
 from ftkit.errors import ConfigError, DataError
 from ftkit.evaluation.asr import asr_ci, asr_metrics, utterance_errors
@@ -174,8 +175,9 @@ class SpeechRecognition:
     default_metric = "wer"
     metrics = ("wer", "cer", "loss")
     body_lr = 1e-5  # Whisper fine-tuning recipes use 1e-5 (base) to 6e-6 (large); 5e-5 makes it forget
-    train_eval_limit = 100  # training clips re-transcribed at each validation (generation is costly)
+    train_eval_limit = 32  # training clips re-transcribed at each validation (generation is costly)
     advise_strategies = ("frozen-encoder", "lora", "full")  # what `ftkit advise` profiles by default
+    eval_batch_limit = MAX_BATCH
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
         """Read, check and split; writes nothing. Clips longer than the model takes are refused
@@ -184,7 +186,7 @@ class SpeechRecognition:
         if not d.train:
             raise ConfigError("no training data: pass --train PATH (a CSV/JSONL with --audio-column and "
                               "--text-column, or a folder of clips with transcripts.txt)")
-        limit = d.max_audio_seconds or _model_limit(cfg)
+        limit = d.max_audio_seconds or model_window_seconds(cfg.model.name)
         read = lambda p: read_clips(p, cfg, max_seconds=limit)  # noqa: E731
         train = read(d.train)
         seed = split_seed(cfg)
@@ -257,6 +259,13 @@ class SpeechRecognition:
             metrics["ci"] = self.confidence_intervals(data, hypotheses, [], cfg.eval.bootstrap, cfg.eval.level, cfg.seed)
         return {"metrics": metrics, "hypotheses": hypotheses}
 
+    def change_ci(self, data, before: list[str], after: list[str], cfg: FitConfig) -> dict:
+        """Paired bootstrap interval of the WER/CER change from the zero-shot transcripts."""
+        from ftkit.evaluation.asr import paired_change_ci
+
+        e = cfg.eval
+        return paired_change_ci(data.transcripts, before, after, data.normalize, e.bootstrap, e.level, cfg.seed)
+
     def confidence_intervals(self, data, hypotheses, labels, n_boot: int, level: float, seed: int) -> dict:
         """Bootstrap intervals of corpus WER and CER, resampling clips."""
         return asr_ci(data.transcripts, hypotheses, data.normalize, n_boot, level, seed)
@@ -289,19 +298,3 @@ def prediction_frame(examples: AudioExamples, hypotheses: list[str], normalize: 
         errors = utterance_errors(examples.transcripts, hypotheses, normalize)
         frame["wer"] = np.round(errors["word_errors"] / np.maximum(errors["words"], 1), 4)
     return frame
-
-
-def _model_limit(cfg: FitConfig) -> Optional[float]:
-    """Whisper takes 30 s windows (its feature extractor's chunk_length); CTC models any length."""
-    from ftkit.errors import FtkitError
-    from ftkit.models.loading import resolve
-
-    try:
-        folder = Path(resolve(cfg.model.name).location)
-        config = json.loads((folder / "config.json").read_text())
-        if config.get("model_type") != "whisper":
-            return None
-        features = json.loads((folder / "preprocessor_config.json").read_text())
-        return float(features.get("chunk_length", 30))
-    except (FtkitError, OSError, ValueError):
-        return None  # the model's own loading reports what is wrong with it
