@@ -19,11 +19,12 @@ pytest.importorskip("jiwer", reason="make install adds the [audio] extra")
 FAST = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "quiet": True}
 
 
-def speech_fit(model, data, out, strategy="full", **options):
+def speech_fit(model, data, out, strategy="full", overrides=None, **options):
     import ftkit
 
     return ftkit.fit(task="speech-recognition", model=str(model), train=str(data["train"]), test=str(data["test"]),
-                     strategy=strategy, out=str(out), overrides={"eval.bootstrap": 50}, **{**FAST, **options})
+                     strategy=strategy, out=str(out), overrides={"eval.bootstrap": 50, **(overrides or {})},
+                     **{**FAST, **options})
 
 
 def prepared(model_dir, data, strategy="full", **overrides):
