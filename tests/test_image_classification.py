@@ -14,7 +14,7 @@ import ftkit
 from conftest import run_cli, stripes
 from ftkit.config import AugmentConfig, FitConfig
 from ftkit.errors import DataError
-from ftkit.strategies import STRATEGIES, get_strategy
+from ftkit.strategies import general_strategies, get_strategy
 from ftkit.tasks.image_classification import Augment, load_rgb, read_images, to_array
 
 get_strategy("full")  # registers the built-ins
@@ -130,7 +130,7 @@ def batchnorm_buffers(state: dict) -> dict:
     return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
 
 
-@pytest.mark.parametrize("name", STRATEGIES.names())
+@pytest.mark.parametrize("name", general_strategies())
 def test_every_strategy_on_a_vision_model_keeps_frozen_weights_and_statistics(name, tiny_resnet, images, tmp_path):
     run = ftkit.fit(model=str(tiny_resnet), train=str(images["train"]), test=str(images["test"]), strategy=name,
                     task="image-classification", out=str(tmp_path / name), epochs=1, batch_size=16, lr=3e-3,

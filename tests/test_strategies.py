@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 import ftkit
 from ftkit.config import FitConfig
 from ftkit.errors import StrategyError
-from ftkit.strategies import STRATEGIES, get_strategy
+from ftkit.strategies import general_strategies, get_strategy
 from ftkit.strategies.groups import layer_groups
 
 get_strategy("full")  # registers the built-ins
@@ -71,7 +71,7 @@ def test_strategy_settings_are_checked(tiny_model):
         get_strategy("freeze-bottom")(model, cfg("freeze-bottom", layers=5))
 
 
-@pytest.mark.parametrize("name", STRATEGIES.names())
+@pytest.mark.parametrize("name", general_strategies())
 def test_every_strategy_trains_one_epoch_and_keeps_frozen_weights(name, tiny_model, sentiment, tmp_path):
     run = ftkit.fit(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]),
                     strategy=name, out=str(tmp_path / name), epochs=1, batch_size=16, lr=3e-3, quiet=True,

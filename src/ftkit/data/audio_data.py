@@ -162,6 +162,18 @@ def loose_clips(paths: list, source: str = "--audio") -> AudioExamples:
     return AudioExamples([str(p) for p in paths], None, None, source, [str(p) for p in paths], "file")
 
 
+def clips_digest(clips, settings: str) -> str:
+    """Hash of decoded clips and the settings that turn them into model inputs: the key of the
+    feature and encoder-output caches."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for clip in clips:
+        digest.update(clip.tobytes())
+    digest.update(settings.encode())
+    return digest.hexdigest()
+
+
 # ---------------------------------------------------------------- validation
 
 def check_clips(examples: AudioExamples, skip_bad: bool, max_seconds: Optional[float] = None,

@@ -17,14 +17,21 @@ STRATEGIES: Registry = Registry("strategy")
 FULL_LR = 5e-5  # the usual peak lr for updating a whole pretrained transformer
 
 
-def strategy(name: str, help: str, lr: Optional[float] = None):
+def strategy(name: str, help: str, lr: Optional[float] = None, needs: Optional[str] = None):
     """Register ``apply`` under `name`; `lr` is used when the user gives none (a head or adapter
     trained alone needs a far larger step than a whole pretrained network). None: the task's lr
-    for updating a whole pretrained body (FULL_LR for transformers, larger for convnets)."""
+    for updating a whole pretrained body (FULL_LR for transformers, larger for convnets).
+    `needs`: the kind of model it only applies to (e.g. "encoder-decoder"); None: any model."""
     def add(fn):
-        fn.default_lr = lr
+        fn.default_lr, fn.needs = lr, needs
         return STRATEGIES.register(name, help)(fn)
     return add
+
+
+def general_strategies() -> list[str]:
+    """The strategies that apply to any model (tests parametrize over them)."""
+    get_strategy("full")  # loads the registered modules
+    return [name for name in STRATEGIES.names() if getattr(STRATEGIES.get(name), "needs", None) is None]
 
 
 @dataclass(frozen=True)

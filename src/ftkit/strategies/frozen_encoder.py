@@ -7,7 +7,7 @@ from ftkit.strategies import FreezeSummary, count, options, strategy
 
 
 @strategy("frozen-encoder", "encoder-decoder speech models: encoder frozen, its outputs cached once; the decoder "
-          "trains (fast on CPU)")
+          "trains (fast on CPU)", needs="encoder-decoder")
 def apply(model, cfg) -> FreezeSummary:
     options(cfg, "frozen-encoder", {})
     if not getattr(getattr(model, "config", None), "is_encoder_decoder", False) or not hasattr(model, "get_encoder"):

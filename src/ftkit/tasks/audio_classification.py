@@ -17,7 +17,6 @@ Models:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -29,13 +28,12 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ftkit.config import FitConfig
 from ftkit.data.audio import read_audio
-from ftkit.data.audio_data import (AudioExamples, check_clips, class_folders, from_table, loose_clips,
-                                   model_window_seconds)
+from ftkit.data.audio_data import (AudioExamples, check_clips, class_folders, clips_digest, from_table,
+                                   loose_clips, model_window_seconds)
 from ftkit.data.splits import split_seed, take_fold
 from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
@@ -44,7 +42,7 @@ from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.strategies.groups import MATCHERS, LayerGroups
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import PerExampleEvaluation, Splits
-from ftkit.tasks.text_classification import check_known, class_weights, label_order
+from ftkit.tasks.text_classification import check_known, label_order
 from ftkit.training.device import autocast
 
 log = logging.getLogger(__name__)
@@ -109,11 +107,7 @@ class AudioEncoded:
 
     def fingerprint(self) -> str:
         """Hash of the samples and the feature extractor's settings (the feature cache's key)."""
-        digest = hashlib.blake2b(digest_size=16)
-        for clip in self.clips:
-            digest.update(clip.tobytes())
-        digest.update(f"{self.proc.kind}|{self.proc.rate}|{self.proc.features.to_json_string()}".encode())
-        return digest.hexdigest()
+        return clips_digest(self.clips, f"{self.proc.kind}|{self.proc.rate}|{self.proc.features.to_json_string()}")
 
     def batch(self, indices: np.ndarray, augment: bool = True) -> dict[str, torch.Tensor]:
         clips = [self.clips[i] for i in indices]
@@ -398,18 +392,6 @@ class AudioClassification(PerExampleEvaluation):
         criterion = self.criterion(cfg, train)
         return lambda model, batch: criterion(model(**{k: v for k, v in batch.items() if k != "labels"}).logits,
                                               batch["labels"])
-
-    def criterion(self, cfg: FitConfig, train: AudioEncoded):
-        """(logits, labels) -> cross-entropy with label smoothing and class weights; also used on
-        cached features (linear probe)."""
-        weights = class_weights(train.labels, train.n_classes) if cfg.train.class_weights == "auto" else None
-        smoothing = cfg.train.label_smoothing
-
-        def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            w = None if weights is None else weights.to(logits.device)
-            return F.cross_entropy(logits.float(), labels, weight=w, label_smoothing=smoothing)
-
-        return loss
 
     def evaluate(self, model, data: AudioEncoded, labels: list[str], batch_size: int, precision: str):
         probs = predict_proba(model, data, batch_size, precision)

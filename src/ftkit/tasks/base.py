@@ -43,6 +43,22 @@ class PerExampleEvaluation:
     """Evaluation shared by tasks with one label and one probability row per example (text and
     image classification): metrics, bootstrap intervals, calibration and per-group metrics."""
 
+    def criterion(self, cfg, train):
+        """(logits, labels) -> cross-entropy with the configured label smoothing and class weights
+        (`train.labels`: class ids, `train.n_classes`); also used on cached features (linear probe)."""
+        import torch.nn.functional as F
+
+        from ftkit.tasks.text_classification import class_weights
+
+        weights = class_weights(train.labels, train.n_classes) if cfg.train.class_weights == "auto" else None
+        smoothing = cfg.train.label_smoothing
+
+        def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            w = None if weights is None else weights.to(logits.device)
+            return F.cross_entropy(logits.float(), labels, weight=w, label_smoothing=smoothing)
+
+        return loss
+
     def metrics_from_probs(self, probs: np.ndarray, label_ids: np.ndarray, labels: list[str]) -> dict:
         from ftkit.evaluation.metrics import classification_metrics
 

@@ -12,7 +12,6 @@ on the same test clips first (`metrics.test_before`), so the gain shows in one f
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -24,8 +23,8 @@ import torch
 
 from ftkit.config import FitConfig
 from ftkit.data.audio import read_audio
-from ftkit.data.audio_data import (AudioExamples, check_clips, from_table, loose_clips, model_window_seconds,
-                                   transcribed_folder)
+from ftkit.data.audio_data import (AudioExamples, check_clips, clips_digest, from_table, loose_clips,
+                                   model_window_seconds, transcribed_folder)
 from ftkit.data.splits import holdout, same_input_keys, split_seed, take_fold
 from ftkit.errors import ConfigError, DataError
 from ftkit.evaluation.asr import asr_ci, asr_metrics, utterance_errors
@@ -79,11 +78,7 @@ class SpeechEncoded:
         return len(self.clips)
 
     def fingerprint(self) -> str:
-        digest = hashlib.blake2b(digest_size=16)
-        for clip in self.clips:
-            digest.update(clip.tobytes())
-        digest.update(f"{self.proc.kind}|{self.proc.rate}".encode())
-        return digest.hexdigest()
+        return clips_digest(self.clips, f"{self.proc.kind}|{self.proc.rate}|{self.proc.features.to_json_string()}")
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
         clips = [self.clips[i] for i in indices]

@@ -13,7 +13,6 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from ftkit.config import FitConfig
 from ftkit.data.readers import Table, read_table
@@ -305,18 +304,6 @@ class TextClassification(PerExampleEvaluation):
         def loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             return criterion(logits, batch["labels"])
-
-        return loss
-
-    def criterion(self, cfg: FitConfig, train: TextEncoded):
-        """(logits, labels) -> cross-entropy with the configured label smoothing and class weights;
-        also used on cached features (linear probe)."""
-        weights = class_weights(train.labels, train.n_classes) if cfg.train.class_weights == "auto" else None
-        smoothing = cfg.train.label_smoothing
-
-        def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            w = None if weights is None else weights.to(logits.device)
-            return F.cross_entropy(logits.float(), labels, weight=w, label_smoothing=smoothing)
 
         return loss
 
