@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny random BERT with its own tokenizer, synthetic sentiment data, and a
-helper that runs the real CLI in a subprocess."""
+helper that runs the real CLI (in-process, or in a subprocess)."""
 from __future__ import annotations
 
 import csv
@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+# huggingface_hub reads this once, at import: set before any test imports transformers.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 POSITIVE = ["good", "great", "fine", "love", "superb", "fun"]
 NEGATIVE = ["bad", "awful", "poor", "hate", "dull", "boring"]
@@ -88,10 +91,46 @@ def fast_flags(model: Path, data: dict[str, Path], out: Path, *extra: str) -> li
             "--set", "train.threads=1", *extra]
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run([sys.executable, "-m", "ftkit.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+def run_cli(*args: str, timeout: float = 300, isolated: bool = False) -> subprocess.CompletedProcess:
+    """Run `ftkit ARGS` and return its exit code, stdout and stderr.
+
+    In-process by default: a fresh interpreter pays ~6 s of torch/sklearn/transformers imports per
+    call, which over the suite's ~50 CLI calls was minutes on 2 cores. `isolated=True` runs a real
+    subprocess, for tests whose point is process state (Ray, kills, timeouts)."""
+    argv = [str(a) for a in args]
+    env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if isolated:
+        return subprocess.run([sys.executable, "-m", "ftkit.cli", *argv], capture_output=True,
+                              text=True, timeout=timeout, env={**os.environ, **env})
+    return _run_in_process(argv, env)
+
+
+def _run_in_process(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    import contextlib
+    import io
+    import traceback
+
+    from ftkit import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_env = sys.argv, dict(os.environ)
+    os.environ.update(env)
+    sys.argv = ["ftkit", *argv]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main()
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+            except Exception:  # what an uncaught error does to a real process: traceback, exit 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["ftkit", *argv], code, out.getvalue(), err.getvalue())
 
 
 def summary(run_dir: Path) -> dict:
