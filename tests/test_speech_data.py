@@ -26,7 +26,7 @@ def read(files: dict) -> dict[str, pd.DataFrame]:
 
 def test_asterisk_en_split_keeps_each_transcript_on_one_side(tmp_path):
     needs_voices("en")
-    if not datasets.ASTERISK_EN_TEXTS.is_file():
+    if not datasets.asterisk_texts("en").is_file():
         pytest.skip("Debian asterisk-core-sounds-en (transcripts) is not installed")
     files = datasets.asterisk_en(tmp_path / "a")
     parts = read(files)
@@ -48,11 +48,27 @@ def test_asterisk_en_split_keeps_each_transcript_on_one_side(tmp_path):
 
 def test_asterisk_en_limits_rows_and_copies_only_those_clips(tmp_path):
     needs_voices("en")
-    if not datasets.ASTERISK_EN_TEXTS.is_file():
+    if not datasets.asterisk_texts("en").is_file():
         pytest.skip("Debian asterisk-core-sounds-en (transcripts) is not installed")
     parts = read(datasets.asterisk_en(tmp_path, n_train=30, n_test=10))
     assert (len(parts["train"]), len(parts["test"])) == (30, 10)
     assert len(list((tmp_path / "clips").rglob("*.wav"))) == 40
+
+
+@pytest.mark.parametrize("lang", ["es", "fr", "it", "ru"])
+def test_asterisk_other_languages_have_transcripts_in_that_language(tmp_path, lang):
+    needs_voices(lang)
+    if not datasets.asterisk_texts(lang).is_file():
+        pytest.skip(f"Debian asterisk-core-sounds-{lang} (transcripts) is not installed")
+    files = datasets.DATASETS.get(f"asterisk-{lang}")(tmp_path, n_train=20, n_test=5)
+    parts = read(files)
+    assert (len(parts["train"]), len(parts["test"])) == (20, 5)
+    assert not set(parts["train"].text.map(normalise)) & set(parts["test"].text.map(normalise))
+    for name, frame in parts.items():
+        assert all((files[name].parent / audio).is_file() for audio in frame.audio)
+    text = " ".join(pd.concat(parts.values()).text)
+    english = {"the", "please", "you", "your", "press"}
+    assert not english & set(text.lower().split()), text[:200]
 
 
 def test_asterisk_language_is_stratified_over_the_installed_languages(tmp_path):
@@ -79,6 +95,8 @@ def test_missing_debian_packages_say_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "ASTERISK", tmp_path / "no-sounds")
     with pytest.raises(DataError, match="apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en"):
         datasets.asterisk_en(tmp_path / "out")
+    with pytest.raises(DataError, match="apt-get install asterisk-core-sounds-fr-wav asterisk-core-sounds-fr"):
+        datasets.DATASETS.get("asterisk-fr")(tmp_path / "out")
     with pytest.raises(DataError, match="apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav"):
         datasets.asterisk_language(tmp_path / "out")
     assert not (tmp_path / "out").exists()

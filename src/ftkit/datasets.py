@@ -140,7 +140,6 @@ def fashion_mnist(out_dir: str | Path, n_train: int | None = 3000, n_test: int |
 
 
 ASTERISK = Path("/usr/share/asterisk/sounds")
-ASTERISK_EN_TEXTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 # one voice (speaker) per language: the folder each Debian asterisk-core-sounds-<lang>-wav installs
 ASTERISK_VOICES = {"en": "en_US_f_Allison", "es": "es_MX_f_Allison", "fr": "fr_CA_f_June",
                    "it": "it_IT_m_Carlo", "ru": "ru_RU_f_IvrvoiceRU"}
@@ -167,12 +166,35 @@ def asterisk_en(out_dir: str | Path, n_train: int | None = None, n_test: int | N
     in 38 such groups) stay on one side, so no transcript leaks from train into test.
     n_train / n_test keep a seeded random sample of that many rows of each side.
     """
-    voice = ASTERISK / ASTERISK_VOICES["en"]
-    if not voice.is_dir() or not ASTERISK_EN_TEXTS.is_file():
-        raise DataError(f"the English Asterisk prompts ({voice}) or their transcripts ({ASTERISK_EN_TEXTS}) "
-                        "are missing: install them with `apt-get install asterisk-core-sounds-en-wav "
-                        "asterisk-core-sounds-en` (Debian/Ubuntu, needs root)")
-    prompts = _asterisk_prompts(voice, ASTERISK_EN_TEXTS)
+    return _asterisk_speech("en", out_dir, n_train, n_test)
+
+
+LANGUAGE_NAMES = {"es": "Mexican Spanish", "fr": "Canadian French", "it": "Italian", "ru": "Russian"}
+
+
+def _register_asterisk_speech(lang: str) -> None:
+    """asterisk-es, -fr, -it, -ru: the same prompts and split rules as asterisk-en, in another
+    language (fit Whisper with `--set model.language=<lang>`)."""
+    def load(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
+        return _asterisk_speech(lang, out_dir, n_train, n_test)
+
+    DATASETS.register(f"asterisk-{lang}", f"Asterisk telephony prompts, {LANGUAGE_NAMES[lang]}, one speaker, with "
+                      f"transcripts (speech recognition, 8 kHz); Debian asterisk-core-sounds-{lang}(-wav)")(load)
+
+
+def asterisk_texts(lang: str) -> Path:
+    """The prompts' transcripts, shipped by Debian's asterisk-core-sounds-<lang> (not the -wav one)."""
+    return Path(f"/usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz")
+
+
+def _asterisk_speech(lang: str, out_dir: str | Path, n_train: int | None, n_test: int | None) -> dict[str, Path]:
+    voice = ASTERISK / ASTERISK_VOICES[lang]
+    texts = asterisk_texts(lang)
+    if not voice.is_dir() or not texts.is_file():
+        raise DataError(f"the Asterisk prompts in {lang!r} ({voice}) or their transcripts ({texts}) are missing: "
+                        f"install them with `apt-get install asterisk-core-sounds-{lang}-wav "
+                        f"asterisk-core-sounds-{lang}` (Debian/Ubuntu, needs root)")
+    prompts = _asterisk_prompts(voice, texts)
     keep, held = holdout([0] * len(prompts), 0.2, 0, [normalise(text) for _, text in prompts])
     labels = [0] * len(prompts)
     parts = {"train": _sample(keep, labels, n_train, "--n-train"), "test": _sample(held, labels, n_test, "--n-test")}
@@ -270,3 +292,7 @@ def _write(out_dir: str | Path, parts: dict[str, pd.DataFrame]) -> dict[str, Pat
         with atomic_path(written[name]) as tmp:
             frame.to_csv(tmp, index=False)
     return written
+
+
+for _lang in LANGUAGE_NAMES:
+    _register_asterisk_speech(_lang)
