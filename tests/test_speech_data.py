@@ -210,3 +210,20 @@ def test_whisper_base_imports_once_and_loads(tmp_path, monkeypatch):
     tick = time.perf_counter()
     assert model.path() == folder
     assert time.perf_counter() - tick < 0.1
+
+
+def test_progress_is_silent_on_quick_passes_and_reports_slow_ones(monkeypatch, caplog):
+    from ftkit.training import progress
+
+    caplog.set_level("INFO", logger="ftkit.progress")
+    quick = progress.Progress(100, "features")
+    for done in range(0, 101, 5):
+        quick(done)
+    assert not caplog.records
+    monkeypatch.setattr(progress, "QUIET_SECONDS", 0.0)
+    slow = progress.Progress(100, "encoder outputs", "clips")
+    for done in range(0, 101, 5):
+        slow(done)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 10 and lines[0].startswith("encoder outputs: 10/100 clips, ")
+    assert "min left" in lines[0] and "s per clip" in lines[-1] and "left" not in lines[-1]

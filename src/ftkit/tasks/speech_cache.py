@@ -20,6 +20,7 @@ import torch
 
 from ftkit.training.device import autocast, release_freed_memory
 from ftkit.training.features import cache_dir
+from ftkit.training.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def _compute(encoder, data, batch_size: int, precision: str, path) -> None:
     was_training = encoder.training
     encoder.eval()
     out = None
-    report = _Every(len(data), path.name)
+    report = Progress(len(data), "encoder outputs", "clips")
     try:
         for start in range(0, len(data), batch_size):
             idx = np.arange(start, min(start + batch_size, len(data)))
@@ -82,19 +83,3 @@ def _compute(encoder, data, batch_size: int, precision: str, path) -> None:
         tmp.unlink(missing_ok=True)
         encoder.train(was_training)
         release_freed_memory()
-
-
-class _Every:
-    """An info line about every tenth of the clips (the encoder pass can take minutes)."""
-
-    def __init__(self, total: int, name: str):
-        self.total, self.name, self.next, self.tick = total, name, max(1, total // 10), time.perf_counter()
-
-    def __call__(self, done: int) -> None:
-        if done < self.next or not done:
-            return
-        seconds = time.perf_counter() - self.tick
-        left = seconds / done * (self.total - done)
-        log.info("encoder outputs: %d/%d clips, %.2f s per clip%s", done, self.total, seconds / done,
-                 f", ~{left / 60:.1f} min left" if left > 0 else "")
-        self.next = done + max(1, self.total // 10)

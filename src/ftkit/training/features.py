@@ -24,6 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ftkit.training.device import autocast
+from ftkit.training.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,10 @@ def extract(model: torch.nn.Module, head: str, data, batch_size: int, precision:
     hook = getattr(model, head).register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
     order = np.argsort(-data.lengths, kind="stable")  # longest first: little padding per batch
     out, trailing = None, ()
+    report = Progress(len(order), "features")
     try:
         for start in range(0, len(order), batch_size):
+            report(start)
             idx = order[start:start + batch_size]
             batch = {k: v.to(device) for k, v in data.batch(idx).items() if k != "labels"}
             captured.clear()
@@ -107,6 +110,7 @@ def extract(model: torch.nn.Module, head: str, data, batch_size: int, precision:
             if out is None:
                 out = np.zeros((len(data), feats.shape[1]), dtype=np.float32)
             out[idx] = feats.float().cpu().numpy()
+        report(len(order))
     finally:
         hook.remove()
     return out, trailing
