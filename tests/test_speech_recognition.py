@@ -224,3 +224,21 @@ def test_whisper_layer_groups_cover_every_parameter_once(tiny_whisper):
     assert len(groups.blocks) == 4  # 2 encoder + 2 decoder blocks, bottom to top
     assert all(n.startswith("model.encoder.") for n, _ in groups.embeddings)
     assert all(n.startswith("model.decoder.layer_norm") for n, _ in groups.head)
+
+
+@pytest.mark.parametrize("name", ["linear-probe", pytest.param("lp-ft", marks=pytest.mark.slow)])
+def test_ctc_probe_strategies_train_the_output_layer(speech, tmp_path, name):
+    """A CTC model's output layer scores every frame (no one vector per clip to cache): the probe
+    trains it behind the frozen body, and only it moves (lp-ft: everything, after the probe)."""
+    import torch
+    from safetensors.torch import load_file
+
+    folder = build_tiny_ctc(tmp_path / "ctc")
+    before = {k: v.clone() for k, v in load_file(next(folder.glob("*.safetensors"))).items()}
+    out = tmp_path / name
+    speech_fit(folder, speech, out, strategy=name, epochs=1,
+               overrides={"strategy.probe_epochs": 1} if name == "lp-ft" else None)
+    after = load_file(next((out / "model").glob("*.safetensors")))
+    moved = {k for k in before if k in after and not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("lm_head.") for k in moved) == (name == "linear-probe"), sorted(moved)
+    assert "wer" in json.loads((out / "summary.json").read_text())["metrics"]["test"]
