@@ -20,6 +20,10 @@ def test_large_gap_still_improving_and_healthy():
     assert "points better than validation" in diagnose(gap, "accuracy", False)["verdict"]
     improving = [record(1, 0.6, 0.6, 0.70, 0.69), record(2, 0.5, 0.5, 0.78, 0.77)]
     assert diagnose(improving, "accuracy", False)["verdict"].startswith("still improving")
+    exactly_ten = [record(1, 0.1, 0.3, 1.0, 0.9), record(2, 0.08, 0.33, 1.0, 0.9)]  # 1.0 - 0.9 < 0.1 in floats
+    assert "10.0 points better than validation" in diagnose(exactly_ten, "accuracy", True)["verdict"]
+    mild = [record(1, 0.3, 0.4, 0.90, 0.84), record(2, 0.28, 0.41, 0.91, 0.84)]
+    assert diagnose(mild, "accuracy", True)["verdict"].startswith("a mild gap: at the best epoch training accuracy is 6.0")
     healthy = [record(1, 0.5, 0.5, 0.80, 0.79), record(2, 0.45, 0.49, 0.81, 0.78)]
     assert diagnose(healthy, "accuracy", True)["verdict"].startswith("no sign of overfitting")
 

@@ -11,6 +11,7 @@ REMEDIES = ("fewer epochs, more weight decay or dropout (--set model.dropout=0.2
             "(--set train.label_smoothing=0.1), L2-SP (--set train.l2sp=0.01), freezing lower layers "
             "(--strategy freeze-bottom), or more data")
 LARGE_GAP = 0.10  # 10 points of accuracy / F1 between train and validation
+SMALL_GAP = 0.05  # below this a train/validation gap is what any fit shows
 
 
 def diagnose(history: list[dict], metric: str, stopped_early: bool) -> dict:
@@ -22,7 +23,7 @@ def diagnose(history: list[dict], metric: str, stopped_early: bool) -> dict:
     best_i = scores.index(max(scores) if higher else min(scores))
     best, last = usable[best_i], usable[-1]
     rising = _loss_rising(usable)
-    gap = _gap(best, metric, higher)
+    gap = round(_gap(best, metric, higher), 4)  # 1.0 - 0.9 is 0.0999...: a 10-point gap is 10 points
     out = {"metric": metric, "best": _point(best, metric, higher), "last": _point(last, metric, higher),
            "best_epoch": best["epoch"], "early_stopping_fired": stopped_early,
            "validation_loss_rising_for": rising}
@@ -57,11 +58,15 @@ def _verdict(rising: int, gap: float, best_is_last: bool, stopped: bool, metric:
     if rising >= 2:
         return (f"overfitting: validation loss rose for {rising} evaluations while training loss fell; "
                 f"the weights of epoch {epoch:g} (best validation {metric}) were kept. Try {REMEDIES}")
-    if metric != "loss" and gap > LARGE_GAP:
+    if metric != "loss" and gap >= LARGE_GAP:
         return (f"overfitting: at the best epoch training {metric} is {100 * gap:.1f} points better "
                 f"than validation. Try {REMEDIES}")
     if best_is_last and not stopped:
         return (f"still improving: validation {metric} was best at the last evaluation; "
                 "more epochs (--epochs) may help")
+    if metric != "loss" and gap >= SMALL_GAP:
+        return (f"a mild gap: at the best epoch training {metric} is {100 * gap:.1f} points better than "
+                "validation, with validation loss not rising; watch it if it grows (more data or "
+                "--set train.label_smoothing=0.1 narrow it)")
     return (f"no sign of overfitting: train and validation {metric} differ by {100 * abs(gap):.1f} points "
             "at the best epoch")
