@@ -91,6 +91,29 @@ def fold_split(strata: Optional[list], n: int, folds: int, fold: int, seed: int,
     return sorted(keep.tolist()), sorted(held.tolist())
 
 
+def split_parts(train, read, data_cfg, seed: int, record: dict, stratify: bool):
+    """(train, validation, test): the --test / --validation files when given, else parts held out of
+    the training file (a cross-validation fold as test), stratified by `train.labels` when
+    `stratify`, copies of one input always on one side. The split settings land in `record`."""
+    d = data_cfg
+    test = read(d.test) if d.test else None
+    if d.cv_folds:
+        train, test = take_fold(train, train.labels if stratify else None, d, seed, record)
+    elif test is None and d.test_size > 0:
+        train, test = hold_out(train, d.test_size, seed, "test", record, stratify)
+    validation = read(d.validation) if d.validation else None
+    if validation is None and d.validation_size > 0:
+        train, validation = hold_out(train, d.validation_size, seed + 1, "validation", record, stratify)
+    return train, validation, test
+
+
+def hold_out(examples, size: float, seed: int, name: str, record: dict, stratify: bool):
+    labels = examples.labels if stratify else [0] * len(examples)
+    keep, held = holdout(labels, size, seed, same_input_keys(examples))
+    record[f"{name}_split"] = {"from": "train", "size": size, "seed": seed}
+    return examples.subset(keep), examples.subset(held)
+
+
 def take_fold(examples, strata: Optional[list], data_cfg, seed: int, record: dict):
     """(train, test) for cross-validation: the test part is one fold of the training file."""
     if data_cfg.test:

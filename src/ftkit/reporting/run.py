@@ -99,7 +99,8 @@ def transcripts(s: dict, folder: Path) -> Section | None:
     frame = read_csv(folder / "predictions.csv")
     if frame is None or not {"reference", "transcript", "wer"} <= set(frame.columns):
         return None
-    frame = frame.fillna("")
+    for column in {"reference", "transcript", "zero_shot"} & set(frame.columns):  # an empty one reads as NaN
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
     worst = frame.sort_values("wer", ascending=False, kind="stable").head(12)
     has_before = "zero_shot" in frame.columns
     rows = [[r["audio"].rsplit("/", 1)[-1], r["reference"], *([r["zero_shot"]] if has_before else []),

@@ -34,14 +34,14 @@ from ftkit.config import FitConfig
 from ftkit.data.audio import read_audio
 from ftkit.data.audio_data import (AudioExamples, check_clips, class_folders, clips_digest, from_table,
                                    loose_clips, model_window_seconds)
-from ftkit.data.splits import split_seed, take_fold
+from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.strategies.groups import MATCHERS, LayerGroups
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import PerExampleEvaluation, Splits
+from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame
 from ftkit.tasks.text_classification import check_known, label_order
 from ftkit.training.device import autocast
 
@@ -319,14 +319,7 @@ def predict_proba(model, data: AudioEncoded, batch_size: int, precision: str) ->
 
 
 def prediction_frame(examples: AudioExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame({"row": examples.rows, "audio": examples.paths})
-    if examples.labels is not None:
-        frame["label"] = examples.labels
-    frame["predicted"] = [labels[i] for i in probs.argmax(axis=1)]
-    frame["score"] = probs.max(axis=1)
-    for i, name in enumerate(labels):
-        frame[f"prob_{name}"] = probs[:, i]
-    return frame
+    return class_prediction_frame(examples.rows, "audio", examples.paths, examples.labels, probs, labels)
 
 
 # ---------------------------------------------------------------- the task
@@ -345,7 +338,6 @@ class AudioClassification(PerExampleEvaluation):
     def prepare_data(self, cfg: FitConfig) -> Splits:
         """Read, check and split (stratified, copies on one side); writes nothing. Clips longer than
         the model takes are refused (data.max_audio_seconds, else Whisper's window)."""
-        from ftkit.tasks.text_classification import TextClassification
 
         d = cfg.data
         if not d.train:
@@ -359,15 +351,7 @@ class AudioClassification(PerExampleEvaluation):
             raise DataError(f"{train.source}: a single class {labels[0]!r}; classification needs at least two")
         seed = split_seed(cfg)
         record = {"seed": seed, "train_source": train.source, "skipped": {"train": train.skipped}}
-        test = read(d.test) if d.test else None
-        if d.cv_folds:
-            train, test = take_fold(train, train.labels, d, seed, record)
-        elif test is None and d.test_size > 0:
-            train, test = TextClassification._hold_out(train, d.test_size, seed, "test", record)
-        validation = read(d.validation) if d.validation else None
-        if validation is None and d.validation_size > 0:
-            train, validation = TextClassification._hold_out(train, d.validation_size, seed + 1, "validation",
-                                                              record)
+        train, validation, test = split_parts(train, read, d, seed, record, stratify=True)
         for name, part in (("train", train), ("validation", validation), ("test", test)):
             if part is not None:
                 if name != "train":

@@ -81,3 +81,19 @@ class PerExampleEvaluation:
         from ftkit.evaluation.slices import group_metrics as slice_metrics
 
         return slice_metrics(probs, data.labels, groups, column, min_size)
+
+
+def class_prediction_frame(rows, key: str, inputs, true_labels, probs, labels: list[str]):
+    """One row per example: its input (column `key`), the true label when known, the predicted
+    label, its probability and every class's probability (the predictions.csv of classifiers)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"row": rows, key: inputs})
+    if true_labels is not None:
+        frame["label"] = true_labels
+    frame["predicted"] = [labels[i] for i in probs.argmax(axis=1)]
+    frame["score"] = probs.max(axis=1)
+    for i, name in enumerate(labels):
+        frame[f"prob_{name}"] = probs[:, i]
+    return frame
+

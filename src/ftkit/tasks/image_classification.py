@@ -26,13 +26,13 @@ from torch import nn
 
 from ftkit.config import FitConfig
 from ftkit.data.readers import read_table
-from ftkit.data.splits import split_seed, take_fold
+from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import PerExampleEvaluation, Splits
+from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame
 from ftkit.tasks.text_classification import class_weights, label_order
 from ftkit.training.device import autocast
 
@@ -374,7 +374,7 @@ class ImageClassification(PerExampleEvaluation):
     body_lr = 1e-3
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
-        from ftkit.tasks.text_classification import TextClassification, check_known
+        from ftkit.tasks.text_classification import check_known
 
         d = cfg.data
         if not d.train:
@@ -386,16 +386,8 @@ class ImageClassification(PerExampleEvaluation):
         if len(labels) < 2:
             raise DataError(f"{train.source}: a single class {labels[0]!r}; classification needs at least two")
         record = {"seed": split_seed(cfg), "train_source": train.source, "skipped": {"train": train.skipped}}
-        test = read(d.test) if d.test else None
         seed = split_seed(cfg)
-        if d.cv_folds:
-            train, test = take_fold(train, train.labels, d, seed, record)
-        elif test is None and d.test_size > 0:
-            train, test = TextClassification._hold_out(train, d.test_size, seed, "test", record)
-        validation = read(d.validation) if d.validation else None
-        if validation is None and d.validation_size > 0:
-            train, validation = TextClassification._hold_out(train, d.validation_size, seed + 1, "validation",
-                                                              record)
+        train, validation, test = split_parts(train, read, d, seed, record, stratify=True)
         for name, part in (("validation", validation), ("test", test)):
             if part is not None:
                 check_known(part, labels)
@@ -493,14 +485,7 @@ def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str) ->
 
 
 def prediction_frame(examples: ImageExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame({"row": examples.rows, "image": examples.paths})
-    if examples.labels is not None:
-        frame["label"] = examples.labels
-    frame["predicted"] = [labels[i] for i in probs.argmax(axis=1)]
-    frame["score"] = probs.max(axis=1)
-    for i, name in enumerate(labels):
-        frame[f"prob_{name}"] = probs[:, i]
-    return frame
+    return class_prediction_frame(examples.rows, "image", examples.paths, examples.labels, probs, labels)
 
 
 class ImageClassifier:

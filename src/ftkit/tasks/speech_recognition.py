@@ -25,7 +25,7 @@ from ftkit.config import FitConfig
 from ftkit.data.audio import read_audio
 from ftkit.data.audio_data import (AudioExamples, check_clips, clips_digest, from_table, loose_clips,
                                    model_window_seconds, transcribed_folder)
-from ftkit.data.splits import holdout, same_input_keys, split_seed, take_fold
+from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError
 from ftkit.evaluation.asr import asr_ci, asr_metrics, utterance_errors
 from ftkit.models.loading import ModelSource, quiet_transformers
@@ -186,14 +186,7 @@ class SpeechRecognition:
         train = read(d.train)
         seed = split_seed(cfg)
         record = {"seed": seed, "train_source": train.source, "skipped": {"train": train.skipped}}
-        test = read(d.test) if d.test else None
-        if d.cv_folds:
-            train, test = take_fold(train, None, d, seed, record)
-        elif test is None and d.test_size > 0:
-            train, test = self._hold_out(train, d.test_size, seed, "test", record)
-        validation = read(d.validation) if d.validation else None
-        if validation is None and d.validation_size > 0:
-            train, validation = self._hold_out(train, d.validation_size, seed + 1, "validation", record)
+        train, validation, test = split_parts(train, read, d, seed, record, stratify=False)
         for name, part in (("train", train), ("validation", validation), ("test", test)):
             if part is not None:
                 record[name] = {"source": part.source, "n": len(part), "clips": part.paths,
@@ -204,11 +197,6 @@ class SpeechRecognition:
         self.normalize = cfg.eval.normalize  # per-clip WER in predictions.csv
         return Splits(train, validation, test, [], record)
 
-    @staticmethod
-    def _hold_out(examples: AudioExamples, size: float, seed: int, name: str, record: dict):
-        keep, held = holdout([0] * len(examples), size, seed, same_input_keys(examples))  # random, copies together
-        record[f"{name}_split"] = {"from": "train", "size": size, "seed": seed}
-        return examples.subset(keep), examples.subset(held)
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         return build_speech(source, cfg, getattr(self, "alphabet", []))

@@ -16,13 +16,13 @@ import torch
 
 from ftkit.config import FitConfig
 from ftkit.data.readers import Table, read_table
-from ftkit.data.splits import holdout, same_input_keys, split_seed, take_fold
+from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError, FtkitError
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import PerExampleEvaluation, Splits
+from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame
 from ftkit.training.device import autocast
 
 log = logging.getLogger(__name__)
@@ -186,15 +186,7 @@ def predict_proba(model, data: TextEncoded, batch_size: int, precision: str) -> 
 
 
 def prediction_frame(examples: TextExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
-    pred = probs.argmax(axis=1)
-    frame = pd.DataFrame({"row": examples.rows, "text": examples.texts})
-    if examples.labels is not None:
-        frame["label"] = examples.labels
-    frame["predicted"] = [labels[i] for i in pred]
-    frame["score"] = probs.max(axis=1)
-    for i, name in enumerate(labels):
-        frame[f"prob_{name}"] = probs[:, i]
-    return frame
+    return class_prediction_frame(examples.rows, "text", examples.texts, examples.labels, probs, labels)
 
 
 def build_classifier(source: ModelSource, labels: list[str], remote: bool):
@@ -268,15 +260,8 @@ class TextClassification(PerExampleEvaluation):
             raise DataError(f"{train.source}: column {d.label_column!r} holds a single class "
                             f"{labels[0]!r}; classification needs at least two")
         record = {"seed": split_seed(cfg), "train_source": train.source}
-        test = read(d.test) if d.test else None
         seed = split_seed(cfg)
-        if d.cv_folds:
-            train, test = take_fold(train, train.labels, d, seed, record)
-        elif test is None and d.test_size > 0:
-            train, test = self._hold_out(train, d.test_size, seed, "test", record)
-        validation = read(d.validation) if d.validation else None
-        if validation is None and d.validation_size > 0:
-            train, validation = self._hold_out(train, d.validation_size, seed + 1, "validation", record)
+        train, validation, test = split_parts(train, read, d, seed, record, stratify=True)
         for part in (validation, test):
             if part is not None:
                 check_known(part, labels)
@@ -285,11 +270,6 @@ class TextClassification(PerExampleEvaluation):
                 record[name] = {"source": part.source, "n": len(part), f"{part.unit}s": part.rows}
         return Splits(train, validation, test, labels, record)
 
-    @staticmethod
-    def _hold_out(examples: TextExamples, size: float, seed: int, name: str, record: dict):
-        keep, held = holdout(examples.labels, size, seed, same_input_keys(examples))
-        record[f"{name}_split"] = {"from": "train", "size": size, "seed": seed}
-        return examples.subset(keep), examples.subset(held)
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ftkit.config import FitConfig
-from ftkit.data.splits import holdout, same_input_keys, split_seed, take_fold
+from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
@@ -349,15 +349,8 @@ class TokenClassification:
         train = read(d.train)
         scheme = tag_scheme(train)
         record = {"seed": split_seed(cfg), "train_source": train.source, "scheme": scheme}
-        test = read(d.test) if d.test else None
         seed = split_seed(cfg)
-        if d.cv_folds:
-            train, test = take_fold(train, None, d, seed, record)
-        elif test is None and d.test_size > 0:
-            train, test = self._hold_out(train, d.test_size, seed, "test", record)
-        validation = read(d.validation) if d.validation else None
-        if validation is None and d.validation_size > 0:
-            train, validation = self._hold_out(train, d.validation_size, seed + 1, "validation", record)
+        train, validation, test = split_parts(train, read, d, seed, record, stratify=False)
         labels = tag_order(train)
         if len(labels) < 2:
             raise DataError(f"{train.source}: every tag is O; there are no entities to learn")
@@ -370,11 +363,6 @@ class TokenClassification:
                 record[name] = {"source": part.source, "n": len(part), "lines": part.rows}
         return Splits(train, validation, test, labels, record)
 
-    @staticmethod
-    def _hold_out(sentences: Sentences, size: float, seed: int, name: str, record: dict):
-        keep, held = holdout([0] * len(sentences), size, seed, same_input_keys(sentences))  # sentences: a random split
-        record[f"{name}_split"] = {"from": "train", "size": size, "seed": seed}
-        return sentences.subset(keep), sentences.subset(held)
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         return build_tagger(source, labels, cfg.model.trust_remote_code)
