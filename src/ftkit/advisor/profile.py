@@ -60,7 +60,7 @@ def build_run(cfg) -> dict:
     from ftkit.runs.fit import prepare
 
     started = time.perf_counter()
-    prepared = prepare(cfg)
+    prepared = prepare(cfg, announce=False)
     if prepared.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(prepared.device)
     return dict(vars(prepared)) | {"setup_seconds": round(time.perf_counter() - started, 3)}

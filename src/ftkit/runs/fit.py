@@ -80,9 +80,6 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     tracker.start(cfg, run.path, command or [], resume)
     run.on_log = tracker.log_record  # metrics.jsonl records reach the tracker as they are written
     write_json(run.path / "doctor.json", p.doctor.to_dict())
-    log.info("%s: %s, %d train / %s validation / %s test examples, %s on %s (%d threads)",
-             cfg.task, p.source.describe(), len(data["train"]), _n(data, "validation"), _n(data, "test"),
-             precision, device, p.threads)
     if reference is not None:  # the original task, measured on the untouched model (retention)
         reference.snapshot(model, run.path, resume)
     before = _zero_shot(task, model, data, cfg, precision, run, resume) if score_test else None
@@ -169,7 +166,7 @@ class Prepared:
     threads: int
 
 
-def prepare(cfg: FitConfig) -> Prepared:
+def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
     """`fit`'s steps 1-3 (also what `ftkit advise` profiles): everything that can fail on bad input
     runs here, before the run folder is written."""
     task = get_task(cfg.task)
@@ -195,6 +192,10 @@ def prepare(cfg: FitConfig) -> Prepared:
     set_dropout(model, cfg.model.dropout)
     model.to(device)
     data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}
+    if announce:  # said before the encoder cache, which can take minutes
+        log.info("%s: %s, %d train / %s validation / %s test examples, %s on %s (%d threads)",
+                 cfg.task, source.describe(), len(data["train"]), _n(data, "validation"), _n(data, "test"),
+                 precision, device, threads)
     probe_rows = _probe_rows(splits, cfg, task) if "validation" in data else None
     train_probe = (task.encode(splits.train.subset(probe_rows), processor, cfg, splits.labels)
                    if probe_rows is not None else None)
