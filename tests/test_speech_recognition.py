@@ -137,13 +137,38 @@ def test_encoder_cache_is_reused(tiny_whisper, speech, tmp_path, feature_cache):
     assert part.transcripts == [first.data["train"].transcripts[i] for i in (3, 1)]
 
 
-def test_probe_strategies_refuse_whisper_and_frozen_encoder_refuses_ctc(tiny_whisper, speech, tmp_path):
+def test_frozen_encoder_refuses_ctc(speech, tmp_path):
     from ftkit.errors import FtkitError
 
-    with pytest.raises(FtkitError, match="no new head to probe"):
-        prepared(tiny_whisper, speech, "linear-probe")
     with pytest.raises(FtkitError, match="encoder-decoder"):
         prepared(build_tiny_ctc(tmp_path / "ctc"), speech, "frozen-encoder")
+
+
+def test_whisper_linear_probe_trains_an_untied_output_layer(tiny_whisper, speech, tmp_path):
+    """Whisper's readout is its output layer, tied to the token embeddings: the probe trains a
+    copy of it on cached encoder outputs; everything else, the embeddings included, stays as
+    pretrained, and the saved run reloads with the trained copy."""
+    import torch
+    from safetensors.torch import load_file
+
+    import ftkit
+
+    from ftkit.strategies import default_lr
+    from ftkit.tasks import get_task
+
+    assert default_lr("linear-probe", get_task("speech-recognition")) == 1e-4  # a pretrained readout
+    p = prepared(tiny_whisper, speech, "linear-probe")
+    assert type(p.data["train"]).__name__ == "CachedSpeech"
+    assert [n for n, q in p.model.named_parameters() if q.requires_grad] == ["proj_out.weight"]
+    assert p.model.proj_out.weight is not p.model.get_input_embeddings().weight
+    before = load_file(str(tiny_whisper / "model.safetensors"))
+    out = tmp_path / "probe"
+    run = speech_fit(tiny_whisper, speech, out, strategy="linear-probe", epochs=1, lr=1e-2)
+    after = load_file(str(out / "model" / "model.safetensors"))
+    moved = {k for k in before if k in after and not torch.equal(before[k], after[k])}
+    assert moved == set() and not torch.equal(after["proj_out.weight"], after["model.decoder.embed_tokens.weight"])
+    clip = str(speech["test"].parent / "clips" / "0.wav")
+    assert ftkit.load(out).predict([clip])[0]["transcript"] == run.predictor.predict([clip])[0]["transcript"]
 
 
 def test_kill_then_resume_matches_uninterrupted(tiny_whisper, speech, tmp_path):
@@ -200,7 +225,7 @@ def test_bad_clips_are_refused_naming_file_and_line(tiny_whisper, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["full", "lora", "frozen-encoder", "freeze-bottom", "llrd", "bitfit",
-                                  "gradual-unfreeze"])
+                                  "gradual-unfreeze", "linear-probe", "lp-ft"])
 def test_every_whisper_strategy_prepares_and_steps(tiny_whisper, speech, name):
     """Each strategy that applies to Whisper sets up through fit's own prepare and takes a step:
     gradients reach only what the strategy leaves trainable."""

@@ -55,7 +55,7 @@ def run_probe(ctx: ProbeContext, phase: ProbePhase, run: RunDir, resume: bool) -
         try:
             head_name, features, record = _features(ctx)
         except NotCacheable as why:
-            log.warning("%s; the head trains behind the frozen body without a feature cache", why)
+            log.info("%s; the head trains behind the frozen body without a feature cache", why)
             loop = Loop(ctx.make_inputs(ctx.model), train_cfg, run, ctx.progress)
             record = {"cache": "not cacheable", "reason": str(why), "feature_seconds": 0.0}
             scale = None
@@ -118,6 +118,8 @@ def _head_state(model: torch.nn.Module) -> dict:
 
 
 def _features(ctx: ProbeContext) -> tuple[str, dict, dict]:
+    if getattr(getattr(ctx.model, "config", None), "is_encoder_decoder", False):
+        raise NotCacheable("the output layer of a text decoder scores every token, not one vector per example")
     heads = head_modules(ctx.model)
     if len(heads) != 1:
         raise NotCacheable(f"the head is several modules ({', '.join(heads)})")

@@ -88,4 +88,7 @@ def get_strategy(name: str):
 
 
 def default_lr(name: str, task=None) -> float:
-    return getattr(get_strategy(name), "default_lr", None) or getattr(task, "body_lr", FULL_LR)
+    """The task's own lr for this strategy (`strategy_lr`), else the strategy's, else the task's
+    lr for a whole pretrained body."""
+    return (getattr(task, "strategy_lr", {}).get(name) or getattr(get_strategy(name), "default_lr", None)
+            or getattr(task, "body_lr", FULL_LR))

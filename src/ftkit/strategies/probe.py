@@ -1,21 +1,35 @@
 """Linear probe and LP-FT: the pretrained body stays frozen and computes each example's features
 once (cached on disk, see training/features.py); only the new head trains, on those features.
+A text decoder's output layer (Whisper) scores every token, not one vector per example: it trains
+behind the frozen model, on cached encoder outputs (see probe_readout).
 
 LP-FT (Kumar et al. 2022) then fine-tunes every layer starting from the probed head: a trained
 head distorts the pretrained features less than a random one during full fine-tuning.
 """
+from torch import nn
+
 from ftkit.errors import StrategyError
-from ftkit.strategies import FreezeSummary, ProbePhase, count, options, set_trainable, strategy
+from ftkit.strategies import FreezeSummary, ProbePhase, count, default_lr, options, set_trainable, strategy
 from ftkit.strategies.groups import head_modules
 
 
-def check_probe_head(model, name: str) -> None:
-    """A probe trains a new head on frozen features; an encoder-decoder (Whisper) writes text with
-    its pretrained decoder and has no such head."""
-    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
-        raise StrategyError(f"--strategy {name}: {type(model).__name__} generates text with its pretrained "
-                            "decoder, there is no new head to probe; use frozen-encoder (the decoder trains on "
-                            "cached encoder outputs), lora or full")
+def probe_readout(model, name: str) -> bool:
+    """Make the layer a probe trains stand alone; True when it is a text decoder's output layer.
+
+    A classifier's head is new. An encoder-decoder that writes text (Whisper) has none: its readout
+    is the output layer, tied to the decoder's token embeddings. The probe trains an untied copy
+    of it (frozen encoder and decoder), so the embeddings stay as pretrained and the copy is saved
+    as its own weight."""
+    if not getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return False
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if out is None or not hasattr(out, "weight"):
+        raise StrategyError(f"--strategy {name}: {type(model).__name__} has no output layer to probe; use "
+                            "frozen-encoder, lora or full")
+    if out.weight is model.get_input_embeddings().weight:
+        out.weight = nn.Parameter(out.weight.detach().clone())
+    model.config.tie_word_embeddings = False  # saved and reloaded as its own weight
+    return True
 
 
 def freeze_body(model) -> None:
@@ -27,19 +41,22 @@ def freeze_body(model) -> None:
 @strategy("linear-probe", "body frozen, features cached on disk once; only the head trains (fastest)", lr=1e-3)
 def linear_probe(model, cfg) -> FreezeSummary:
     options(cfg, "linear-probe", {})
-    check_probe_head(model, "linear-probe")
+    seq2seq = probe_readout(model, "linear-probe")
     freeze_body(model)
-    return count(model, probe=ProbePhase())
+    # an encoder-decoder's frozen encoder gives the same outputs every epoch: computed once, cached
+    return count(model, probe=ProbePhase(), cache_encoder=seq2seq)
 
 
 @strategy("lp-ft", "linear probe on cached features first (strategy.probe_epochs, probe_lr), "
           "then every layer trains from that head")
 def lp_ft(model, cfg) -> FreezeSummary:
-    opts = options(cfg, "lp-ft", {"probe_epochs": 5, "probe_lr": 1e-3})
+    from ftkit.tasks import get_task
+
+    opts = options(cfg, "lp-ft", {"probe_epochs": 5, "probe_lr": default_lr("linear-probe", get_task(cfg.task))})
     for key in ("probe_epochs", "probe_lr"):
         if not isinstance(opts[key], (int, float)) or isinstance(opts[key], bool) or opts[key] <= 0:
             raise StrategyError(f"--set strategy.{key}: expected a positive number, got {opts[key]!r}")
-    check_probe_head(model, "lp-ft")
+    probe_readout(model, "lp-ft")  # no encoder cache: the second phase trains the encoder too
     head_modules(model)  # fails early when the head cannot be found
     set_trainable(list(model.named_parameters()), True)  # phase 2 trains everything
     return count(model, probe=ProbePhase(float(opts["probe_epochs"]), float(opts["probe_lr"]), then_full=True))

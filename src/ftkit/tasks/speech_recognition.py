@@ -170,6 +170,8 @@ class SpeechRecognition:
     default_metric = "wer"
     metrics = ("wer", "cer", "loss")
     body_lr = 1e-5  # Whisper fine-tuning recipes use 1e-5 (base) to 6e-6 (large); 5e-5 makes it forget
+    # a probe's readout is Whisper's pretrained output layer (or a CTC head), not a new head: 1e-3 wrecks it
+    strategy_lr = {"linear-probe": 1e-4}
     train_eval_limit = 32  # training clips re-transcribed at each validation (generation is costly)
     advise_strategies = ("frozen-encoder", "lora", "full")  # what `ftkit advise` profiles by default
     eval_batch_limit = MAX_BATCH
