@@ -41,9 +41,8 @@ from ftkit.evaluation.metrics import classification_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.strategies.groups import MATCHERS, LayerGroups
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame
+from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 from ftkit.tasks.text_classification import check_known, label_order
-from ftkit.training.device import autocast
 
 log = logging.getLogger(__name__)
 
@@ -299,23 +298,10 @@ def _inner(model) -> nn.Module:
 
 # ---------------------------------------------------------------- scoring
 
-@torch.inference_mode()
 def predict_proba(model, data: AudioEncoded, batch_size: int, precision: str) -> np.ndarray:
     """(n, classes) probabilities, never augmented; longest clips first (little padding)."""
     batch_size = min(batch_size, BATCH) if data.proc.kind == "whisper" else batch_size
-    model.eval()
-    device = next(model.parameters()).device
-    order = np.argsort(-data.lengths, kind="stable")
-    probs = None
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in data.batch(idx, augment=False).items() if k != "labels"}
-        with autocast(precision, device):
-            logits = model(**batch).logits  # (batch, classes)
-        if probs is None:
-            probs = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
-        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    return probs if probs is not None else np.zeros((0, data.n_classes), dtype=np.float32)
+    return longest_first_proba(model, data, batch_size, precision, lambda idx: data.batch(idx, augment=False))
 
 
 def prediction_frame(examples: AudioExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:

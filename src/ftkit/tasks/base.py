@@ -97,3 +97,26 @@ def class_prediction_frame(rows, key: str, inputs, true_labels, probs, labels: l
         frame[f"prob_{name}"] = probs[:, i]
     return frame
 
+
+@torch.inference_mode()
+def longest_first_proba(model, data, batch_size: int, precision: str, batch_of=None) -> np.ndarray:
+    """(n, classes) softmax of `model(**batch).logits` over `data`, in data order; rows run longest
+    first so batches carry little padding. `batch_of(indices)`: the model inputs (default
+    `data.batch`); labels are dropped."""
+    from ftkit.training.device import autocast
+
+    batch_of = batch_of or data.batch
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort(-data.lengths, kind="stable")
+    probs = None
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = {k: v.to(device) for k, v in batch_of(idx).items() if k != "labels"}
+        with autocast(precision, device):
+            logits = model(**batch).logits  # (batch, classes)
+        if probs is None:
+            probs = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
+        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return probs if probs is not None else np.zeros((0, getattr(data, "n_classes", 0)), dtype=np.float32)
+

@@ -22,8 +22,7 @@ from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame
-from ftkit.training.device import autocast
+from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 
 log = logging.getLogger(__name__)
 
@@ -166,23 +165,9 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(len(labels) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
 
 
-@torch.inference_mode()
 def predict_proba(model, data: TextEncoded, batch_size: int, precision: str) -> np.ndarray:
     """(n, classes) probabilities; rows run longest first so batches carry little padding."""
-    model.eval()
-    device = next(model.parameters()).device
-    order = np.argsort(-data.lengths, kind="stable")
-    probs = None
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in data.batch(idx).items() if k != "labels"}
-        with autocast(precision, device):
-            logits = model(**batch).logits  # (batch, classes)
-        p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        if probs is None:
-            probs = np.zeros((len(data), p.shape[1]), dtype=np.float32)
-        probs[idx] = p
-    return probs
+    return longest_first_proba(model, data, batch_size, precision)
 
 
 def prediction_frame(examples: TextExamples, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
