@@ -267,3 +267,17 @@ def test_ctc_probe_strategies_train_the_output_layer(speech, tmp_path, name):
     moved = {k for k in before if k in after and not torch.equal(before[k], after[k])}
     assert moved and all(k.startswith("lm_head.") for k in moved) == (name == "linear-probe"), sorted(moved)
     assert "wer" in json.loads((out / "summary.json").read_text())["metrics"]["test"]
+
+
+def test_advise_profiles_speech_strategies_and_recommends_the_frozen_encoder(tiny_whisper, speech, tmp_path):
+    out = tmp_path / "advice.json"
+    result = run_cli("advise", "--task", "speech-recognition", "--model", tiny_whisper, "--train", speech["train"],
+                     "--test", speech["test"], "--strategies", "frozen-encoder,linear-probe", "--out", out,
+                     "--quiet")
+    assert result.returncode == 0, result.stderr
+    advice = json.loads(out.read_text())
+    for name in ("frozen-encoder", "linear-probe"):
+        assert advice["strategies"][name]["total_seconds"] > 0, advice["strategies"][name]
+    rec = advice["recommendation"]
+    assert rec["strategy"] == "frozen-encoder" and "fewer than 2000" in rec["reasons"][0]
+    assert rec["command"].startswith("ftkit fit --task speech-recognition") and "frozen-encoder" in rec["command"]
