@@ -62,8 +62,7 @@ def profile_probe(run: dict, sample, k: int) -> dict:
     from ftkit.ui import NoProgress
 
     model, cfg, head = run["model"], run["cfg"], head_modules(run["model"])
-    seq2seq = getattr(getattr(model, "config", None), "is_encoder_decoder", False)  # readout scores every token
-    if len(head) != 1 or not hasattr(sample, "fingerprint") or seq2seq:
+    if len(head) != 1 or not hasattr(sample, "fingerprint"):
         return {"cacheable": False}
     with _frozen_body(model):
         try:

@@ -118,8 +118,6 @@ def _head_state(model: torch.nn.Module) -> dict:
 
 
 def _features(ctx: ProbeContext) -> tuple[str, dict, dict]:
-    if getattr(getattr(ctx.model, "config", None), "is_encoder_decoder", False):
-        raise NotCacheable("the output layer of a text decoder scores every token, not one vector per example")
     heads = head_modules(ctx.model)
     if len(heads) != 1:
         raise NotCacheable(f"the head is several modules ({', '.join(heads)})")

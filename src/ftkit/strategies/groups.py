@@ -71,6 +71,11 @@ def _is_head(pname: str, model: nn.Module) -> bool:
     return bool(prefix) and hasattr(model, prefix) and not pname.startswith(prefix + ".")
 
 
+def is_encoder_decoder(model) -> bool:
+    """A model that writes text with a decoder over its encoder's outputs (Whisper)."""
+    return bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+
+
 def head_modules(model: nn.Module) -> list[str]:
     """Names of the top-level modules that form the new task head (not pretrained)."""
     prefix = getattr(model, "base_model_prefix", "")

@@ -10,7 +10,7 @@ from torch import nn
 
 from ftkit.errors import StrategyError
 from ftkit.strategies import FreezeSummary, ProbePhase, count, default_lr, options, set_trainable, strategy
-from ftkit.strategies.groups import head_modules
+from ftkit.strategies.groups import head_modules, is_encoder_decoder
 
 
 def probe_readout(model, name: str) -> bool:
@@ -20,7 +20,7 @@ def probe_readout(model, name: str) -> bool:
     is the output layer, tied to the decoder's token embeddings. The probe trains an untied copy
     of it (frozen encoder and decoder), so the embeddings stay as pretrained and the copy is saved
     as its own weight."""
-    if not getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+    if not is_encoder_decoder(model):
         return False
     out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if out is None or not hasattr(out, "weight"):

@@ -324,7 +324,6 @@ class AudioClassification(PerExampleEvaluation):
     def prepare_data(self, cfg: FitConfig) -> Splits:
         """Read, check and split (stratified, copies on one side); writes nothing. Clips longer than
         the model takes are refused (data.max_audio_seconds, else Whisper's window)."""
-
         d = cfg.data
         if not d.train:
             raise ConfigError("no training data: pass --train FOLDER (one sub-folder per class) or a CSV/JSONL "

@@ -119,4 +119,3 @@ def longest_first_proba(model, data, batch_size: int, precision: str, batch_of=N
             probs = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
         probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return probs if probs is not None else np.zeros((0, getattr(data, "n_classes", 0)), dtype=np.float32)
-

@@ -385,8 +385,8 @@ class ImageClassification(PerExampleEvaluation):
         labels = label_order(train.labels)
         if len(labels) < 2:
             raise DataError(f"{train.source}: a single class {labels[0]!r}; classification needs at least two")
-        record = {"seed": split_seed(cfg), "train_source": train.source, "skipped": {"train": train.skipped}}
         seed = split_seed(cfg)
+        record = {"seed": seed, "train_source": train.source, "skipped": {"train": train.skipped}}
         train, validation, test = split_parts(train, read, d, seed, record, stratify=True)
         for name, part in (("validation", validation), ("test", test)):
             if part is not None:

@@ -199,7 +199,6 @@ class SpeechRecognition:
         self.normalize = cfg.eval.normalize  # per-clip WER in predictions.csv
         return Splits(train, validation, test, [], record)
 
-
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         return build_speech(source, cfg, getattr(self, "alphabet", []))
 

@@ -244,8 +244,8 @@ class TextClassification(PerExampleEvaluation):
         if len(labels) < 2:
             raise DataError(f"{train.source}: column {d.label_column!r} holds a single class "
                             f"{labels[0]!r}; classification needs at least two")
-        record = {"seed": split_seed(cfg), "train_source": train.source}
         seed = split_seed(cfg)
+        record = {"seed": seed, "train_source": train.source}
         train, validation, test = split_parts(train, read, d, seed, record, stratify=True)
         for part in (validation, test):
             if part is not None:
@@ -254,7 +254,6 @@ class TextClassification(PerExampleEvaluation):
             if part is not None:
                 record[name] = {"source": part.source, "n": len(part), f"{part.unit}s": part.rows}
         return Splits(train, validation, test, labels, record)
-
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""

@@ -348,8 +348,8 @@ class TokenClassification:
         read = lambda p: read_sentences(p, d.tokens_column, d.tags_column)  # noqa: E731
         train = read(d.train)
         scheme = tag_scheme(train)
-        record = {"seed": split_seed(cfg), "train_source": train.source, "scheme": scheme}
         seed = split_seed(cfg)
+        record = {"seed": seed, "train_source": train.source, "scheme": scheme}
         train, validation, test = split_parts(train, read, d, seed, record, stratify=False)
         labels = tag_order(train)
         if len(labels) < 2:
@@ -362,7 +362,6 @@ class TokenClassification:
             if part is not None:
                 record[name] = {"source": part.source, "n": len(part), "lines": part.rows}
         return Splits(train, validation, test, labels, record)
-
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         return build_tagger(source, labels, cfg.model.trust_remote_code)

@@ -85,6 +85,10 @@ class FeatureData:
 def extract(model: torch.nn.Module, head: str, data, batch_size: int, precision: str) -> tuple[np.ndarray, tuple]:
     """(n, dim) inputs of the head module for every example of `data`, in data order, and the
     trailing (1, 1) of pooled conv maps, if any."""
+    from ftkit.strategies.groups import is_encoder_decoder
+
+    if is_encoder_decoder(model):  # its readout (the output layer) scores every token
+        raise NotCacheable("the output layer of a text decoder scores every token, not one vector per example")
     model.eval()
     device = next(model.parameters()).device
     captured: list[torch.Tensor] = []
