@@ -15,6 +15,27 @@ import pytest
 # huggingface_hub reads this once, at import: set before any test imports transformers.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
+
+def pytest_addoption(parser):
+    parser.addoption("--precision", choices=["machine", "fp32", "bf16"], default="machine",
+                     help="what train.precision=auto resolves to in every run of the suite (subprocesses "
+                          "included, through $FTKIT_PRECISION); 'machine': what this CPU/GPU picks")
+
+
+def pytest_configure(config):
+    choice = config.getoption("--precision")
+    if choice != "machine":
+        os.environ["FTKIT_PRECISION"] = choice
+
+
+def pytest_report_header(config):
+    from ftkit.training.device import pick_device, resolve_precision
+
+    how = "forced by --precision" if config.getoption("--precision") != "machine" else "this machine's choice"
+    return f"ftkit precision: auto -> {resolve_precision('auto', pick_device('auto'))} ({how})"
+
+
 POSITIVE = ["good", "great", "fine", "love", "superb", "fun"]
 NEGATIVE = ["bad", "awful", "poor", "hate", "dull", "boring"]
 FILLER = ["the", "movie", "film", "plot", "was", "is", "a", "this", "actor", "story", "very", "and"]

@@ -173,7 +173,8 @@ def test_whisper_linear_probe_trains_an_untied_output_layer(tiny_whisper, speech
 
 def test_kill_then_resume_matches_uninterrupted(tiny_whisper, speech, tmp_path):
     """Augmented training (speed, gain, noise, SpecAugment drawing from numpy's global generator)
-    resumes to the same metrics."""
+    resumes to the same metrics, bitwise, in fp32 and in bf16 (the run seeds numpy's global
+    generator: unseeded, a new process drew other SpecAugment masks and bf16 runs differed by 4e-6)."""
     import ftkit
 
     sets = {"train.checkpoint_every": 2, "train.eval_every": 100, "eval.bootstrap": 0}
@@ -194,7 +195,7 @@ def test_kill_then_resume_matches_uninterrupted(tiny_whisper, speech, tmp_path):
     resumed = ftkit.fit(out=str(killed), resume=True, quiet=True)
     assert resumed.summary["resumed"] is True
     assert resumed.metrics["test"]["wer"] == straight.metrics["test"]["wer"]
-    assert resumed.metrics["test"]["loss"] == pytest.approx(straight.metrics["test"]["loss"])
+    assert resumed.metrics["test"]["loss"] == straight.metrics["test"]["loss"]
 
 
 def test_bad_clips_are_refused_naming_file_and_line(tiny_whisper, tmp_path):

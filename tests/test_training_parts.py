@@ -1,8 +1,11 @@
 import numpy as np
+import pytest
 import torch
 
+from ftkit.errors import ConfigError
 from ftkit.training import checkpoint
 from ftkit.training.batches import epoch_batches
+from ftkit.training.device import resolve_precision
 
 
 def test_epoch_batches_cover_each_row_once_and_repeat_per_seed():
@@ -50,3 +53,14 @@ def test_checkpoint_round_trip_restores_optimizer_scheduler_and_rng(tmp_path):
         assert torch.equal(opt.state[p]["exp_avg_sq"], opt2.state[q]["exp_avg_sq"])
     assert sched2.get_last_lr() == sched.get_last_lr()
     assert not list(tmp_path.glob(".*tmp"))  # nothing half-written left behind
+
+
+def test_precision_env_overrides_auto_only(monkeypatch):
+    cpu = torch.device("cpu")
+    for forced in ("fp32", "bf16"):
+        monkeypatch.setenv("FTKIT_PRECISION", forced)
+        assert resolve_precision("auto", cpu) == forced
+        assert resolve_precision("fp32", cpu) == "fp32"  # a config that names one keeps it
+    monkeypatch.setenv("FTKIT_PRECISION", "fp16")
+    with pytest.raises(ConfigError, match="FTKIT_PRECISION=fp16: choose auto, fp32 or bf16"):
+        resolve_precision("auto", cpu)

@@ -183,7 +183,7 @@ def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
     groups = check_eval(task, cfg, splits)  # eval settings + --group-column values
     # 2. model: pretrained body + a new head, seeded so reruns start identically
     source = resolve(cfg.model.name)
-    torch.manual_seed(cfg.seed)
+    _seed_global_generators(cfg.seed)
     model, processor = task.build(cfg, source, splits.labels)
     if cfg.model.init == "random":
         randomize(model)
@@ -204,6 +204,16 @@ def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
         train_probe = data["train"].subset(probe_rows) if probe_rows is not None else None
     return Prepared(cfg, task, metric, splits, doctor, groups, source, model, processor, params, data, probe_rows,
                     train_probe, _oversampling(cfg, data["train"]), device, precision, threads)
+
+
+def _seed_global_generators(seed: int) -> None:
+    """torch's and numpy's global generators, seeded so reruns (and a resumed process, whose
+    checkpoint restores both) start identically: dropout draws from torch's, and transformers'
+    SpecAugment masks (`_compute_mask_indices`) from numpy's."""
+    import numpy as np
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 def _final_evaluation(task, model, data: dict, cfg: FitConfig, labels: list[str], groups):

@@ -7,12 +7,13 @@ import platform
 
 import torch
 
+from ftkit.errors import ConfigError
+
 
 def pick_device(choice: str) -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        from ftkit.errors import ConfigError
         raise ConfigError("--set train.device=cuda: no CUDA device is visible to torch")
     return torch.device(choice)
 
@@ -37,12 +38,28 @@ def cpu_flags() -> set[str]:
     return set()  # not Linux, or unreadable: assume no native bf16
 
 
+PRECISION_ENV = "FTKIT_PRECISION"  # overrides `auto` (the suite runs once per precision with it)
+
+
 def resolve_precision(choice: str, device: torch.device) -> str:
+    """`train.precision`: fp32 / bf16 as given; `auto` is $FTKIT_PRECISION when set, else bf16
+    where the hardware has native bf16 and fp32 elsewhere."""
+    if choice == "auto":
+        choice = forced_precision() or "auto"
     if choice != "auto":
         return choice
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_bf16_is_fast() else "fp32"
+
+
+def forced_precision() -> str | None:
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in ("fp32", "bf16"):
+        raise ConfigError(f"{PRECISION_ENV}={value}: choose auto, fp32 or bf16")
+    return value
 
 
 def autocast(precision: str, device: torch.device):
