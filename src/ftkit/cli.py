@@ -13,8 +13,14 @@ import typer
 
 from ftkit.cli_import import import_app
 from ftkit.cli_output import brief, print_auto, print_repeat, print_run, setup_logging
+from ftkit.cli_precheck import precheck_fit
 from ftkit.errors import FtkitError
 from ftkit.io import atomic_path
+
+try:  # typer >= 0.22 vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click.exceptions import ClickException
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained models on your own data, the right way by default.")
@@ -82,7 +88,6 @@ def fit(
 ) -> None:
     """Fine-tune a pretrained model and evaluate it; writes a run folder."""
     from ftkit.api import make_config, resumed_config
-    from ftkit.runs.fit import default_out, fit_run
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
@@ -91,6 +96,10 @@ def fit(
                      batch_size=batch_size, lr=lr, seed=seed, out=out, allow_leakage=allow_leakage or None, tracking=tracking,
                      tracking_uri=tracking_uri)
     cfg = make_config(str(config) if config else None, options, set_ or [])
+    if not baseline and seeds == 1:  # bad data is refused before torch loads (seconds)
+        precheck_fit(cfg, resume=resume, overwrite=overwrite)
+    from ftkit.runs.fit import default_out, fit_run
+
     if baseline:
         from ftkit.runs.baselines import fit_with_baselines
         print_run(fit_with_baselines(cfg, baseline, seeds=seeds, resume=resume, overwrite=overwrite, quiet=quiet,
@@ -361,14 +370,16 @@ def predict(
 ) -> None:
     """Predict labels (with probabilities) or entities for a file or for texts."""
     from ftkit.api import load
-    from ftkit.predict import predict_frame, write_predictions
 
     setup_logging(quiet)
     if (data is None) == (not text):
         raise FtkitError("give either --data PATH or one or more --text (images: --image, audio: --audio)")
     if out is not None and out.suffix.lower() not in (".csv", ".jsonl"):
         raise FtkitError(f"--out {out}: use a .csv or .jsonl file")
-    frame = predict_frame(load(run_dir), data, text, text_column)
+    run = load(run_dir)  # a wrong folder is refused before pandas and torch load
+    from ftkit.predict import predict_frame, write_predictions
+
+    frame = predict_frame(run, data, text, text_column)
     if out is None:
         sys.stdout.write(frame.to_json(orient="records", lines=True, force_ascii=False))
         return
@@ -574,15 +585,35 @@ def main() -> None:
         sys.argv.remove("--debug")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors reach us, so they print like ftkit's own
     except FtkitError as err:
         if debug:
             raise
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
+    except ClickException as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # `ftkit` alone: the help is printed already
+            sys.exit(err.exit_code)
+        if debug:
+            raise
+        typer.echo(f"error: {usage_message(err)}", err=True)
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
+        code = 130
+    if code == 130:  # Ctrl-C (typer turns it into exit code 130)
         typer.echo("interrupted; continue a fit with --resume --out RUN_DIR", err=True)
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_message(err: ClickException) -> str:
+    """typer's usage error on one line, e.g. "no such option: --epoch; see `ftkit fit --help`"."""
+    text = " ".join(err.format_message().split()).rstrip(".")  # typer's messages may hold line breaks
+    text = text[:1].lower() + text[1:]
+    ctx = getattr(err, "ctx", None)
+    return f"{text}; see `{ctx.command_path} --help`" if ctx is not None else text
 
 
 if __name__ == "__main__":

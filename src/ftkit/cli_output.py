@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -12,12 +14,15 @@ def setup_logging(quiet: bool) -> None:
     # Offline first: never reach a hub unless the user names a hub id (loading.py decides).
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
                         handlers=[_handler()], force=True)
-    try:
-        from transformers.utils import logging as hf_logging
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        pass
+    if "transformers" not in sys.modules and "huggingface_hub" not in sys.modules:
+        # told through the environment, which both read when they load: importing transformers
+        # just to quiet it costs ~1 s, and bad input should be refused before that
+        os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        return
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def _handler() -> logging.Handler:

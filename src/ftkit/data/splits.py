@@ -6,7 +6,6 @@ from collections import Counter
 from typing import Optional
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from ftkit.errors import ConfigError, DataError
 
@@ -20,6 +19,8 @@ def holdout(labels: list, size: float, seed: int, groups: Optional[list] = None)
     a warning says which classes were too small. Rows sharing a group (duplicate inputs, see
     `same_input_keys`) land on the same side, so a split ftkit makes never leaks.
     """
+    from sklearn.model_selection import train_test_split  # here: bad data is refused before sklearn loads
+
     if groups is not None:
         return _grouped(groups, lambda reps: holdout([labels[r] for r in reps], size, seed))
     index = np.arange(len(labels))
@@ -48,6 +49,8 @@ def limit_train(splits, cfg):
     stratify = labels if labels is not None and min(Counter(labels).values()) >= 2 else None
     if stratify is not None and n < len(set(labels)):
         raise ConfigError(f"--set data.train_rows={n}: fewer rows than the {len(set(labels))} classes")
+    from sklearn.model_selection import train_test_split
+
     keep, _ = train_test_split(np.arange(len(splits.train)), train_size=n, random_state=split_seed(cfg),
                                stratify=stratify)
     keep, before = sorted(keep.tolist()), len(splits.train)
@@ -83,6 +86,8 @@ def fold_split(strata: Optional[list], n: int, folds: int, fold: int, seed: int,
     small = [str(k) for k, c in Counter(strata or []).items() if c < folds]
     if strata is not None and small:
         log.warning("classes with fewer than %d rows (%s): folds are not stratified", folds, ", ".join(small[:5]))
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     if strata is not None and not small:
         parts = StratifiedKFold(folds, shuffle=True, random_state=seed).split(index, strata)
     else:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 # Metric name -> True when higher is better; used for model selection and early stopping.
 DIRECTION = {"accuracy": True, "macro_f1": True, "f1": True, "precision": True, "recall": True,
@@ -11,6 +10,8 @@ DIRECTION = {"accuracy": True, "macro_f1": True, "f1": True, "precision": True, 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
     """probs: (n, classes) probabilities; labels: (n,) class ids; names: class names by id."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
     pred = probs.argmax(axis=1)
     ids = list(range(len(names)))
     precision, recall, f1, support = precision_recall_fscore_support(

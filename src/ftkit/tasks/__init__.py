@@ -2,17 +2,26 @@
 
 The training loop, run folder and strategies are shared; a task is one module registered here.
 """
+import importlib
+
 from ftkit.registry import Registry
 
 TASKS: Registry = Registry("task")
 
+# The module of each built-in task: `get_task` imports only the one asked for, so a task whose
+# module loads without torch (text classification) checks its data before torch is imported.
+BUILTIN = {"text-classification": "text_classification", "token-classification": "token_classification",
+           "image-classification": "image_classification", "audio-classification": "audio_classification",
+           "speech-recognition": "speech_recognition"}
+
 
 def get_task(name: str):
-    _load_builtin()
+    _load_builtin(name)
     return TASKS.get(name)()  # tasks are registered as classes; instances hold no state
 
 
-def _load_builtin() -> None:
-    # Imported on demand so `ftkit --help` does not pay for torch/transformers.
-    from ftkit.tasks import (audio_classification, image_classification, speech_recognition,  # noqa: F401
-                             text_classification, token_classification)
+def _load_builtin(name: str | None = None) -> None:
+    # Imported on demand so `ftkit --help` does not pay for torch/transformers; an unknown name
+    # loads them all, so the registry's error lists every task.
+    for module in [BUILTIN[name]] if name in BUILTIN else BUILTIN.values():
+        importlib.import_module(f"ftkit.tasks.{module}")

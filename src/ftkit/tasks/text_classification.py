@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import torch
+from ftkit.lazy import torch  # loaded at first use: data is read and checked without it
 
 from ftkit.config import FitConfig
 from ftkit.data.readers import Table, read_table
