@@ -92,3 +92,43 @@ def test_hub_id_offline_says_what_to_do(tmp_path, sentiment):
     message = fit_fails(tmp_path, "some-org/some-model", sentiment["train"])
     assert "cannot load 'some-org/some-model' from the Hugging Face Hub" in message
     assert "local folder" in message
+
+
+# ---------------------------------------------------------------- usage errors, in a real process
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, named", [
+    (["fit", "--no-such-flag"], "--no-such-flag"),  # unknown flag
+    (["fit", "--batch-size", "abc"], "--batch-size"),  # not an int
+    (["eval", "--data", "x.csv"], "run_dir"),  # missing argument
+    (["compare", "--model", "m"], "--strategies"),  # missing required option
+])
+def test_usage_errors_print_one_line(args, named):
+    line = one_error_line(run_cli(*args, isolated=True))
+    assert named in line and "--help" in line and "╭" not in line
+
+
+def test_close_flag_is_suggested():
+    assert "--epochs" in one_error_line(run_cli("fit", "--epoch", "3", isolated=True))
+
+
+def test_help_still_works():
+    result = run_cli("fit", "--help", isolated=True)
+    assert result.returncode == 0 and "--train" in result.stdout and not result.stderr
+    result = run_cli(isolated=True)  # no command: the help, as before (usage: exit 2)
+    assert result.returncode == 2 and "fit" in result.stdout and "error" not in result.stderr
+
+
+def test_bad_data_fails_in_a_real_process(tmp_path):
+    path = write_csv(tmp_path / "d.csv", [{"text": "good film", "label": "pos"}, {"text": "bad", "label": ""}])
+    out = tmp_path / "run"
+    line = one_error_line(run_cli("fit", "--model", "minilm-l6", "--train", path, "--out", out, "--quiet",
+                                  isolated=True))
+    assert "d.csv line 3: missing label in column 'label'" in line
+    assert not out.exists()

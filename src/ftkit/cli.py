@@ -13,7 +13,6 @@ import typer
 
 from ftkit.cli_import import import_app
 from ftkit.cli_output import brief, print_auto, print_repeat, print_run, setup_logging
-from ftkit.cli_precheck import precheck_fit
 from ftkit.errors import FtkitError
 from ftkit.io import atomic_path
 
@@ -97,7 +96,8 @@ def fit(
                      tracking_uri=tracking_uri)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     if not baseline and seeds == 1:  # bad data is refused before torch loads (seconds)
-        precheck_fit(cfg, resume=resume, overwrite=overwrite)
+        from ftkit.runs.precheck import precheck
+        precheck(cfg, resume=resume, overwrite=overwrite)
     from ftkit.runs.fit import default_out, fit_run
 
     if baseline:

@@ -62,6 +62,11 @@ def repeat_seeds(cfg: FitConfig, seeds: int, out: Path, *, resume: bool = False,
 
 
 def _fit_each(runs: list[tuple[str, FitConfig]], resume: bool, overwrite: bool, quiet: bool) -> list[dict]:
+    from ftkit.runs.precheck import precheck
+
+    first = runs[0][1]  # the runs differ in seed or fold: bad data fails the first before torch loads
+    if not (resume and (Path(first.out) / "summary.json").is_file()):
+        precheck(first, resume=resume and (Path(first.out) / "config.yaml").is_file(), overwrite=overwrite)
     from ftkit.runs.fit import fit_run
 
     summaries = []

@@ -1,10 +1,11 @@
-"""`ftkit fit` refuses bad input before torch is imported (importing it takes seconds).
+"""Bad input refused before torch is imported (importing it takes seconds on a small CPU).
 
-Nothing here decides anything of its own: it calls, earlier, the functions `fit` runs before it
-writes a run folder (runs/fit.py: `_fit` and `prepare`): the run folder's state, then the task's
-reading, validation and splitting, the fast data doctor's leakage refusal and the eval settings.
-So an error here is the one `fit` would raise, word for word. Nothing is written; input that
-passes costs one extra read of the tables.
+`ftkit fit` (and the first run of cv / --seeds) calls this before it imports the engine. Nothing
+here decides anything of its own: it calls, earlier, the functions `fit` runs before it writes a
+run folder (runs/fit.py: `_fit` and `prepare`): the run folder's state, then the task's reading,
+validation and splitting, the fast data doctor's leakage refusal and the eval settings. So an
+error here is the one `fit` would raise, word for word. Nothing is written; input that passes
+costs one extra read of the tables.
 
 A task whose module needs torch to load (images, audio) gains nothing from looking early and is
 left to `fit`; so are resumed runs (their data passed when they started) and runs tracked in
@@ -19,7 +20,7 @@ import sys
 from ftkit.config import FitConfig
 
 
-def precheck_fit(cfg: FitConfig, *, resume: bool, overwrite: bool) -> None:
+def precheck(cfg: FitConfig, *, resume: bool, overwrite: bool) -> None:
     """Raise what `fit_run(cfg, resume=resume, overwrite=overwrite)` would raise on bad input."""
     if resume or cfg.tracking.backend != "none":
         return
