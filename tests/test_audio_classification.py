@@ -98,7 +98,9 @@ def test_folders_and_tables_are_read_and_unknown_labels_refused(tiny_whisper, to
     rows = [{"path": f"clips/{p.parent.name}/{p.name}", "kind": p.parent.name} for p in sorted(tones["test"].rglob("*.wav"))]
     (tmp_path / "clips").symlink_to(tones["test"])
     pd.DataFrame(rows).to_csv(tmp_path / "test.csv", index=False)
-    table = read_clips(str(tmp_path / "test.csv"), "path", "kind")
+    with pytest.raises(DataError, match="outside the table's folder"):  # clips/ is a symlink to elsewhere
+        read_clips(str(tmp_path / "test.csv"), "path", "kind")
+    table = read_clips(str(tmp_path / "test.csv"), "path", "kind", allow_outside=True)
     assert table.labels == [r["kind"] for r in rows] and table.where(0) == f"{tmp_path / 'test.csv'} line 2"
 
     splits = get_task("audio-classification").prepare_data(config(tiny_whisper, tones["train"], test=str(tones["test"])))
@@ -109,7 +111,7 @@ def test_folders_and_tables_are_read_and_unknown_labels_refused(tiny_whisper, to
     with pytest.raises(DataError, match=r"odd.csv line 5: label 'mid' never occurs in the training data"):
         get_task("audio-classification").prepare_data(
             config(tiny_whisper, tones["train"], test=str(tmp_path / "odd.csv"), audio_column="path",
-                   label_column="kind"))
+                   label_column="kind", allow_outside_paths=True))
 
 
 def test_a_bad_clip_is_named_or_skipped_and_counted(tones, tmp_path):

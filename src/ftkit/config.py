@@ -43,7 +43,9 @@ FLAGS = {dotted: "--" + kw.replace("_", "-") for kw, dotted in KEYWORDS.items()}
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan: `.inf` epochs or a `.nan` rate pass every bound check (nan compares false) but
+    # are never meant.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class AugmentConfig(_Section):
@@ -99,6 +101,9 @@ class DataConfig(_Section):
                            "model (counted) instead of failing")
     allow_leakage: bool = Field(False, description="train even if validation/test rows also occur in another "
                                 "split (the data doctor's leakage check; `ftkit doctor` lists them)")
+    allow_outside_paths: bool = Field(False, description="accept image/audio paths in a table (or transcripts.txt) "
+                                      "that lead outside its folder (absolute, `..` or a symlink); off, so a "
+                                      "table from elsewhere cannot make ftkit read arbitrary files")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     # speech tasks (speech recognition: --text-column holds the transcript)
     audio_column: str = Field("audio", description="column holding audio paths (tables; relative to the file)")
@@ -145,7 +150,7 @@ class ModelConfig(_Section):
 class StrategyConfig(BaseModel):
     # Strategies own their parameters (e.g. strategy.layers), so extra keys are allowed here
     # and checked by the strategy itself.
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
     name: str = Field("full", description="what trains: see `ftkit strategies`")
 
 
@@ -240,8 +245,11 @@ def parse_set(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-5")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except Exception:  # noqa: BLE001  (YAMLError, and more from PyYAML's constructors: read it as text)
         value = raw
+    if not _plain_tree(value):
+        raise ConfigError(f"--set {_short(item)}: the value nests too deeply, is too large or refers to itself "
+                          "(YAML aliases)")
     if isinstance(value, str):
         value = _number_or_text(value)
     return key.strip(), value
@@ -264,12 +272,45 @@ def read_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        reason = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ConfigError(f"config file {path}{where}: not valid YAML ({reason})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: not valid YAML (nested too deeply)") from None
+    except Exception as err:  # noqa: BLE001  (PyYAML's constructors raise others for odd tags, e.g. !!timestamp x)
+        raise ConfigError(f"config file {path}: not valid YAML ({type(err).__name__}: {_short(str(err))})") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path}: expected a mapping of settings at the top level")
+    if not _plain_tree(tree):
+        raise ConfigError(f"config file {path}: settings nest too deeply, are too large or refer "
+                          "to themselves (YAML aliases)")
     return tree
+
+
+def _plain_tree(value: Any) -> bool:
+    """No cycles (a YAML alias inside its own anchor), at most 32 levels of lists and mappings and
+    100,000 values once aliases are expanded (a "billion laughs" file): what can be flattened,
+    validated and saved as JSON."""
+    sizes: dict[int, int] = {}  # id -> expanded size of a node already walked
+
+    def size(node: Any, depth: int, ancestors: frozenset) -> float:
+        if not isinstance(node, (dict, list)):
+            return 1
+        if depth > 32 or id(node) in ancestors:
+            return float("inf")
+        if id(node) not in sizes:
+            children = node.values() if isinstance(node, dict) else node
+            inner = ancestors | {id(node)}
+            total = 1
+            for child in children:
+                total += size(child, depth + 1, inner)
+                if total > 100_000:
+                    break
+            sizes[id(node)] = total
+        return sizes[id(node)]
+
+    return size(value, 0, frozenset()) <= 100_000
 
 
 def build_config(path: str | Path | None = None, flags: dict[str, Any] | None = None,
@@ -304,12 +345,22 @@ def describe_errors(err: ValidationError) -> str:
     problems = []
     for item in err.errors():
         dotted = ".".join(str(p) for p in item["loc"])
+        dotted = dotted if dotted.isprintable() else repr(dotted)[1:-1]  # a YAML key may hold a newline
         flag = FLAGS.get(dotted, f"--set {dotted}")
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown setting {dotted!r} ({flag}=...)")
             continue
-        problems.append(f"{flag}: {item['msg'].lower()}, got {item.get('input')!r}")
+        problems.append(f"{flag}: {item['msg'].lower()}, got {_short(item.get('input'))}")
     return "invalid settings: " + "; ".join(problems)
+
+
+def _short(value: Any) -> str:
+    """repr() cut to a readable length (a --set value or YAML node may be huge)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 80
+    return " ".join(short.repr(value).split())
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

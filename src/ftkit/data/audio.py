@@ -50,6 +50,8 @@ def read_audio(path: str | Path, rate: int | None, *, where: str | None = None, 
         raise DataError(f"{named}: not readable audio ({_reason(err)}); convert it to WAV, FLAC or OGG") from None
     if data.shape[0] == 0:
         raise DataError(f"{named}: the audio file holds no samples (empty or truncated); re-export or drop it")
+    if not np.isfinite(data).all():
+        raise DataError(f"{named}: the audio holds NaN or infinite samples (a damaged float file); re-export or drop it")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not allow_silent and float(np.abs(mono).max()) < SILENCE_PEAK:
         raise DataError(f"{named}: the clip is silent (peak below -80 dBFS); check the recording or drop the row")

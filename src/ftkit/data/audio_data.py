@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from ftkit.data.audio import read_audio
-from ftkit.data.readers import read_table
+from ftkit.data.readers import is_inside, read_table, read_utf8, table_file
 from ftkit.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -61,35 +61,22 @@ class AudioExamples:
 # ---------------------------------------------------------------- tables
 
 def from_table(path: Path, audio_column: str, text_column: Optional[str] = None,
-               label_column: Optional[str] = None) -> AudioExamples:
-    """Clips named in a table; paths are relative to the table's folder."""
-    from ftkit.tasks.text_classification import label_text
+               label_column: Optional[str] = None, allow_outside: bool = False) -> AudioExamples:
+    """Clips named in a table; paths are relative to the table's folder (and stay inside it
+    unless `allow_outside`)."""
+    from ftkit.tasks.text_classification import table_labels
 
     table = read_table(path)
     table.require(audio_column, "--audio-column")
-    paths = [_clip_path(table, i, v, audio_column, path.parent) for i, v in enumerate(table.frame[audio_column])]
+    paths = [str(table_file(table, i, audio_column, "audio file", allow_outside)) for i in range(len(table))]
     transcripts = labels = None
     if text_column is not None:
         table.require(text_column, "--text-column")
         transcripts = [_transcript(table.where(i), v, text_column) for i, v in enumerate(table.frame[text_column])]
     if label_column is not None:
         table.require(label_column, "--label-column")
-        labels = [label_text(v) for v in table.frame[label_column].tolist()]
-        missing = [i for i, v in enumerate(labels) if v is None]
-        if missing:
-            raise DataError(f"{table.where(missing[0])}: missing label in column {label_column!r} "
-                            f"({len(missing)} such rows); label them or remove them")
+        labels = table_labels(table, label_column)
     return AudioExamples(paths, transcripts, labels, str(path), table.lines, table.unit)
-
-
-def _clip_path(table, i: int, value, column: str, base: Path) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise DataError(f"{table.where(i)}: empty audio path in column {column!r}")
-    file = Path(value) if Path(value).is_absolute() else base / value
-    if not file.is_file():
-        raise DataError(f"{table.where(i)}: audio file {value!r} not found (looked for {file}; paths are "
-                        "relative to the table's folder)")
-    return str(file)
 
 
 def _transcript(where: str, value, column: str) -> str:
@@ -100,26 +87,30 @@ def _transcript(where: str, value, column: str) -> str:
 
 # ---------------------------------------------------------------- folders
 
-def transcribed_folder(folder: Path, audio_column: str, text_column: str) -> AudioExamples:
+def transcribed_folder(folder: Path, audio_column: str, text_column: str, allow_outside: bool = False) -> AudioExamples:
     """A folder of clips with one transcript file (see the module docstring)."""
     for name in TRANSCRIPT_TABLES:
         if (folder / name).is_file():
-            return from_table(folder / name, audio_column, text_column)
+            return from_table(folder / name, audio_column, text_column, allow_outside=allow_outside)
     if (folder / TRANSCRIPT_TEXT).is_file():
-        return _from_transcript_lines(folder / TRANSCRIPT_TEXT)
+        return _from_transcript_lines(folder / TRANSCRIPT_TEXT, allow_outside)
     raise DataError(f"{folder}: no transcript file; put one of {', '.join(TRANSCRIPT_TABLES + (TRANSCRIPT_TEXT,))} "
                     "next to the clips (or pass a CSV/JSONL with --audio-column and --text-column)")
 
 
-def _from_transcript_lines(path: Path) -> AudioExamples:
+def _from_transcript_lines(path: Path, allow_outside: bool = False) -> AudioExamples:
     paths, texts, rows = [], [], []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(read_utf8(path).split("\n"), 1):
         if not raw.strip() or raw.lstrip().startswith(("#", ";")):
             continue
         m = LINE.match(raw.strip())
         if not m:
             raise DataError(f"{path} line {number}: expected 'NAME<TAB>TEXT' or 'NAME: TEXT'")
-        paths.append(str(_find_clip(path, number, m["name"].strip())))
+        clip = _find_clip(path, number, m["name"].strip())
+        if not allow_outside and not is_inside(clip, path.parent):
+            raise DataError(f"{path} line {number}: audio file {m['name'].strip()!r} is outside the folder "
+                            f"{path.parent}; move it there, or pass --set data.allow_outside_paths=true")
+        paths.append(str(clip))
         texts.append(" ".join(m["text"].split()))
         rows.append(number)
     if not paths:
@@ -129,11 +120,12 @@ def _from_transcript_lines(path: Path) -> AudioExamples:
 
 def _find_clip(path: Path, number: int, name: str) -> Path:
     file = path.parent / name
-    if file.is_file():
-        return file
-    for suffix in sorted(AUDIO_SUFFIXES):
-        if file.with_name(file.name + suffix).is_file():
-            return file.with_name(file.name + suffix)
+    try:
+        for candidate in [file] + [file.with_name(file.name + suffix) for suffix in sorted(AUDIO_SUFFIXES)]:
+            if candidate.is_file():
+                return candidate
+    except (OSError, ValueError):  # a name too long for the file system, or a bare "/"
+        pass
     raise DataError(f"{path} line {number}: no audio file {name!r} (with or without {', '.join(sorted(AUDIO_SUFFIXES))}) "
                     f"in {path.parent}")
 

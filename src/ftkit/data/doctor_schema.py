@@ -68,7 +68,8 @@ def _scan_images(split: str, path: str, d) -> list[Finding]:
     from ftkit.tasks.image_classification import _from_folder, _from_table, load_rgb
 
     p = Path(path)
-    examples = _from_folder(p, True) if p.is_dir() else _from_table(p, d.image_column, d.label_column)
+    examples = (_from_folder(p, True) if p.is_dir()
+                else _from_table(p, d.image_column, d.label_column, d.allow_outside_paths))
     bad = []
     for i, file in enumerate(examples.paths):
         try:

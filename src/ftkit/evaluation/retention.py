@@ -110,7 +110,7 @@ def read_reference(cfg):
             label = "folder" if any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir()) else None
         else:
             label = _label_column(read_table(path), r.label_column, d.label_column)
-        return read_images(str(path), d.image_column, label, d.skip_bad)
+        return read_images(str(path), d.image_column, label, d.skip_bad, d.allow_outside_paths)
     from ftkit.tasks.text_classification import examples_from
 
     table = read_table(path)

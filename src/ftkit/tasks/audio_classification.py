@@ -54,14 +54,15 @@ BATCH = 16
 # ---------------------------------------------------------------- reading
 
 def read_clips(path: str, audio_column: str, label_column: Optional[str], skip_bad: bool = False,
-               max_seconds: Optional[float] = None) -> AudioExamples:
-    """A folder (one sub-folder per class; flat when unlabelled) or a table of clip paths; every
-    clip decoded once (check_clips: unreadable, silent or too long clips named or skipped)."""
+               max_seconds: Optional[float] = None, allow_outside: bool = False) -> AudioExamples:
+    """A folder (one sub-folder per class; flat when unlabelled) or a table of clip paths (inside
+    the table's folder unless `allow_outside`); every clip decoded once (check_clips: unreadable,
+    silent or too long clips named or skipped)."""
     p = Path(path)
     if p.is_dir():
         examples = class_folders(p, labelled=label_column is not None)
     elif p.is_file():
-        examples = from_table(p, audio_column, label_column=label_column)
+        examples = from_table(p, audio_column, label_column=label_column, allow_outside=allow_outside)
     else:
         raise DataError(f"{p}: no such file or folder")
     return check_clips(examples, skip_bad, max_seconds)
@@ -329,7 +330,8 @@ class AudioClassification(PerExampleEvaluation):
             raise ConfigError("no training data: pass --train FOLDER (one sub-folder per class) or a CSV/JSONL "
                               "with --audio-column and --label-column")
         limit = d.max_audio_seconds or model_window_seconds(cfg.model.name)
-        read = lambda p: read_clips(p, d.audio_column, d.label_column, d.skip_bad, limit)  # noqa: E731
+        read = lambda p: read_clips(p, d.audio_column, d.label_column, d.skip_bad, limit,  # noqa: E731
+                                    d.allow_outside_paths)
         train = read(d.train)
         labels = label_order(train.labels)
         if len(labels) < 2:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ftkit.config import FitConfig
-from ftkit.data.readers import read_table
+from ftkit.data.readers import one_line, read_table, table_file
 from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
@@ -65,15 +65,17 @@ class ImageExamples:
 
 # ---------------------------------------------------------------- reading and validation
 
-def read_images(path: str, image_column: str, label_column: Optional[str], skip_bad: bool) -> ImageExamples:
+def read_images(path: str, image_column: str, label_column: Optional[str], skip_bad: bool,
+                allow_outside: bool = False) -> ImageExamples:
     """A folder (one sub-folder per class; flat for unlabelled) or a table of image paths
-    (relative to the table's folder). Every image is decoded once here, so a corrupt file is
-    found before training: an error naming it, or skipped and counted with `skip_bad`."""
+    (relative to the table's folder; outside it only with `allow_outside`). Every image is decoded
+    once here, so a corrupt file is found before training: an error naming it, or skipped and
+    counted with `skip_bad`."""
     p = Path(path)
     if p.is_dir():
         examples = _from_folder(p, label_column is not None)
     elif p.is_file():
-        examples = _from_table(p, image_column, label_column)
+        examples = _from_table(p, image_column, label_column, allow_outside)
     else:
         raise DataError(f"{p}: no such file or folder")
     if not len(examples):
@@ -96,28 +98,16 @@ def _from_folder(folder: Path, labelled: bool) -> ImageExamples:
     return ImageExamples(paths, labels if labelled else None, str(folder), list(paths), "file")
 
 
-def _from_table(path: Path, image_column: str, label_column: Optional[str]) -> ImageExamples:
-    from ftkit.tasks.text_classification import label_text
+def _from_table(path: Path, image_column: str, label_column: Optional[str],
+                allow_outside: bool = False) -> ImageExamples:
+    from ftkit.tasks.text_classification import table_labels
 
     table = read_table(path)
     table.require(image_column, "--image-column")
     if label_column is not None:
         table.require(label_column, "--label-column")
-    paths = []
-    for i, value in enumerate(table.frame[image_column].tolist()):
-        if not isinstance(value, str) or not value.strip():
-            raise DataError(f"{table.where(i)}: empty image path in column {image_column!r}")
-        file = Path(value) if Path(value).is_absolute() else path.parent / value
-        if not file.is_file():
-            raise DataError(f"{table.where(i)}: image {value!r} not found (looked for {file}; paths are "
-                            "relative to the table's folder)")
-        paths.append(str(file))
-    labels = None
-    if label_column is not None:
-        labels = [label_text(v) for v in table.frame[label_column].tolist()]
-        missing = [i for i, v in enumerate(labels) if v is None]
-        if missing:
-            raise DataError(f"{table.where(missing[0])}: missing label in column {label_column!r}")
+    paths = [str(table_file(table, i, image_column, "image", allow_outside)) for i in range(len(table))]
+    labels = table_labels(table, label_column) if label_column is not None else None
     return ImageExamples(paths, labels, str(path), table.lines, table.unit)
 
 
@@ -138,7 +128,7 @@ def _drop_unreadable(examples: ImageExamples, skip_bad: bool) -> ImageExamples:
             if not skip_bad:
                 where = examples.where(i)
                 at = "" if where == path else f" ({where})"
-                raise DataError(f"{path}{at}: cannot read the image ({type(err).__name__}: {err}); fix or "
+                raise DataError(f"{path}{at}: cannot read the image ({type(err).__name__}: {one_line(err)}); fix or "
                                 "remove it, or pass --set data.skip_bad=true to skip such files") from None
             bad.append(i)
     if not bad:
@@ -380,7 +370,7 @@ class ImageClassification(PerExampleEvaluation):
         if not d.train:
             raise ConfigError("no training data: pass --train FOLDER (one sub-folder per class) or a CSV/JSONL "
                               "with --image-column and --label-column")
-        read = lambda p: read_images(p, d.image_column, d.label_column, d.skip_bad)  # noqa: E731
+        read = lambda p: read_images(p, d.image_column, d.label_column, d.skip_bad, d.allow_outside_paths)  # noqa: E731
         train = read(d.train)
         labels = label_order(train.labels)
         if len(labels) < 2:

@@ -44,9 +44,10 @@ def read_clips(path: str, cfg: FitConfig, labelled: bool = True, max_seconds: Op
     p = Path(path)
     text = d.text_column if labelled else None
     if p.is_dir():
-        examples = transcribed_folder(p, d.audio_column, d.text_column) if labelled else _flat_folder(p)
+        examples = (transcribed_folder(p, d.audio_column, d.text_column, d.allow_outside_paths) if labelled
+                    else _flat_folder(p))
     elif p.is_file():
-        examples = from_table(p, d.audio_column, text)
+        examples = from_table(p, d.audio_column, text, allow_outside=d.allow_outside_paths)
     else:
         raise DataError(f"{p}: no such file or folder")
     return check_clips(examples, d.skip_bad, max_seconds)

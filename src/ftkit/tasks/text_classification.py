@@ -61,6 +61,32 @@ def label_text(value) -> Optional[str]:
     return text or None
 
 
+def table_labels(table: Table, column: str) -> list[str]:
+    """The label of every row, as text; a missing label, or one that is a list, a mapping or an
+    infinite number (JSONL/Parquet can hold those), is an error naming the first such row."""
+    values = table.frame[column].tolist()
+    for i, value in enumerate(values):
+        if not _is_scalar(value) or (isinstance(value, (float, np.floating)) and math.isinf(value)):
+            raise DataError(f"{table.where(i)}: label {_short(value)} in column {column!r} is not a class name "
+                            "(a string or an integer)")
+    labels = [label_text(v) for v in values]
+    missing = [i for i, v in enumerate(labels) if v is None]
+    if missing:
+        raise DataError(f"{table.where(missing[0])}: missing label in column {column!r} "
+                        f"({len(missing)} such rows); label them or remove them")
+    return labels
+
+
+def _is_scalar(value) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, np.generic))
+
+
+def _short(value) -> str:
+    import reprlib
+
+    return reprlib.repr(value)
+
+
 def _is_blank(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip()
 
@@ -75,15 +101,13 @@ def examples_from(table: Table, text_column: str, label_column: Optional[str], d
     if label_column is not None:
         table.require(label_column, "--label-column")
     table = _drop_or_fail_empty(table, text_column, drop_empty)
-    texts = [str(t) for t in table.frame[text_column].tolist()]
-    labels = None
-    if label_column is not None:
-        labels = [label_text(v) for v in table.frame[label_column].tolist()]
-        missing = [i for i, v in enumerate(labels) if v is None]
-        if missing:
-            raise DataError(f"{table.where(missing[0])}: missing label in column {label_column!r} "
-                            f"({len(missing)} such rows); label them or remove them")
-    return TextExamples(texts, labels, str(table.path), table.lines, table.unit)
+    texts = table.frame[text_column].tolist()
+    for i, text in enumerate(texts):
+        if not _is_scalar(text):
+            raise DataError(f"{table.where(i)}: column {text_column!r} holds {type(text).__name__} "
+                            f"{_short(text)}, not text")
+    labels = table_labels(table, label_column) if label_column is not None else None
+    return TextExamples([str(t) for t in texts], labels, str(table.path), table.lines, table.unit)
 
 
 def _drop_or_fail_empty(table: Table, column: str, drop_empty: bool) -> Table:

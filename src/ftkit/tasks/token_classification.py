@@ -10,6 +10,7 @@ probabilities. Metrics are entity-level (seqeval), plus word-level accuracy.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
@@ -19,16 +20,15 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 
 from ftkit.config import FitConfig
+from ftkit.data.readers import read_utf8
 from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError
+from ftkit.lazy import F, inference_mode, torch  # loaded at first use: data is read and checked without it
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import Splits
-from ftkit.training.device import autocast
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,10 @@ def read_sentences(path: str, tokens_key: str = "tokens", tags_key: Optional[str
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such file")
-    try:
-        if p.suffix.lower() in JSONL:
-            sentences = _read_jsonl(p, tokens_key, tags_key)
-        else:
-            sentences = _read_conll(p, tags_key is not None)
-    except UnicodeDecodeError as err:
-        raise DataError(f"{p}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    if p.suffix.lower() in JSONL:
+        sentences = _read_jsonl(p, tokens_key, tags_key)
+    else:
+        sentences = _read_conll(p, tags_key is not None)
     if not len(sentences):
         raise DataError(f"{p}: no sentences found (CoNLL: one token per line, blank line between sentences)")
     return sentences
@@ -80,7 +77,7 @@ def read_sentences(path: str, tokens_key: str = "tokens", tags_key: Optional[str
 def _read_conll(path: Path, need_tags: bool) -> Sentences:
     tokens, tags, rows = [], [], []
     words, labels, first, width = [], [], 0, None
-    with open(path, encoding="utf-8") as f:
+    with io.StringIO(read_utf8(path), newline=None) as f:  # lines end at \n, \r\n or \r, as open() splits them
         for number, raw in enumerate(f, 1):
             line = raw.rstrip("\r\n")
             if not line.strip() or line.startswith("-DOCSTART-"):
@@ -107,7 +104,7 @@ def _read_conll(path: Path, need_tags: bool) -> Sentences:
 
 def _read_jsonl(path: Path, tokens_key: str, tags_key: Optional[str]) -> Sentences:
     tokens, tags, rows = [], [], []
-    with open(path, encoding="utf-8") as f:
+    with io.StringIO(read_utf8(path), newline=None) as f:
         for number, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
@@ -115,7 +112,11 @@ def _read_jsonl(path: Path, tokens_key: str, tags_key: Optional[str]) -> Sentenc
                 obj = json.loads(raw)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path} line {number}: not valid JSON ({err.msg})") from None
+            except (ValueError, RecursionError):  # an integer of over 4300 digits; nesting too deep
+                raise DataError(f"{path} line {number}: not valid JSON (a number too long or nesting too deep)") from None
             words = _string_list(obj, tokens_key, path, number)
+            if not words:
+                raise DataError(f"{path} line {number}: {tokens_key!r} is an empty list; remove the line")
             if tags_key is not None:
                 labels = _string_list(obj, tags_key, path, number)
                 if len(labels) != len(words):
@@ -234,10 +235,12 @@ def encode(sentences: Sentences, tokenizer, max_length: int, stride: int, labels
                         sentences.tags if with_labels else None)
 
 
-@torch.inference_mode()
+@inference_mode
 def word_probabilities(model, data: TokenEncoded, batch_size: int, precision: str) -> tuple[list[np.ndarray], float]:
     """Per sentence (words, tags) probabilities, averaged over the windows that saw each word,
     and the mean cross-entropy over labelled positions (nan without labels)."""
+    from ftkit.training.device import autocast
+
     model.eval()
     device = next(model.parameters()).device
     sums = [np.zeros((n, model.config.num_labels), dtype=np.float32) for n in data.n_words]
