@@ -7,6 +7,7 @@ modules that read and validate data name torch this way; everything else imports
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import types
 
@@ -22,3 +23,13 @@ class LazyModule(types.ModuleType):
 
 
 torch = LazyModule("torch")
+F = LazyModule("torch.nn.functional")
+
+
+def inference_mode(fn):
+    """`@torch.inference_mode()` for a module that must load without torch: entered per call."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+    return run

@@ -6,7 +6,7 @@ from typing import Any, Optional, Protocol
 
 import numpy as np
 
-from ftkit.lazy import torch  # task modules load without torch (data is checked first)
+from ftkit.lazy import inference_mode, torch  # task modules load without torch (data is checked first)
 
 
 class Encoded(Protocol):
@@ -99,15 +99,11 @@ def class_prediction_frame(rows, key: str, inputs, true_labels, probs, labels: l
     return frame
 
 
+@inference_mode
 def longest_first_proba(model, data, batch_size: int, precision: str, batch_of=None) -> np.ndarray:
     """(n, classes) softmax of `model(**batch).logits` over `data`, in data order; rows run longest
     first so batches carry little padding. `batch_of(indices)`: the model inputs (default
     `data.batch`); labels are dropped."""
-    with torch.inference_mode():
-        return _longest_first_proba(model, data, batch_size, precision, batch_of)
-
-
-def _longest_first_proba(model, data, batch_size: int, precision: str, batch_of) -> np.ndarray:
     from ftkit.training.device import autocast
 
     batch_of = batch_of or data.batch
