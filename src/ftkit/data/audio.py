@@ -7,6 +7,8 @@ dependencies: `pip install 'ftkit[audio]'`.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +47,8 @@ def read_audio(path: str | Path, rate: int | None, *, where: str | None = None, 
     if not path.is_file():
         raise DataError(f"{named}: audio file not found (paths in a table are relative to the table)")
     try:
-        data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
+        with _native_stderr_muted(not _plain_container(path)):
+            data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
     except (RuntimeError, soundfile.LibsndfileError) as err:
         raise DataError(f"{named}: not readable audio ({_reason(err)}); convert it to WAV, FLAC or OGG") from None
     if data.shape[0] == 0:
@@ -59,6 +62,36 @@ def read_audio(path: str | Path, rate: int | None, *, where: str | None = None, 
     if source_rate != rate:
         mono = soxr.resample(mono, source_rate, rate, quality="HQ")
     return Clip(np.ascontiguousarray(mono, dtype=np.float32), rate, str(path), int(source_rate), int(data.shape[1]))
+
+
+def _plain_container(path: Path) -> bool:
+    """WAV, FLAC, OGG or AIFF by their first bytes: formats libsndfile decodes without chatter."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _native_stderr_muted(mute: bool):
+    """libmpg123 (inside libsndfile) prints "Note: Illegal Audio-MPEG-Header ..." lines straight to
+    file descriptor 2 for a damaged MP3 (or random bytes), under ftkit's one-line error. Muted
+    while such a file is decoded; WAV/FLAC/OGG never are, so training-time reads stay untouched."""
+    try:
+        saved = os.dup(2) if mute else None
+    except OSError:
+        saved = None
+    if saved is None:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _backends():

@@ -82,9 +82,13 @@ def _is_scalar(value) -> bool:
 
 
 def _short(value) -> str:
+    """What a JSONL/Parquet cell holds, short: "a list ['a', 'b']", "a mapping {}", "inf"."""
     import reprlib
 
-    return reprlib.repr(value)
+    if isinstance(value, np.ndarray):  # Parquet list cells
+        value = value.tolist()
+    kind = "a list " if isinstance(value, (list, tuple)) else "a mapping " if isinstance(value, dict) else ""
+    return kind + reprlib.repr(value)
 
 
 def _is_blank(value) -> bool:
@@ -104,8 +108,7 @@ def examples_from(table: Table, text_column: str, label_column: Optional[str], d
     texts = table.frame[text_column].tolist()
     for i, text in enumerate(texts):
         if not _is_scalar(text):
-            raise DataError(f"{table.where(i)}: column {text_column!r} holds {type(text).__name__} "
-                            f"{_short(text)}, not text")
+            raise DataError(f"{table.where(i)}: column {text_column!r} holds {_short(text)}, not text")
     labels = table_labels(table, label_column) if label_column is not None else None
     return TextExamples([str(t) for t in texts], labels, str(table.path), table.lines, table.unit)
 
