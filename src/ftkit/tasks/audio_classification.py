@@ -452,7 +452,8 @@ class AudioClassifier:
     def read(self, path: str, columns: Optional[dict] = None, labelled: bool = True) -> AudioExamples:
         columns = columns or {}
         label = (columns.get("label") or self.meta["label_column"]) if labelled else None
-        return read_clips(path, columns.get("audio") or self.meta["audio_column"], label)  # any length
+        # any length; outside paths allowed: predict/eval have no --set (see image_classification)
+        return read_clips(path, columns.get("audio") or self.meta["audio_column"], label, allow_outside=True)
 
     def predict_proba(self, examples: AudioExamples) -> np.ndarray:
         """(n, classes); a clip longer than the model's window: the mean over its windows

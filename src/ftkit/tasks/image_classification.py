@@ -519,7 +519,10 @@ class ImageClassifier:
     def read(self, path: str, columns: Optional[dict] = None, labelled: bool = True) -> ImageExamples:
         columns = columns or {}
         label = (columns.get("label") or self.meta["label_column"]) if labelled else None
-        return read_images(path, columns.get("image") or self.meta["image_column"], label, skip_bad=False)
+        # allow_outside: predict/eval take this table from the command line (they have no --set);
+        # data.allow_outside_paths guards the tables a run trains and tests on.
+        return read_images(path, columns.get("image") or self.meta["image_column"], label, skip_bad=False,
+                           allow_outside=True)
 
     def encode(self, examples: ImageExamples) -> ImageEncoded:
         from ftkit.tasks.text_classification import check_known

@@ -60,7 +60,8 @@ class Transcriber:
         m = self.meta
         return FitConfig.model_validate({"task": "speech-recognition", "data": {
             "audio_column": columns.get("audio") or m["audio_column"],
-            "text_column": columns.get("text") or m["text_column"]}})
+            "text_column": columns.get("text") or m["text_column"],
+            "allow_outside_paths": True}})  # predict/eval have no --set (see image_classification)
 
     def read(self, path: str, columns: Optional[dict] = None, labelled: bool = True) -> AudioExamples:
         return read_clips(path, self._cfg(columns), labelled)  # any length: long clips go in windows
