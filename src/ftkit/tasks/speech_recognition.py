@@ -19,7 +19,6 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ftkit.config import FitConfig
 from ftkit.data.audio import read_audio
@@ -28,10 +27,10 @@ from ftkit.data.audio_data import (AudioExamples, check_clips, clips_digest, fro
 from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError
 from ftkit.evaluation.asr import asr_ci, asr_metrics, utterance_errors
+from ftkit.lazy import torch  # loaded at first use: clips are read and checked without it
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import Splits
-from ftkit.training.device import release_freed_memory
 from ftkit.tasks.speech_models import (SpeechProcessor, build_speech, pad_labels, seq2seq_loss, speech_batch,
                                        transcribe_batch)
 
@@ -143,6 +142,8 @@ MAX_BATCH = 16
 
 def transcribe(model, data, batch_size: int, precision: str) -> tuple[list[str], float]:
     """Transcripts of every clip (in data order) and the mean loss (nan unlabelled)."""
+    from ftkit.training.device import release_freed_memory
+
     batch_size = min(batch_size, MAX_BATCH)
     model.eval()
     texts: list[str] = []
