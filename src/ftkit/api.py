@@ -8,6 +8,8 @@ from typing import Any, Iterable
 
 from ftkit.config import KEYWORDS, FitConfig, build_config, validate
 from ftkit.errors import ConfigError, RunDirError
+from ftkit.failpoints import failpoint
+from ftkit.io import atomic_path
 from ftkit.runs.rundir import RunDir
 
 
@@ -61,6 +63,20 @@ def load(path: str | Path) -> Model:
     if (folder / "ftkit.json").is_file() and not (folder / "summary.json").is_file():
         return Model(folder)
     return Run(path)
+
+
+def export(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """A standalone model folder (safetensors; Hugging Face format where the model is one; LoRA
+    merged in), written whole or not at all: a killed export leaves no `out` that looks done."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise RunDirError(f"--out {out} is not empty; pass --overwrite to replace it")
+    predictor = load(run_dir).predictor
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        predictor.export(tmp)
+        failpoint("export")
+    return out
 
 
 def report(path: str | Path) -> Path:
@@ -197,16 +213,17 @@ def _fit_flags(config, options: dict, overrides) -> list[str]:
 
 
 def auto(config: str | Path | FitConfig | dict | None = None, *, time_budget: str | float, out: str | Path = "runs/auto",
-         models: list[str] | None = None, overwrite: bool = False, executor: str = "local", address: str | None = None,
-         overrides: dict | list | None = None, quiet: bool = False, **options: Any) -> dict:
+         models: list[str] | None = None, overwrite: bool = False, resume: bool = False, executor: str = "local",
+         address: str | None = None, overrides: dict | list | None = None, quiet: bool = False, **options: Any) -> dict:
     """doctor -> rank -> advise -> tune -> final fit, within `time_budget` (seconds, or "30m");
-    returns auto.json; `ftkit.load(report["final_run"])` is the model (see `ftkit auto`)."""
+    returns auto.json; `ftkit.load(report["final_run"])` is the model (see `ftkit auto`).
+    `resume`: continue a killed auto in `out` (finished stages are kept)."""
     from ftkit.hpo.tune import parse_duration
     from ftkit.runs.auto import auto_run, check_budget
 
     cfg = make_config(config, options, overrides)
     return auto_run(cfg, Path(out), time_budget=check_budget(parse_duration(time_budget)), models=models,
-                    overwrite=overwrite, executor=executor, address=address,
+                    overwrite=overwrite, resume=resume, executor=executor, address=address,
                     strategy_given=True if "strategy" in options else None, quiet=quiet)
 
 
@@ -230,7 +247,11 @@ def resumed_config(cfg: FitConfig) -> FitConfig:
     if not cfg.out:
         raise ConfigError("--resume needs --out RUN_DIR (the folder of the run to continue)")
     run = RunDir(cfg.out)
-    run.check(resume=True, overwrite=False)
+    if not run.finished() and not run.began():
+        if cfg.data.train:  # killed before it began (the data checks): `fit` starts it as given
+            return cfg
+        raise RunDirError(f"nothing to resume in {cfg.out}: no config.yaml (the run did not begin there); "
+                          "give its settings again (config file, --train, --model) with --resume to start it")
     saved = validate({**run.saved_config(), "out": cfg.out})
     given, default = cfg.model_dump(mode="json"), FitConfig(out=cfg.out).model_dump(mode="json")
     kept = saved.model_dump(mode="json")

@@ -14,7 +14,6 @@ import typer
 from ftkit.cli_import import import_app
 from ftkit.cli_output import brief, print_auto, print_repeat, print_run, setup_logging
 from ftkit.errors import FtkitError
-from ftkit.io import atomic_path
 
 try:  # typer >= 0.22 vendors click
     from typer._click.exceptions import ClickException
@@ -452,14 +451,10 @@ def export(
 ) -> None:
     """A standalone model folder (safetensors; Hugging Face format where the model is one); LoRA
     adapters are merged in. `ftkit predict` and `ftkit eval` take it like a run folder."""
-    from ftkit.api import load
+    from ftkit.api import export as export_model
 
     setup_logging(quiet)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FtkitError(f"--out {out} is not empty; pass --overwrite to replace it")
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        load(run_dir).predictor.export(tmp)
+    export_model(run_dir, out, overwrite=overwrite)
     how = "transformers' from_pretrained or " if (out / "config.json").is_file() else ""
     typer.echo(f"model exported to {out} (load it with {how}`ftkit predict {out} ...`)")
 
@@ -484,6 +479,7 @@ def auto(
     set_: Optional[List[str]] = SET_OPT,
     out: Path = typer.Option(Path("runs/auto"), help="folder for doctor/advice/tune and the final run"),
     overwrite: bool = typer.Option(False, help="replace what --out holds"),
+    resume: bool = typer.Option(False, help="continue a killed auto in --out (finished stages are kept)"),
     executor: str = typer.Option("local", help="tuning trials: local, or ray"),
     address: Optional[str] = typer.Option(None, help="Ray cluster for --executor ray [start a local one]"),
     quiet: bool = QUIET_OPT,
@@ -501,7 +497,7 @@ def auto(
     cfg = make_config(str(config) if config else None, options, set_ or [])
     candidates = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None
     report = auto_run(cfg, out, time_budget=check_budget(parse_duration(time_budget)), models=candidates,
-                      overwrite=overwrite, executor=executor, address=address,
+                      overwrite=overwrite, resume=resume, executor=executor, address=address,
                       strategy_given=True if strategy else None, started=started, quiet=quiet)
     print_auto(report, out)
 

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from ftkit.config import FitConfig
 from ftkit.errors import ConfigError
 from ftkit.hpo import space as spaces
+from ftkit.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class _Reporter:
         self.trial, self.metric, self.n = trial, metric, 0
 
     def __call__(self, record: dict) -> bool:
+        failpoint("tune-trial")
         self.n += 1
         self.trial.report(record["validation"][self.metric], self.n)
         return self.trial.should_prune()

@@ -26,6 +26,7 @@ from ftkit.hpo import report as reports
 from ftkit.hpo import space as spaces
 from ftkit.hpo.objective import Trials, finished, import_optuna, make_study, retry_killed, run_local
 from ftkit.io import write_json, write_text
+from ftkit.locks import folder_lock, holds_lock_only
 from ftkit.reporting import after_run
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,13 @@ def tune(cfg: FitConfig, out: Union[str, Path], *, trials: Optional[int] = None,
     `points`: configurations ({dotted key: value}) a new study tries first, e.g. the defaults."""
     budget, out = Budget(parse_duration(time_budget)), Path(out)
     _check_options(trials, budget, executor, trial_cpus)
+    with folder_lock(out):  # one command per study folder; the OS releases it if we are killed
+        return _tune(cfg, out, budget, trials, resume, sampler, pruner, executor, address, trial_cpus, refit,
+                     refit_on_all, space, search_strategy, points, quiet)
+
+
+def _tune(cfg, out, budget, trials, resume, sampler, pruner, executor, address, trial_cpus, refit, refit_on_all,
+          space, search_strategy, points, quiet) -> dict:
     import_optuna()
     cfg, space_map = _prepare(cfg, out, resume, space, search_strategy)
     if refit_on_all and cfg.data.validation:
@@ -115,7 +123,7 @@ def _prepare(cfg: FitConfig, out: Path, resume: bool, space, search_strategy):
         doc = yaml.safe_load(saved.read_text(encoding="utf-8"))
         _check_same(cfg, doc["config"], out)
         return validate(doc["config"]), {k: spaces.ParamSpec(**v) for k, v in doc["space"].items()}
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and not holds_lock_only(out):
         hint = "pass --resume to continue it" if (out / "study.db").is_file() else "choose another --out"
         raise RunDirError(f"--out {out} is not empty; {hint}")
     space_map = _space(cfg, space, search_strategy)

@@ -15,7 +15,8 @@ import logging
 from pathlib import Path
 
 from ftkit.errors import RunDirError
-from ftkit.io import write_text
+from ftkit.failpoints import failpoint
+from ftkit.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,9 @@ def write_report(folder: str | Path) -> Path:
                           "tune.json or auto.json); is it a finished ftkit run or outer-loop folder?")
     title, subtitle, sections = pages[kind]()
     path = folder / REPORT
-    write_text(path, html.page(title, subtitle, sections))
+    with atomic_path(path) as tmp:
+        tmp.write_text(html.page(title, subtitle, sections), encoding="utf-8")
+        failpoint("report")
     return path
 
 

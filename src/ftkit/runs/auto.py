@@ -7,7 +7,8 @@ An outer loop over the same pieces as the separate commands (never a second trai
     OUT/tune/            a short Optuna study on a training sample (skipped when no room)
     OUT/final/           the chosen configuration on all the training rows (validation kept to pick
                          the best epoch): a complete run folder
-    OUT/auto.json        what each stage chose and how long it took
+    OUT/auto-state.json  each finished stage's result, as it ends: `--resume` goes on from there
+    OUT/auto.json        what each stage chose and how long it took (written last: auto finished)
 
 The budget counts from the start of the process. Each stage gets what the earlier ones left; the
 final fit is planned first (its epochs are chosen from the advise estimate so it fits about half
@@ -15,6 +16,7 @@ of what is left) and the study gets the rest, each trial capped by `train.max_se
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -25,8 +27,11 @@ from typing import Optional
 
 from ftkit.config import FitConfig, to_dict, validate
 from ftkit.errors import ConfigError, DataError, RunDirError
+from ftkit.failpoints import failpoint
 from ftkit.io import write_json
+from ftkit.locks import LOCK_NAME, folder_lock, holds_lock_only
 from ftkit.reporting import after_run
+from ftkit.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ MIN_TRIAL_STEPS = 100  # a trial of fewer optimizer steps barely leaves the prio
 ESTIMATE_MARGIN = 1.15  # estimates are within ~15-30%: plan with headroom
 LABEL_NOISE_BUDGET = 900.0  # seconds; below it the doctor skips the (model-based) label-noise check
 SCORE_BUDGET = 900.0  # seconds; below it one model is not scored (transferability, probe baseline)
+STATE_FILE = "auto-state.json"
 
 
 @dataclass
@@ -60,29 +66,64 @@ class Clock:
 
 
 def auto_run(cfg: FitConfig, out: Path, *, time_budget: float, models: Optional[list[str]] = None,
-             overwrite: bool = False, executor: str = "local", address: Optional[str] = None,
+             overwrite: bool = False, resume: bool = False, executor: str = "local", address: Optional[str] = None,
              strategy_given: Optional[bool] = None, started: Optional[float] = None, quiet: bool = False) -> dict:
     """The whole pipeline; returns what OUT/auto.json holds. The strategy is the advised one
-    unless given (None: given when the config names one other than the default)."""
+    unless given (None: given when the config names one other than the default).
+
+    `resume` (a killed auto): the stages that finished are not run again; their results and the
+    choices made from them (model, strategy, plan) are read back from OUT/auto-state.json, the
+    clock goes on from the time they used, and the stage that was killed resumes (the study
+    continues, the final fit resumes from its checkpoint)."""
     if strategy_given is None:
         strategy_given = cfg.strategy.name != "full" or bool(cfg.strategy.model_extra)
-    clock = Clock(float(time_budget), started or time.time())
-    _prepare_out(Path(out), overwrite)
-    stages: dict = {}
-    doctor = _stage(stages, "doctor", clock, lambda: _doctor(cfg, out, clock))
-    advice = _stage(stages, "advise", clock, lambda: _advise(cfg, models, out, clock, strategy_given))
-    cfg, plan = _choose(cfg, advice, clock, strategy_given)
-    tuned = _stage(stages, "tune", clock, lambda: _tune(cfg, plan, out, clock, executor, address, quiet))
-    final = _stage(stages, "final", clock, lambda: _final(cfg, plan, tuned, out, clock, quiet))
-    report = {"time_budget_seconds": time_budget, "seconds": round(clock.used(), 1),
-              "within_budget": clock.used() <= time_budget, "stages": stages,
-              "doctor": doctor, "model": cfg.model.name, "strategy": cfg.strategy.name,
-              "recommendation": advice["recommendation"], "plan": plan.as_dict(),
-              "tune": tuned,
-              "final_run": str(final), "final": _brief(final)}
-    write_json(Path(out) / "auto.json", report)
-    after_run(out)
-    return report
+    out = Path(out)
+    with folder_lock(out):  # one command per folder; the OS releases it if we are killed
+        state = _prepare_out(out, overwrite, resume)
+        clock = Clock(float(time_budget), (started or time.time()) - state.used)
+        doctor = state.stage("doctor", clock, lambda: _doctor(cfg, out, clock))
+        advice = state.stage("advise", clock, lambda: _advise(cfg, models, out, clock, strategy_given))
+        chosen = state.stage("choose", clock, lambda: _chosen(cfg, advice, clock, strategy_given), timed=False)
+        cfg, plan = validate(chosen["config"]), Plan(**chosen["plan"], profile=advice["profiles"][chosen["strategy"]])
+        tuned = state.stage("tune", clock, lambda: _tune(cfg, plan, out, clock, executor, address, quiet, resume))
+        final = Path(state.stage("final", clock, lambda: str(_final(cfg, plan, tuned, out, clock, quiet, resume))))
+        report = {"time_budget_seconds": time_budget, "seconds": round(clock.used(), 1),
+                  "within_budget": clock.used() <= time_budget, "stages": state.seconds,
+                  "doctor": doctor, "model": cfg.model.name, "strategy": cfg.strategy.name,
+                  "recommendation": advice["recommendation"], "plan": plan.as_dict(),
+                  "tune": tuned, "final_run": str(final), "final": _brief(final)}
+        if state.resumed:
+            report["resumed_stages"] = state.resumed
+        write_json(out / "auto.json", report)
+        after_run(out)
+        return report
+
+
+class State:
+    """OUT/auto-state.json: each finished stage's result and the seconds used so far, written as
+    each stage ends (a stage killed midway is not in it and runs, or resumes, again)."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = path
+        saved = json.loads(path.read_text(encoding="utf-8")) if resume and path.is_file() else {}
+        self.results: dict = saved.get("results", {})
+        self.seconds: dict = saved.get("stages", {})
+        self.used: float = saved.get("used_seconds", 0.0)
+        self.resumed: list[str] = []
+
+    def stage(self, name: str, clock: Clock, work, timed: bool = True):
+        if name in self.results:
+            self.resumed.append(name)
+            return self.results[name]
+        tick = clock.used()
+        log.info("auto: %s (%.0f s used of %.0f)", name, tick, clock.budget)
+        result = work()
+        failpoint("auto-stage")
+        self.results[name] = result
+        if timed:
+            self.seconds[name] = {"seconds": round(clock.used() - tick, 1), "ended_at": round(clock.used(), 1)}
+        write_json(self.path, {"results": self.results, "stages": self.seconds, "used_seconds": clock.used()})
+        return result
 
 
 # ---------------------------------------------------------------- stages
@@ -163,6 +204,12 @@ def _choose(cfg: FitConfig, advice: dict, clock: Clock, strategy_given: bool) ->
     return cfg, _plan(advice["profiles"][name], cfg, clock.left())
 
 
+def _chosen(cfg: FitConfig, advice: dict, clock: Clock, strategy_given: bool) -> dict:
+    """`_choose`, as auto-state.json keeps it."""
+    cfg, plan = _choose(cfg, advice, clock, strategy_given)
+    return {"config": to_dict(cfg), "strategy": cfg.strategy.name, "plan": plan.as_dict()}
+
+
 def _plan(profile: dict, cfg: FitConfig, left: float) -> Plan:
     from ftkit.advisor.estimate import estimate_fit
 
@@ -193,7 +240,8 @@ def _final_epochs(final: dict, seconds: float) -> float:
     return min(epochs_within(final, seconds / ESTIMATE_MARGIN), MAX_FINAL_EPOCHS)
 
 
-def _tune(cfg: FitConfig, plan: Plan, out: Path, clock: Clock, executor: str, address, quiet: bool) -> Optional[dict]:
+def _tune(cfg: FitConfig, plan: Plan, out: Path, clock: Clock, executor: str, address, quiet: bool,
+          resume: bool = False) -> Optional[dict]:
     """A short study of the learning rate and regularisation, one epoch on a training sample;
     the configured defaults are its first trial, so the search can only add to them."""
     if plan.trial_rows is None:
@@ -216,16 +264,25 @@ def _tune(cfg: FitConfig, plan: Plan, out: Path, clock: Clock, executor: str, ad
     # TPE's first trials are random), then TPE over all three.
     points = [{"train.lr": lr * f, "train.weight_decay": cfg.train.weight_decay,
                "train.warmup_ratio": cfg.train.warmup_ratio} for f in (1.0, 3.0, 1 / 3)]
-    return tune(trials_cfg, Path(out) / "tune", time_budget=budget, refit=False, space=space,
+    folder = Path(out) / "tune"
+    again = resume and (folder / "study.db").is_file() and (folder / "tune-config.yaml").is_file()
+    return tune(trials_cfg, folder, time_budget=budget, refit=False, space=space, resume=again,
                 search_strategy=False, points=points, executor=executor, address=address, quiet=quiet)
 
 
-def _final(cfg: FitConfig, plan: Plan, tuned: Optional[dict], out: Path, clock: Clock, quiet: bool) -> Path:
+def _final(cfg: FitConfig, plan: Plan, tuned: Optional[dict], out: Path, clock: Clock, quiet: bool,
+           resume: bool = False) -> Path:
     """The chosen configuration on all the training data, capped to the time left."""
     from ftkit.advisor.estimate import estimate_fit
     from ftkit.hpo.space import apply_values
     from ftkit.runs.fit import fit_run
 
+    folder = RunDir(Path(out) / "final")
+    if resume and folder.began():  # killed during the final fit: it resumes with its saved settings
+        log.info("auto: final fit resumes in %s", folder.path)
+        saved = validate({**folder.saved_config(), "out": str(folder.path)})
+        plan.final_epochs = saved.train.epochs
+        return fit_run(saved, resume=True, quiet=quiet, command=["ftkit", "auto", "(final)"])
     best = (tuned or {}).get("best") or {}
     if best.get("params"):
         cfg = apply_values(cfg, best["params"])
@@ -248,25 +305,23 @@ def _final(cfg: FitConfig, plan: Plan, tuned: Optional[dict], out: Path, clock: 
 
 # ---------------------------------------------------------------- helpers
 
-def _stage(stages: dict, name: str, clock: Clock, work):
-    tick = clock.used()
-    log.info("auto: %s (%.0f s used of %.0f)", name, tick, clock.budget)
-    result = work()
-    stages[name] = {"seconds": round(clock.used() - tick, 1), "ended_at": round(clock.used(), 1)}
-    return result
-
-
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
+def _prepare_out(out: Path, overwrite: bool, resume: bool) -> State:
+    state = State(out / STATE_FILE, resume)
+    if resume:
+        if (out / "auto.json").is_file():
+            raise RunDirError(f"{out} holds a finished auto run (auto.json); nothing to resume")
+        return state
+    if not holds_lock_only(out):
         if not overwrite:
-            raise RunDirError(f"--out {out} is not empty; pass --overwrite to replace it, or choose another folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+            hint = "pass --resume to continue it" if (out / STATE_FILE).is_file() else "pass --overwrite to replace it"
+            raise RunDirError(f"--out {out} is not empty; {hint}, or choose another folder")
+        for child in out.iterdir():
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    return state
 
 
 def _brief(run: Path) -> dict:
-    import json
-
     s = json.loads((Path(run) / "summary.json").read_text())
     return {"metric": s["best"]["metric"], "validation": s["best"]["value"],
             "test": {k: v for k, v in s["metrics"].get("test", {}).items() if isinstance(v, float)},

@@ -18,13 +18,15 @@ import torch
 from ftkit.config import FitConfig, to_dict
 from ftkit.data.doctor import check_data
 from ftkit.data.splits import limit_train
-from ftkit.errors import ConfigError, StrategyError
+from ftkit.errors import ConfigError, RunDirError, StrategyError
 from ftkit.evaluation.honest import assess, check_eval
 from ftkit.evaluation.overfitting import diagnose
 from ftkit.evaluation.retention import load_reference
+from ftkit.failpoints import failpoint
 from ftkit.io import atomic_path, write_json
 from ftkit.models.loading import randomize, resolve
-from ftkit.reporting import after_run
+from ftkit.locks import folder_lock
+from ftkit.reporting import REPORT, after_run
 from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
 from ftkit.training.batches import balanced_weights
@@ -55,20 +57,40 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     (called with each validation record; True stops the run, e.g. a pruned trial), and
     `score_test=False` / `save_model=False` for trials that must not see the test split and
     whose weights nobody keeps (the best configuration is refit)."""
-    tracker = open_tracker(cfg)  # a bad --tracking-uri fails now, not after hours of training
-    try:
-        return _fit(cfg, tracker, resume=resume, overwrite=overwrite, quiet=quiet, command=command,
-                    on_validate=on_validate, score_test=score_test, save_model=save_model)
-    except BaseException as err:  # Ctrl-C included: the tracked run ends KILLED, not stuck RUNNING
-        tracker.fail(err)
-        raise
+    cfg = cfg if cfg.out else cfg.model_copy(update={"out": default_out(cfg)})
+    with folder_lock(cfg.out):  # one command per run folder; the OS releases it if we are killed
+        if resume and RunDir(cfg.out).finished():
+            return complete(RunDir(cfg.out), report=score_test)
+        tracker = open_tracker(cfg)  # a bad --tracking-uri fails now, not after hours of training
+        try:
+            return _fit(cfg, tracker, resume=resume, overwrite=overwrite, quiet=quiet, command=command,
+                        on_validate=on_validate, score_test=score_test, save_model=save_model)
+        except BaseException as err:  # Ctrl-C included: the tracked run ends KILLED, not stuck RUNNING
+            tracker.fail(err)
+            raise
+
+
+def complete(run: RunDir, report: bool = True) -> Path:
+    """`--resume` on a finished run: its metrics are final (summary.json is written after the model
+    and predictions). A run killed after that, while writing its report, gets the report and loses
+    its resumable checkpoints now; otherwise there is nothing to resume."""
+    todo = [what for what, missing in (("wrote its report", report and not (run.path / REPORT).is_file()),
+                                       ("removed its leftover checkpoints", run.checkpoints.exists()))
+            if missing]
+    if not todo:
+        raise RunDirError(f"{run.path} holds a finished run (summary.json); nothing to resume")
+    if report:
+        after_run(run.path, card=(run.model / "ftkit.json").is_file())
+    shutil.rmtree(run.checkpoints, ignore_errors=True)
+    log.warning("%s holds a finished run, stopped before its last steps: %s", run.path, " and ".join(todo))
+    return run.path
 
 
 def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, quiet: bool,
          command: list[str] | None, on_validate, score_test: bool, save_model: bool) -> Path:
     started = time.perf_counter()
-    run = RunDir(cfg.out or default_out(cfg))
-    run.check(resume, overwrite)
+    run = RunDir(cfg.out)
+    resume = run.check(resume, overwrite)
     p = prepare(cfg)  # steps 1-3: nothing written yet
     cfg, task, splits, model, data, device, precision = p.cfg, p.task, p.splits, p.model, p.data, p.device, p.precision
     metric, params, processor, probe_rows, train_probe, weights = (p.metric, p.params, p.processor, p.probe_rows,
@@ -180,6 +202,7 @@ def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
     # 1. data: read, validate and split
     splits = limit_train(task.prepare_data(cfg), cfg)
     doctor = check_data(cfg, splits)  # fast data doctor: refuses leaked splits unless --allow-leakage
+    failpoint("doctor")
     groups = check_eval(task, cfg, splits)  # eval settings + --group-column values
     # 2. model: pretrained body + a new head, seeded so reruns start identically
     source = resolve(cfg.model.name)
@@ -223,6 +246,7 @@ def _final_evaluation(task, model, data: dict, cfg: FitConfig, labels: list[str]
         if name in data:
             metrics[name], probs[name] = task.evaluate(model, data[name], labels, cfg.train.eval_batch_size,
                                                        FINAL_EVAL_PRECISION)
+            failpoint("final-evaluation")
     # ... honestly: bootstrap CIs, calibration (a temperature fitted on validation), per-group metrics
     test_probs, temperature = assess(task, cfg, data, probs, metrics, labels, groups)
     return metrics, test_probs, temperature
@@ -282,6 +306,7 @@ def _zero_shot(task, model, data: dict, cfg: FitConfig, precision: str, run: Run
         return json.loads(path.read_text())
     tick = time.perf_counter()
     before = task.zero_shot(model, data["test"], cfg.train.eval_batch_size, FINAL_EVAL_PRECISION, cfg)
+    failpoint("zero-shot")
     if before is not None:
         before["seconds"] = round(time.perf_counter() - tick, 3)
         write_json(path, before)
@@ -344,6 +369,7 @@ def _probe_phase(ctx: ProbeContext, phase, run: RunDir, resume: bool):
         return None, json.loads((sub.path / "phase.json").read_text())
     sub.path.mkdir(parents=True, exist_ok=True)
     state, record = run_probe(ctx, phase, sub, resume and sub.checkpoints.is_dir())
+    failpoint("probe")
     record.update({"epochs": phase.epochs, "lr": phase.lr, "best": {"value": state.best_value, "epoch": state.best_epoch},
                    "train_seconds": round(state.train_seconds, 3), "history": state.history})
     write_json(sub.path / "phase.json", record)
@@ -409,6 +435,7 @@ def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: lis
     with atomic_path(run.model) as tmp:
         tmp.mkdir()
         task.save(model, processor, tmp, meta, cfg)
+        failpoint("model-saving")
 
 
 def _write_csv(frame, path: Path) -> None:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import shutil
 from datetime import datetime, timezone
@@ -21,6 +22,11 @@ import yaml
 
 from ftkit.errors import RunDirError
 from ftkit.io import write_json, write_text
+from ftkit.locks import LOCK_NAME, refuse_if_locked
+
+log = logging.getLogger(__name__)
+
+STARTED_FILES = ("config.yaml", "splits.json", "metrics.jsonl", ".config.yaml.tmp", ".splits.json.tmp")
 
 
 class RunDir:
@@ -39,19 +45,25 @@ class RunDir:
     def finished(self) -> bool:
         return self.summary.is_file()
 
-    def check(self, resume: bool, overwrite: bool) -> None:
-        """Refuse to clobber or mix runs; called before anything is written."""
+    def check(self, resume: bool, overwrite: bool) -> bool:
+        """Refuse to clobber or mix runs; called before anything is written. -> whether to continue
+        the run in the folder: `resume` on a run killed before it began (no config.yaml and
+        splits.json yet: during the data checks) starts it instead."""
         p = self.path
         if p.exists() and not p.is_dir():
             raise RunDirError(f"--out {p} is a file; choose a folder")
+        refuse_if_locked(p)
         if resume:
             if self.finished():
                 raise RunDirError(f"{p} holds a finished run (summary.json); nothing to resume")
-            if not self.config.is_file():
-                raise RunDirError(f"nothing to resume in {p}: no config.yaml (was the run started there?)")
-            return
-        if overwrite or not p.exists() or not any(p.iterdir()):
-            return
+            if self.began():
+                return True
+            if not p.exists() or self._only(STARTED_FILES):
+                log.info("%s: the run was stopped before it began; starting it", p)
+                return False
+            raise RunDirError(f"nothing to resume in {p}: no config.yaml (was the run started there?)")
+        if overwrite or not p.exists() or self._only(()):
+            return False
         if self.finished():
             raise RunDirError(f"{p} already holds a finished run; pass --overwrite to replace it, "
                               "or choose another --out")
@@ -60,10 +72,20 @@ class RunDir:
                               "or --overwrite to start over")
         raise RunDirError(f"{p} is not empty and is not an ftkit run folder; choose another --out")
 
+    def began(self) -> bool:
+        """config.yaml and splits.json are written: `--resume` continues the run."""
+        return self.config.is_file() and self.splits.is_file()
+
+    def _only(self, names) -> bool:
+        """The folder holds nothing but its lock file and `names`."""
+        return all(child.name in (LOCK_NAME, *names) for child in self.path.iterdir())
+
     def start(self, config: dict, command: list[str], split_record: dict, overwrite: bool) -> None:
-        if overwrite and self.path.exists():
-            shutil.rmtree(self.path)
+        """config.yaml, splits.json, an empty metrics.jsonl; what was there goes (the lock stays)."""
         self.path.mkdir(parents=True, exist_ok=True)
+        for child in self.path.iterdir():
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
         doc = {"config": config, "command": command, "versions": versions(),
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         write_text(self.config, yaml.safe_dump(doc, sort_keys=False))
