@@ -94,22 +94,26 @@ def fit(
                      batch_size=batch_size, lr=lr, seed=seed, out=out, allow_leakage=allow_leakage or None, tracking=tracking,
                      tracking_uri=tracking_uri)
     cfg = make_config(str(config) if config else None, options, set_ or [])
-    if not baseline and seeds == 1:  # bad data is refused before torch loads (seconds)
-        from ftkit.runs.precheck import precheck
-        precheck(cfg, resume=resume, overwrite=overwrite)
-    from ftkit.runs.fit import default_out, fit_run
-
     if baseline:
         from ftkit.runs.baselines import fit_with_baselines
         print_run(fit_with_baselines(cfg, baseline, seeds=seeds, resume=resume, overwrite=overwrite, quiet=quiet,
                                       command=["ftkit"] + sys.argv[1:]))
         return
-    if seeds != 1:
+    if seeds != 1:  # the first seed's run checks the data before torch loads (runs/repeat.py)
         from ftkit.runs.repeat import repeat_seeds
-        folder = Path(cfg.out or default_out(cfg))
+        if cfg.out:
+            folder = Path(cfg.out)
+        else:
+            from ftkit.runs.fit import default_out
+            folder = Path(default_out(cfg))
         print_repeat(repeat_seeds(cfg, seeds, folder, resume=resume, overwrite=overwrite, quiet=quiet),
                       folder / "seeds.json")
         return
+    from ftkit.runs.precheck import precheck
+
+    precheck(cfg, resume=resume, overwrite=overwrite)  # bad input is refused before torch loads (seconds)
+    from ftkit.runs.fit import fit_run
+
     if resume:
         cfg = resumed_config(cfg)
     path = fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=["ftkit"] + sys.argv[1:])

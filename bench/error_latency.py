@@ -1,0 +1,92 @@
+"""How fast bad input is refused (issue 16): each command runs the real CLI in a fresh process.
+
+Every case must exit 2 with one `error: ...` line on stderr (doctor exits 0 and reports the
+unloadable file in doctor.json; `--strict` makes that exit 1); the table shows the best wall
+clock of --repeats runs. The target is under 2 s on the project's 2-core machine.
+
+    .venv/bin/python bench/error_latency.py [--repeats 3] [--json bench/results/error_latency.json]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+TARGET_SECONDS = 2.0
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def cases(d: Path) -> list[tuple[str, list[str], int]]:
+    """(name, ftkit arguments, expected exit status)."""
+    good = write_csv(d / "good.csv", [{"text": f"{w} film {i}", "label": w} for i in range(20) for w in ("good", "bad")])
+    no_text = write_csv(d / "review.csv", [{"review": "good", "label": "pos"}, {"review": "bad", "label": "neg"}])
+    blank = write_csv(d / "blank.csv", [{"text": "good film", "label": "pos"}, {"text": "bad film", "label": " "}])
+    (d / "bad_key.yaml").write_text(f"model: minilm-l6\ndata:\n  train: {good}\n  no_such_key: 1\n")
+    fit = ["fit", "--model", "minilm-l6", "--out", str(d / "run"), "--quiet"]
+    return [
+        ("fit: file not found", fit + ["--train", str(d / "missing.csv")], 2),
+        ("fit: missing column", fit + ["--train", str(no_text)], 2),
+        ("fit: blank label", fit + ["--train", str(blank)], 2),
+        ("fit: --set train.lr=abc", fit + ["--train", str(good), "--set", "train.lr=abc"], 2),
+        ("fit: unknown config key", ["fit", str(d / "bad_key.yaml"), "--out", str(d / "run"), "--quiet"], 2),
+        ("fit: unknown flag", fit + ["--train", str(good), "--no-such-flag"], 2),
+        ("fit: --batch-size abc", fit + ["--train", str(good), "--batch-size", "abc"], 2),
+        ("doctor --strict: file not found", ["doctor", "--train", str(d / "missing.csv"), "--out",
+                                             str(d / "doctor.json"), "--strict", "--quiet"], 1),
+        ("predict: no run folder", ["predict", str(d / "no-run"), "--text", "good film"], 2),
+        ("cv: missing column", ["cv", "--model", "minilm-l6", "--train", str(no_text), "--out", str(d / "cv"),
+                                "--quiet"], 2),
+    ] + [(f"fit {task}: missing column", fit + ["--task", task, "--train", str(no_text)], 2)
+         for task in ("token-classification", "image-classification", "audio-classification", "speech-recognition")]
+
+
+def timed(args: list[str], expect: int) -> float:
+    tick = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "ftkit.cli", *args], capture_output=True, text=True, env=ENV,
+                            timeout=300)
+    seconds = time.perf_counter() - tick
+    lines = result.stderr.strip().splitlines()
+    if result.returncode != expect:
+        raise SystemExit(f"ftkit {' '.join(args)}: exit {result.returncode}, expected {expect}\n{result.stderr}")
+    if expect == 2 and not (len(lines) == 1 and lines[0].startswith("error: ")):
+        print(f"  note: stderr is not one `error:` line: {result.stderr.strip()[:300]!r}", file=sys.stderr)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="also write the timings here")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, argv, expect in cases(Path(tmp)):
+            best = min(timed(argv, expect) for _ in range(args.repeats))
+            rows.append({"case": name, "exit": expect, "best_seconds": round(best, 2)})
+            print(f"{name:34s} exit {expect}  {best:5.2f} s", flush=True)
+    print(f"\n| case | exit | best of {args.repeats} (s) |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['exit']} | {r['best_seconds']:.2f} |")
+    slow = [r["case"] for r in rows if r["best_seconds"] >= TARGET_SECONDS]
+    print(f"\nslowest {max(r['best_seconds'] for r in rows):.2f} s; "
+          + (f"over {TARGET_SECONDS:g} s: {', '.join(slow)}" if slow else f"all under {TARGET_SECONDS:g} s"))
+    if args.json:
+        args.json.write_text(json.dumps({"repeats": args.repeats, "cases": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
