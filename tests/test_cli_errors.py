@@ -1,4 +1,8 @@
 """Bad input through the real CLI: exit 2, one line naming file/row/column, nothing written."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from conftest import run_cli, write_csv
@@ -132,3 +136,23 @@ def test_bad_data_fails_in_a_real_process(tmp_path):
                                   isolated=True))
     assert "d.csv line 3: missing label in column 'label'" in line
     assert not out.exists()
+
+
+HEAVY = ("torch", "sklearn", "transformers")
+
+
+def test_bad_data_is_refused_before_torch_loads(tmp_path):
+    """The precheck's point: every task module, and a refused `fit`, load none of the heavy modules
+    (speed itself is bench/error_latency.py's business)."""
+    path = write_csv(tmp_path / "d.csv", [{"review": "good", "label": "pos"}, {"review": "bad", "label": "neg"}])
+    code = ("import runpy, sys\n"
+            "from ftkit.tasks import _load_builtin\n"
+            "_load_builtin()\n"
+            f"sys.argv = ['ftkit', 'fit', '--model', 'minilm-l6', '--train', {str(path)!r}, '--quiet']\n"
+            "try:\n    runpy.run_module('ftkit.cli', run_name='__main__')\n"
+            "except SystemExit as exit:\n"
+            f"    print(exit.code, [m for m in {HEAVY!r} if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.stdout.split("\n")[0] == "2 []", result.stdout + result.stderr
+    assert "no column 'text' (--text-column)" in result.stderr
