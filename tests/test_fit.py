@@ -76,6 +76,7 @@ def test_python_api_load_predict_and_eval_cli(finished_run, sentiment, tmp_path)
     assert [json.loads(x)["predicted"] for x in result.stdout.splitlines()] == ["pos", "neg"]
 
 
+@pytest.mark.precision
 def test_same_seed_same_metrics_integer_labels_jsonl(tmp_path, tiny_model):
     rows = [{"text": r["text"], "label": int(r["label"] == "pos")} for r in sentiment_rows(200, 5)]
     data = tmp_path / "d.jsonl"
@@ -92,6 +93,7 @@ def test_same_seed_same_metrics_integer_labels_jsonl(tmp_path, tiny_model):
     assert a.equals(b)
 
 
+@pytest.mark.precision
 def test_kill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny_model):
     data = {"train": write_csv(tmp_path / "train.csv", sentiment_rows(1600, 7)),
             "test": write_csv(tmp_path / "test.csv", sentiment_rows(100, 8))}
@@ -130,6 +132,7 @@ def test_drop_empty_skips_and_counts(tmp_path, tiny_model):
     assert sum(run.summary["data"].values()) == 60
 
 
+@pytest.mark.precision
 def test_early_stopping_and_best_weights_restored(tmp_path, tiny_model, sentiment):
     run = ftkit.fit(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]),
                     out=str(tmp_path / "r"), epochs=30, batch_size=8, lr=3e-3, quiet=True,

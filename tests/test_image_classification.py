@@ -83,6 +83,7 @@ def test_augment_changes_pixels_and_mixup_returns_shares():
     assert set(a.tolist()) | set(b.tolist()) <= {0, 1}
 
 
+@pytest.mark.precision
 def test_tiny_resnet_end_to_end_and_the_saved_run_predicts_the_same(tiny_resnet, images, tmp_path):
     out = tmp_path / "run"
     result = run_cli("fit", "--task", "image-classification", "--model", tiny_resnet, "--train", images["train"],

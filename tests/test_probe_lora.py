@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -78,6 +79,7 @@ def test_lp_ft_second_phase_starts_from_the_probed_head(tiny_model, sentiment, t
     assert not (tmp_path / "lpft" / "probe" / "checkpoints").exists()
 
 
+@pytest.mark.precision
 def test_lp_ft_resume_skips_a_finished_probe_phase(tiny_model, sentiment, tmp_path):
     out = tmp_path / "lpft"
     fit(tiny_model, sentiment, out, "lp-ft", overrides={"strategy.probe_epochs": 1})
@@ -92,6 +94,7 @@ def test_lp_ft_resume_skips_a_finished_probe_phase(tiny_model, sentiment, tmp_pa
     assert torch.equal(load_file(str(out / "probe" / "head.safetensors"))["classifier.weight"], head["classifier.weight"])
 
 
+@pytest.mark.precision
 def test_lora_trains_adapters_and_head_and_reloads_identically(tiny_model, sentiment, tmp_path):
     out = tmp_path / "lora"
     run = fit(tiny_model, sentiment, out, "lora", epochs=2,

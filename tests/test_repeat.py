@@ -64,6 +64,7 @@ def test_cv_runs_one_fit_per_fold_and_reports_mean_and_std(tmp_path, tiny_model,
     assert refused.returncode == 2 and "no such option" in refused.stderr.lower()
 
 
+@pytest.mark.precision
 def test_seeds_repeat_the_fit_on_the_same_splits(tmp_path, tiny_model, sentiment):
     out = tmp_path / "seeds"
     result = run_cli("fit", "--seeds", "2", "--seed", "5", "--out", out, "--test", sentiment["test"],

@@ -171,6 +171,7 @@ def test_whisper_linear_probe_trains_an_untied_output_layer(tiny_whisper, speech
     assert ftkit.load(out).predict([clip])[0]["transcript"] == run.predictor.predict([clip])[0]["transcript"]
 
 
+@pytest.mark.precision
 def test_kill_then_resume_matches_uninterrupted(tiny_whisper, speech, tmp_path):
     """Augmented training (speed, gain, noise, SpecAugment drawing from numpy's global generator)
     resumes to the same metrics, bitwise, in fp32 and in bf16 (the run seeds numpy's global

@@ -87,6 +87,7 @@ def test_entity_spans_carry_token_and_character_offsets():
     assert spans[0]["start_char"] == 4 and spans[0]["end_char"] == 9
 
 
+@pytest.mark.precision
 def test_ner_end_to_end_and_the_saved_run_predicts_the_same(tiny_model, ner, tmp_path):
     out = tmp_path / "ner"
     result = run_cli("fit", "--task", "token-classification", "--model", tiny_model, "--train", ner["train"],

@@ -30,6 +30,7 @@ def test_length_grouping_cuts_padding():
     assert grouped < 0.7 * plain
 
 
+@pytest.mark.precision
 def test_checkpoint_round_trip_restores_optimizer_scheduler_and_rng(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 
 import torch
 
@@ -120,3 +121,14 @@ def keep_freed_memory() -> bool:
         return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
     except (OSError, AttributeError):
         return False
+
+
+def _main(argv: list[str]) -> None:
+    """`python -m ftkit.training.device [--other]`: what `auto` resolves to here (or the other one;
+    `make test` runs the precision-sensitive tests again in it)."""
+    here = resolve_precision("auto", pick_device("auto"))
+    print({"fp32": "bf16", "bf16": "fp32"}[here] if "--other" in argv else here)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
