@@ -73,6 +73,8 @@ def test_fit_killed_at_a_stage_resumes_to_the_same_metrics(stage, straight, tmp_
     assert (out / "model").exists() == (stage == "report")
     if stage == "doctor":  # killed before the run began: only the (released) lock file
         assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+    if stage == "zero-shot":
+        assert (out / "config.yaml").is_file() and not (out / "test_before.json").exists()
     if stage == "model-saving":
         assert (out / ".model.tmp").is_dir()  # the half-written copy, under a name nothing reads
 
