@@ -25,13 +25,15 @@ from typing import Protocol
 from ftkit.config import FitConfig, TrackingConfig, flatten, to_dict
 from ftkit.errors import ConfigError
 from ftkit.io import write_json
+from ftkit.locks import LOCK_NAME
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "--tracking mlflow needs MLflow: pip install 'ftkit[tracking]'"
 DEFAULT_FOLDER = "mlruns"  # in the working folder: `mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`
 STATE_FILE = "tracking.json"
-SKIPPED = {"checkpoints"}  # resumable state: deleted when the run ends, never an artifact
+# Resumable state (deleted when the run ends) and the folder lock (released then): never artifacts.
+SKIPPED = {"checkpoints", LOCK_NAME}
 # fit_run's `command` from each outer loop -> the kind of run it is
 OUTER_KINDS = {("tune", "(trial)"): "tune-trial", ("tune", "(refit)"): "tune-refit",
                ("auto", "(final)"): "auto-final", ("rank", "--confirm-top"): "rank-confirm",
