@@ -17,6 +17,7 @@ from ftkit.config import FitConfig
 from ftkit.data.splits import split_seed
 from ftkit.errors import ConfigError
 from ftkit.io import write_json
+from ftkit.locks import folder_lock
 from ftkit.reporting import after_run
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,11 @@ def repeat_seeds(cfg: FitConfig, seeds: int, out: Path, *, resume: bool = False,
 
 
 def _fit_each(runs: list[tuple[str, FitConfig]], resume: bool, overwrite: bool, quiet: bool) -> list[dict]:
+    with folder_lock(Path(runs[0][1].out).parent):  # one cv / --seeds per folder at a time
+        return _fit_all(runs, resume, overwrite, quiet)
+
+
+def _fit_all(runs: list[tuple[str, FitConfig]], resume: bool, overwrite: bool, quiet: bool) -> list[dict]:
     from ftkit.runs.precheck import precheck
 
     first = runs[0][1]  # the runs differ in seed or fold: bad data fails the first before torch loads
