@@ -1,4 +1,5 @@
 """Bad input through the real CLI: exit 2, one line naming file/row/column, nothing written."""
+import ast
 import os
 import subprocess
 import sys
@@ -156,3 +157,47 @@ def test_bad_data_is_refused_before_torch_loads(tmp_path):
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.stdout.split("\n")[0] == "2 []", result.stdout + result.stderr
     assert "no column 'text' (--text-column)" in result.stderr
+
+
+def refused_without_heavy(*args) -> tuple[int, list[str], str]:
+    """Run `ftkit ARGS` in a fresh interpreter -> (exit status, heavy modules it loaded, stderr)."""
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['ftkit'] + {[str(a) for a in args]!r}\n"
+            "try:\n    runpy.run_module('ftkit.cli', run_name='__main__')\n"
+            "except SystemExit as exit:\n"
+            f"    print(exit.code, [m for m in {HEAVY + ('optuna',)!r} if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    status, _, loaded = result.stdout.split("\n")[0].partition(" ")
+    return int(status), ast.literal_eval(loaded), result.stderr
+
+
+NO_TEXT = "no column 'text' (--text-column)"
+
+
+@pytest.mark.parametrize("command, args, says", [
+    ("compare", ["--strategies", "full,lora", "--model", "minilm-l6"], NO_TEXT),
+    ("compare", ["--strategies", "full,nosuch", "--model", "minilm-l6"], "unknown strategy 'nosuch'"),
+    ("tune", ["--trials", "2", "--model", "minilm-l6", "--train", "{missing}"], "missing.csv: file not found"),
+    ("advise", ["--model", "minilm-l6"], NO_TEXT),
+    ("advise", ["--task", "token-classification", "--model", "minilm-l6"], "line 1: no tag column"),
+    ("auto", ["--time-budget", "10m", "--model", "minilm-l6"], NO_TEXT),
+    ("rank", ["--models", "minilm-l6,random:minilm-l6"], NO_TEXT),
+    ("fit", ["--baseline", "scratch", "--model", "minilm-l6"], NO_TEXT),
+], ids=["compare", "compare-unknown-strategy", "tune", "advise", "advise-ner", "auto", "rank", "fit-baseline"])
+def test_outer_loops_refuse_bad_input_before_torch_loads(tmp_path, command, args, says):
+    """compare, tune, advise, auto, rank and fit --baseline check before the engine loads, as fit does:
+    exit 2, one line, no heavy module imported and (but auto's doctor.json) nothing written."""
+    no_text = write_csv(tmp_path / "review.csv", [{"review": "good", "label": "pos"}, {"review": "bad", "label": "neg"}])
+    args = [a.format(missing=tmp_path / "missing.csv") for a in args]
+    if "--train" not in args:
+        args += ["--train", str(no_text)]
+    out = tmp_path / "out"
+    status, loaded, stderr = refused_without_heavy(command, *args, "--out", out, "--quiet")
+    lines = stderr.strip().splitlines()
+    assert (status, loaded) == (2, []), stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], stderr
+    if command == "auto":  # its doctor stage reports the refusal in doctor.json, by design
+        assert sorted(p.name for p in out.iterdir()) == ["doctor.json"]
+    else:
+        assert not out.exists(), "a refused command must not write its --out"

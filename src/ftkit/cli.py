@@ -95,7 +95,11 @@ def fit(
                      tracking_uri=tracking_uri)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     if baseline:
-        from ftkit.runs.baselines import fit_with_baselines
+        from ftkit.runs.baselines import check_names, fit_with_baselines
+        from ftkit.runs.precheck import precheck
+
+        check_names(baseline)
+        precheck(cfg, resume=resume, overwrite=overwrite)  # the fine-tuned run's input, before torch loads
         print_run(fit_with_baselines(cfg, baseline, seeds=seeds, resume=resume, overwrite=overwrite, quiet=quiet,
                                       command=["ftkit"] + sys.argv[1:]))
         return
@@ -229,6 +233,7 @@ def compare_cmd(
     """Run several strategies with the same data, budget and seed; table + plot."""
     from ftkit.api import make_config
     from ftkit.runs.compare import compare, split_variants
+    from ftkit.runs.precheck import precheck_compare
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
@@ -236,6 +241,7 @@ def compare_cmd(
                      batch_size=batch_size, lr=lr, seed=seed, reference_data=reference_data)
     cfg = make_config(str(config) if config else None, options, set_ or [])
     names = split_variants(strategies)
+    precheck_compare(cfg, names, out, resume=resume, overwrite=overwrite)  # each strategy trains in a new process
     table = compare(cfg, names, out, overwrite=overwrite, resume=resume, quiet=quiet)
     typer.echo(table.drop(columns=["run_dir"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     typer.echo(f"comparison: {out / 'comparison.csv'}, {out / 'comparison.png'}")
@@ -344,6 +350,7 @@ def tune_cmd(
     from ftkit.hpo.report import table
     from ftkit.hpo.space import split_config
     from ftkit.hpo.tune import tune
+    from ftkit.runs.precheck import precheck_data
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
@@ -351,6 +358,7 @@ def tune_cmd(
                      strategy=strategy, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     tree, spec = split_config(str(config) if config else None)
     cfg = make_config(tree, options, set_ or [])
+    precheck_data(cfg, resume=resume)  # bad data is refused before optuna and torch load
     report = tune(cfg, out, trials=trials, time_budget=time_budget, resume=resume, sampler=sampler, pruner=pruner,
                   executor=executor, address=address, trial_cpus=trial_cpus, refit_on_all=refit_on_all,
                   space=spec, search_strategy=False if strategy else None, quiet=quiet)
@@ -416,13 +424,16 @@ def advise(
 ) -> None:
     """Before spending compute: should I fine-tune, which model and strategy, how long will it
     take, will it fit in memory? Profiles a few real steps per strategy; prints the advised `ftkit fit`."""
-    from ftkit.api import advise as run_advise
+    from ftkit.api import advise as run_advise, make_config
     from ftkit.advisor.table import render
+    from ftkit.runs.precheck import precheck_data
 
     setup_logging(quiet)
     options = _given(task=task, model=model, train=train, validation=validation, test=test,
                      text_column=text_column, label_column=label_column, image_column=image_column, audio_column=audio_column, epochs=epochs,
                      batch_size=batch_size, seed=seed)
+    # Bad data is refused before the strategies are profiled (each in a process that imports torch).
+    precheck_data(make_config(str(config) if config else None, options, set_ or []))
     result = run_advise(str(config) if config else None, models=models, strategies=strategies, budget=budget,
                         target_metric=target_metric, out=out, overrides=set_ or [], **options)
     from rich.console import Console

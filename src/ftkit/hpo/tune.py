@@ -156,7 +156,6 @@ def _check_same(cfg: FitConfig, saved: dict, out: Path) -> None:
 def _check_data(cfg: FitConfig) -> tuple[str, int]:
     """Read, split and check the data once (fails before any trial) -> (metric, training rows)."""
     from ftkit.data.doctor import check_data
-    from ftkit.runs.fit import _metric
     from ftkit.tasks import get_task
 
     task = get_task(cfg.task)
@@ -165,6 +164,8 @@ def _check_data(cfg: FitConfig) -> tuple[str, int]:
     if splits.validation is None:
         raise ConfigError("tuning selects on validation scores: give --validation, or keep "
                           "data.validation_size above 0")
+    from ftkit.runs.fit import _metric  # torch: after the checks above
+
     return _metric(cfg, task), len(splits.train)
 
 

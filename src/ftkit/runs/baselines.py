@@ -46,7 +46,6 @@ def fit_with_baselines(cfg: FitConfig, names, *, seeds: int = 1, resume: bool = 
     """The fine-tuned run, then its baselines. With --resume, a finished fine-tuned run is kept and
     only the baselines still missing run (or continue), so a kill during a baseline loses little."""
     from ftkit.api import resumed_config
-    from ftkit.runs.fit import fit_run
 
     names = check_names(names)
     if seeds != 1:
@@ -58,6 +57,8 @@ def fit_with_baselines(cfg: FitConfig, names, *, seeds: int = 1, resume: bool = 
         cfg = validate({**RunDir(path).saved_config(), "out": str(path)})
         log.info("%s: fine-tuned run already finished; running its baselines", path)
     else:
+        from ftkit.runs.fit import fit_run  # torch: after the checks above
+
         cfg = resumed_config(cfg) if resume else cfg
         path = fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=command)
     run_baselines(path, cfg, names, resume=resume, overwrite=overwrite, quiet=quiet)

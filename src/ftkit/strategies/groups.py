@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from torch import nn
-
 from ftkit.errors import StrategyError
+from ftkit.lazy import nn
 from ftkit.registry import Registry
 
-Params = list[tuple[str, nn.Parameter]]
+Params = list[tuple[str, "nn.Parameter"]]  # a string: nn (torch) loads on first use
 MATCHERS: Registry[Callable[[nn.Module], "LayerGroups"]] = Registry("layer-group matcher")
 
 

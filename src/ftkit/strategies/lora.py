@@ -3,9 +3,8 @@ plus the new task head, are all that train. The run folder keeps the adapter (sm
 head; `ftkit export` merges them into plain weights."""
 import warnings
 
-from torch import nn
-
 from ftkit.errors import StrategyError
+from ftkit.lazy import nn
 from ftkit.strategies import FreezeSummary, count, options, strategy
 from ftkit.strategies.groups import head_modules
 

@@ -6,9 +6,8 @@ behind the frozen model, on cached encoder outputs (see probe_readout).
 LP-FT (Kumar et al. 2022) then fine-tunes every layer starting from the probed head: a trained
 head distorts the pretrained features less than a random one during full fine-tuning.
 """
-from torch import nn
-
 from ftkit.errors import StrategyError
+from ftkit.lazy import nn
 from ftkit.strategies import FreezeSummary, ProbePhase, count, default_lr, options, set_trainable, strategy
 from ftkit.strategies.groups import head_modules, is_encoder_decoder
 
