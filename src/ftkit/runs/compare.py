@@ -15,6 +15,7 @@ import pandas as pd
 from ftkit.config import FitConfig, parse_set, set_dotted, to_dict, validate
 from ftkit.errors import ConfigError, FtkitError
 from ftkit.io import atomic_path, write_json
+from ftkit.locks import folder_lock
 from ftkit.reporting import after_run
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool
     for _, name, _ in variants:
         get_strategy(name)  # unknown names fail before any training
     configs = [(label, name, variant_config(cfg, name, sets, out / label)) for label, name, sets in variants]
+    with folder_lock(out):  # one compare per folder at a time
+        return _compare_all(configs, out, resume, overwrite, quiet)
+
+
+def _compare_all(configs: list, out: Path, resume: bool, overwrite: bool, quiet: bool) -> pd.DataFrame:
     rows = []
     for name, _, run_cfg in configs:
         run_dir = out / name
