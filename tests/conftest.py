@@ -154,6 +154,16 @@ def _run_in_process(argv: list[str], env: dict[str, str]) -> subprocess.Complete
     return subprocess.CompletedProcess(["ftkit", *argv], code, out.getvalue(), err.getvalue())
 
 
+def save_fuzz_counts(counts: dict) -> None:
+    """FTKIT_FUZZ_COUNTS=PATH: merge the fuzz tests' counts (inputs, outcomes per reader) into PATH."""
+    target = os.environ.get("FTKIT_FUZZ_COUNTS")
+    if target:
+        path = Path(target)
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        saved.update({reader: dict(c) for reader, c in counts.items()})
+        path.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+
+
 def summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())
 

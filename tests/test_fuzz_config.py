@@ -3,7 +3,6 @@ raise a ConfigError whose message is one line and names the file, the flag or th
 another exception. Counts as in test_fuzz_readers.py (FTKIT_FUZZ_COUNTS=PATH)."""
 import json
 import math
-import os
 import re
 import tempfile
 from collections import Counter
@@ -14,6 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import save_fuzz_counts
 from ftkit.config import FitConfig, build_config, flatten, parse_set, to_dict
 from ftkit.errors import ConfigError, FtkitError
 
@@ -26,12 +26,7 @@ KEYS = sorted(flatten(to_dict(FitConfig())))  # every dotted key: data.train, tr
 @pytest.fixture(scope="module", autouse=True)
 def write_counts():
     yield
-    target = os.environ.get("FTKIT_FUZZ_COUNTS")
-    if target:
-        path = Path(target)
-        saved = json.loads(path.read_text()) if path.is_file() else {}
-        saved.update({reader: dict(c) for reader, c in COUNTS.items()})
-        path.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    save_fuzz_counts(COUNTS)
 
 
 def outcome(reader: str, build, names: list[str]):

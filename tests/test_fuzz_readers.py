@@ -7,7 +7,6 @@ errors, valid results per reader) are written there as JSON (bench/RESULTS.md qu
 import csv
 import io
 import json
-import os
 import re
 import struct
 import tempfile
@@ -21,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import save_fuzz_counts
 from ftkit.config import FitConfig
 from ftkit.data.audio_data import check_clips, transcribed_folder
 from ftkit.data.readers import read_table
@@ -41,12 +41,7 @@ COUNTS: dict[str, Counter] = {}
 @pytest.fixture(scope="module", autouse=True)
 def write_counts():
     yield
-    target = os.environ.get("FTKIT_FUZZ_COUNTS")
-    if target:
-        path = Path(target)
-        saved = json.loads(path.read_text()) if path.is_file() else {}
-        saved.update({reader: dict(c) for reader, c in COUNTS.items()})
-        path.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    save_fuzz_counts(COUNTS)
 
 
 def outcome(reader: str, path: Path, read):
@@ -127,37 +122,37 @@ def check_examples(examples):
     assert all(isinstance(label, str) and label and label == label.strip() for label in examples.labels)
 
 
+def read_hostile(reader: str, suffix: str, data: bytes, read):
+    """Write `data` to a file with `suffix` and pass it to `read(path)` through `outcome`."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"hostile{suffix}"
+        path.write_bytes(data)
+        return outcome(reader, path, lambda: read(path))
+
+
+def read_text_table(reader: str, suffix: str, data: bytes, drop_empty: bool) -> None:
+    """`data` read as a text-classification table: a valid one, or a clean error."""
+    result = read_hostile(reader, suffix, data, lambda path: read_examples(str(path), "text", "label", drop_empty))
+    if result is not None:
+        check_examples(result)
+
+
 @FUZZ
 @given(data=st.one_of(delimited(","), st.binary(max_size=300)), drop_empty=st.booleans())
 def test_csv(data, drop_empty):
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hostile.csv"
-        path.write_bytes(data)
-        result = outcome("csv", path, lambda: read_examples(str(path), "text", "label", drop_empty))
-        if result is not None:
-            check_examples(result)
+    read_text_table("csv", ".csv", data, drop_empty)
 
 
 @FUZZ
 @given(data=st.one_of(delimited("\t"), st.binary(max_size=300)))
 def test_tsv(data):
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hostile.tsv"
-        path.write_bytes(data)
-        result = outcome("tsv", path, lambda: read_examples(str(path), "text", "label", False))
-        if result is not None:
-            check_examples(result)
+    read_text_table("tsv", ".tsv", data, False)
 
 
 @FUZZ
 @given(data=st.one_of(jsonl(), st.binary(max_size=300)), drop_empty=st.booleans())
 def test_jsonl(data, drop_empty):
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hostile.jsonl"
-        path.write_bytes(data)
-        result = outcome("jsonl", path, lambda: read_examples(str(path), "text", "label", drop_empty))
-        if result is not None:
-            check_examples(result)
+    read_text_table("jsonl", ".jsonl", data, drop_empty)
 
 
 CELL = st.one_of(st.text(max_size=8), st.none(), st.floats(), st.integers(-10, 10), st.booleans())
@@ -197,12 +192,7 @@ def parquet(draw):
 @FUZZ
 @given(data=parquet())
 def test_parquet(data):
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hostile.parquet"
-        path.write_bytes(data)
-        result = outcome("parquet", path, lambda: read_examples(str(path), "text", "label", False))
-        if result is not None:
-            check_examples(result)
+    read_text_table("parquet", ".parquet", data, False)
 
 
 @FUZZ
@@ -303,19 +293,13 @@ def check_sentences(path: Path):
 @FUZZ
 @given(data=st.one_of(conll(), st.binary(max_size=200)))
 def test_conll(data):
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hostile.conll"
-        path.write_bytes(data)
-        outcome("conll", path, lambda: check_sentences(path))
+    read_hostile("conll", ".conll", data, check_sentences)
 
 
 @FUZZ
 @given(data=st.one_of(ner_jsonl(), st.binary(max_size=200)))
 def test_ner_jsonl(data):
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hostile.jsonl"
-        path.write_bytes(data)
-        outcome("ner jsonl", path, lambda: check_sentences(path))
+    read_hostile("ner jsonl", ".jsonl", data, check_sentences)
 
 
 # ---------------------------------------------------------------- image and audio tables
