@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 import ftkit
 from ftkit.config import FitConfig
 from ftkit.errors import StrategyError
-from ftkit.strategies import general_strategies, get_strategy
+from ftkit.strategies import STRATEGIES, Settings, general_strategies, get_strategy, strategy_settings
 from ftkit.strategies.groups import layer_groups
 
 get_strategy("full")  # registers the built-ins
@@ -108,3 +108,27 @@ def test_gradual_unfreeze_opens_one_group_per_epoch(tiny_model, sentiment, tmp_p
     summary = get_strategy("gradual-unfreeze")(classifier(tiny_model), cfg("gradual-unfreeze"))
     assert len(summary.unfreeze) == 3  # top block, lower block, embeddings
     assert summary.unfreeze[0][0].startswith("bert.encoder.layer.1.")
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_has_typed_settings_that_refuse_unknown_keys(name):
+    settings = get_strategy(name).settings
+    assert issubclass(settings, Settings)
+    assert strategy_settings(cfg(name), name) == settings()  # the defaults validate
+    with pytest.raises(StrategyError, match=rf"--set strategy.nope: not a setting of strategy '{name}' \(its settings: "):
+        strategy_settings(cfg(name, nope=1), name)
+
+
+@pytest.mark.parametrize("name, key, value, message", [
+    ("lora", "rank", 0, "--set strategy.rank: input should be greater than or equal to 1, got 0"),
+    ("lora", "rank", True, "--set strategy.rank: input should be a valid integer, got True"),  # not coerced
+    ("lora", "target_modules", "query", "--set strategy.target_modules: "),
+    ("llrd", "decay", 1.5, "--set strategy.decay: input should be less than or equal to 1, got 1.5"),
+    ("lp-ft", "probe_epochs", "five", "--set strategy.probe_epochs: input should be a valid number, got 'five'"),
+    ("freeze-bottom", "layers", 1.5, "--set strategy.layers: input should be a valid integer, got 1.5"),
+])
+def test_bad_strategy_settings_name_the_key(name, key, value, message):
+    with pytest.raises(StrategyError) as err:
+        strategy_settings(cfg(name, **{key: value}), name)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert strategy_settings(cfg("lora", rank=4, dropout=0), "lora").rank == 4  # ints stand for floats

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from ftkit.errors import StrategyError
 from ftkit.registry import Registry
 
@@ -17,13 +19,23 @@ STRATEGIES: Registry = Registry("strategy")
 FULL_LR = 5e-5  # the usual peak lr for updating a whole pretrained transformer
 
 
-def strategy(name: str, help: str, lr: Optional[float] = None, needs: Optional[str] = None):
+class Settings(BaseModel):
+    """A strategy's own settings (``strategy.<key>``), typed like PEFT's per-method configs: each
+    strategy subclasses it (no fields: it takes none). Unknown keys are an error, not ignored;
+    values are not coerced (``rank: true`` is no whole number)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def strategy(name: str, help: str, lr: Optional[float] = None, needs: Optional[str] = None,
+             settings: type[Settings] = Settings):
     """Register ``apply`` under `name`; `lr` is used when the user gives none (a head or adapter
     trained alone needs a far larger step than a whole pretrained network). None: the task's lr
     for updating a whole pretrained body (FULL_LR for transformers, larger for convnets).
-    `needs`: the kind of model it only applies to (e.g. "encoder-decoder"); None: any model."""
+    `needs`: the kind of model it only applies to (e.g. "encoder-decoder"); None: any model.
+    `settings`: its typed settings (`strategy_settings` validates `strategy.*` against them)."""
     def add(fn):
-        fn.default_lr, fn.needs = lr, needs
+        fn.default_lr, fn.needs, fn.settings = lr, needs, settings
         return STRATEGIES.register(name, help)(fn)
     return add
 
@@ -72,14 +84,24 @@ def set_trainable(params, trainable: bool) -> None:
         param.requires_grad_(trainable)
 
 
-def options(cfg, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The strategy's own settings (``strategy.<key>``); unknown keys are an error, not ignored."""
-    given = dict(cfg.strategy.model_extra or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        allowed = ", ".join(f"strategy.{k}" for k in defaults) or "none"
-        raise StrategyError(f"--set strategy.{unknown[0]}: not a setting of strategy {name!r} (its settings: {allowed})")
-    return {**defaults, **given}
+def strategy_settings(cfg, name: Optional[str] = None) -> Settings:
+    """`strategy.*` of the config, validated against strategy `name`'s typed settings (default: the
+    configured strategy); a bad or unknown key is a StrategyError naming it."""
+    name = name or cfg.strategy.name
+    model = get_strategy(name).settings
+    try:
+        return model.model_validate(dict(cfg.strategy.model_extra or {}))
+    except ValidationError as err:
+        raise StrategyError(_settings_message(err, name, model)) from None
+
+
+def _settings_message(err: ValidationError, name: str, model: type[Settings]) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"][:1]) or "?"
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(f"strategy.{k}" for k in model.model_fields) or "none"
+        return f"--set strategy.{key}: not a setting of strategy {name!r} (its settings: {allowed})"
+    return f"--set strategy.{key}: {first['msg'][0].lower()}{first['msg'][1:]}, got {first.get('input')!r}"
 
 
 def get_strategy(name: str):

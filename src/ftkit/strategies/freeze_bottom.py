@@ -3,17 +3,27 @@
 Lower layers hold general features that small datasets cannot improve; freezing them saves the
 backward pass below the first trainable block and the optimizer state for their weights.
 """
+from typing import Optional
+
+from pydantic import Field
+
 from ftkit.errors import StrategyError
-from ftkit.strategies import FreezeSummary, count, options, set_trainable, strategy
+from ftkit.strategies import FreezeSummary, Settings, count, set_trainable, strategy, strategy_settings
 from ftkit.strategies.groups import layer_groups
 
 
-@strategy("freeze-bottom", "embeddings + the first N blocks frozen (strategy.layers, default half)")
+class FreezeBottom(Settings):
+    layers: Optional[int] = Field(None, ge=0, description="blocks frozen from the bottom; None: half of them")
+
+
+@strategy("freeze-bottom", "embeddings + the first N blocks frozen (strategy.layers, default half)",
+          settings=FreezeBottom)
 def apply(model, cfg) -> FreezeSummary:
     groups = layer_groups(model)
     n_blocks = len(groups.blocks)
-    layers = options(cfg, "freeze-bottom", {"layers": n_blocks // 2})["layers"]
-    if not isinstance(layers, int) or not 0 <= layers <= n_blocks:
+    layers = strategy_settings(cfg, "freeze-bottom").layers
+    layers = n_blocks // 2 if layers is None else layers
+    if not 0 <= layers <= n_blocks:  # the upper bound depends on the model
         raise StrategyError(f"--set strategy.layers: expected a whole number from 0 to {n_blocks} "
                             f"(this model has {n_blocks} blocks), got {layers!r}")
     set_trainable([p for group in groups.ordered() for p in group], True)

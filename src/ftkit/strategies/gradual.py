@@ -1,12 +1,12 @@
 """Gradual unfreezing (ULMFiT, Howard & Ruder 2018): the head trains alone in epoch 0, then one
 more layer group from the top is unfrozen at the start of each following epoch."""
-from ftkit.strategies import FreezeSummary, count, options, set_trainable, strategy
+from ftkit.strategies import FreezeSummary, count, set_trainable, strategy, strategy_settings
 from ftkit.strategies.groups import layer_groups
 
 
 @strategy("gradual-unfreeze", "head first, then one more layer group per epoch from the top", lr=2e-4)
 def apply(model, cfg) -> FreezeSummary:
-    options(cfg, "gradual-unfreeze", {})
+    strategy_settings(cfg, "gradual-unfreeze")  # it takes none: any strategy.* key is refused
     ordered = layer_groups(model).ordered()  # [embeddings, blocks..., head]
     body = [p for group in ordered[:-1] for p in group]
     set_trainable(body, False)

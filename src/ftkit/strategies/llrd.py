@@ -3,16 +3,19 @@
 The head gets the full lr, the top block lr x decay, the next lr x decay^2, ..., the embeddings
 lr x decay^(L+1) (Howard & Ruder 2018; Clark et al. 2020).
 """
-from ftkit.errors import StrategyError
-from ftkit.strategies import FreezeSummary, count, options, set_trainable, strategy
+from pydantic import Field
+
+from ftkit.strategies import FreezeSummary, Settings, count, set_trainable, strategy, strategy_settings
 from ftkit.strategies.groups import layer_groups
 
 
-@strategy("llrd", "all layers train, lr x decay^depth from the top (strategy.decay, default 0.8)")
+class LLRD(Settings):
+    decay: float = Field(0.8, gt=0, le=1, description="lr multiplier per layer, from the top down")
+
+
+@strategy("llrd", "all layers train, lr x decay^depth from the top (strategy.decay, default 0.8)", settings=LLRD)
 def apply(model, cfg) -> FreezeSummary:
-    decay = options(cfg, "llrd", {"decay": 0.8})["decay"]
-    if not isinstance(decay, (int, float)) or not 0 < decay <= 1:
-        raise StrategyError(f"--set strategy.decay: expected a number in (0, 1], got {decay!r}")
+    decay = strategy_settings(cfg, "llrd").decay
     ordered = layer_groups(model).ordered()
     scales = {}
     for depth, group in enumerate(reversed(ordered)):  # depth 0 = head

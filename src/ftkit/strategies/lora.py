@@ -2,28 +2,39 @@
 plus the new task head, are all that train. The run folder keeps the adapter (small) and the
 head; `ftkit export` merges them into plain weights."""
 import warnings
+from typing import Literal, Optional, Union
+
+from pydantic import Field
 
 from ftkit.errors import StrategyError
 from ftkit.lazy import nn
-from ftkit.strategies import FreezeSummary, count, options, strategy
+from ftkit.strategies import FreezeSummary, Settings, count, strategy, strategy_settings
 from ftkit.strategies.groups import head_modules
 
-DEFAULTS = {"rank": 8, "alpha": 16, "dropout": 0.1, "target_modules": None}
+
+class LoRA(Settings):
+    """PEFT's LoraConfig fields ftkit passes on (r, lora_alpha, lora_dropout, target_modules)."""
+
+    rank: int = Field(8, ge=1, description="the adapters' rank r")
+    alpha: int = Field(16, ge=1, description="lora_alpha: the update is scaled by alpha / rank")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the adapters' input")
+    target_modules: Optional[Union[list[str], Literal["all-linear"]]] = Field(
+        None, description="modules that get adapters; None: PEFT's choice for the architecture")
 
 
-@strategy("lora", "low-rank adapters + the head train (strategy.rank, alpha, dropout, target_modules)", lr=5e-4)
+@strategy("lora", "low-rank adapters + the head train (strategy.rank, alpha, dropout, target_modules)", lr=5e-4,
+          settings=LoRA)
 def apply(model, cfg) -> FreezeSummary:
     from peft import LoraConfig, get_peft_model
 
-    opts = options(cfg, "lora", DEFAULTS)
-    _check(opts)
+    opts = strategy_settings(cfg, "lora")
     if cfg.model.init == "random":
         # The run folder keeps only the adapter and rebuilds the body from the pretrained weights;
         # adapters on a random body are no baseline anyway.
         raise StrategyError("lora adapts pretrained weights; with --set model.init=random use "
                             "--strategy full (the from-scratch baseline)")
-    lora = LoraConfig(r=opts["rank"], lora_alpha=opts["alpha"], lora_dropout=float(opts["dropout"]),
-                      target_modules=opts["target_modules"] or default_targets(model),
+    lora = LoraConfig(r=opts.rank, lora_alpha=opts.alpha, lora_dropout=opts.dropout,
+                      target_modules=opts.target_modules or default_targets(model),
                       modules_to_save=new_head(model))
     try:
         with warnings.catch_warnings():
@@ -59,16 +70,3 @@ def default_targets(model):
         raise StrategyError("no linear or convolution layers to adapt; name them with "
                             "--set strategy.target_modules='[...]'")
     return convs  # a CNN: adapters on its convolutions
-
-
-def _check(opts: dict) -> None:
-    for key in ("rank", "alpha"):
-        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 1:
-            raise StrategyError(f"--set strategy.{key}: expected a whole number >= 1, got {opts[key]!r}")
-    if not isinstance(opts["dropout"], (int, float)) or not 0 <= opts["dropout"] < 1:
-        raise StrategyError(f"--set strategy.dropout: expected a number in [0, 1), got {opts['dropout']!r}")
-    targets = opts["target_modules"]
-    if targets is not None and not (targets == "all-linear" or
-                                    (isinstance(targets, list) and all(isinstance(t, str) for t in targets))):
-        raise StrategyError("--set strategy.target_modules: expected a list of module names, e.g. "
-                            "'[query,value]', or all-linear")

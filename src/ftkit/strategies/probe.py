@@ -6,9 +6,14 @@ behind the frozen model, on cached encoder outputs (see probe_readout).
 LP-FT (Kumar et al. 2022) then fine-tunes every layer starting from the probed head: a trained
 head distorts the pretrained features less than a random one during full fine-tuning.
 """
+from typing import Optional
+
+from pydantic import Field
+
 from ftkit.errors import StrategyError
 from ftkit.lazy import nn
-from ftkit.strategies import FreezeSummary, ProbePhase, count, default_lr, options, set_trainable, strategy
+from ftkit.strategies import (FreezeSummary, ProbePhase, Settings, count, default_lr, set_trainable, strategy,
+                              strategy_settings)
 from ftkit.strategies.groups import head_modules, is_encoder_decoder
 
 
@@ -39,23 +44,26 @@ def freeze_body(model) -> None:
 
 @strategy("linear-probe", "body frozen, features cached on disk once; only the head trains (fastest)", lr=1e-3)
 def linear_probe(model, cfg) -> FreezeSummary:
-    options(cfg, "linear-probe", {})
+    strategy_settings(cfg, "linear-probe")  # it takes none: any strategy.* key is refused
     seq2seq = probe_readout(model, "linear-probe")
     freeze_body(model)
     # an encoder-decoder's frozen encoder gives the same outputs every epoch: computed once, cached
     return count(model, probe=ProbePhase(), cache_encoder=seq2seq)
 
 
+class LPFT(Settings):
+    probe_epochs: float = Field(5.0, gt=0, description="epochs of the head-only first phase")
+    probe_lr: Optional[float] = Field(None, gt=0, description="its lr; None: the linear probe's default")
+
+
 @strategy("lp-ft", "linear probe on cached features first (strategy.probe_epochs, probe_lr), "
-          "then every layer trains from that head")
+          "then every layer trains from that head", settings=LPFT)
 def lp_ft(model, cfg) -> FreezeSummary:
     from ftkit.tasks import get_task
 
-    opts = options(cfg, "lp-ft", {"probe_epochs": 5, "probe_lr": default_lr("linear-probe", get_task(cfg.task))})
-    for key in ("probe_epochs", "probe_lr"):
-        if not isinstance(opts[key], (int, float)) or isinstance(opts[key], bool) or opts[key] <= 0:
-            raise StrategyError(f"--set strategy.{key}: expected a positive number, got {opts[key]!r}")
+    opts = strategy_settings(cfg, "lp-ft")
+    probe_lr = opts.probe_lr or default_lr("linear-probe", get_task(cfg.task))
     probe_readout(model, "lp-ft")  # no encoder cache: the second phase trains the encoder too
     head_modules(model)  # fails early when the head cannot be found
     set_trainable(list(model.named_parameters()), True)  # phase 2 trains everything
-    return count(model, probe=ProbePhase(float(opts["probe_epochs"]), float(opts["probe_lr"]), then_full=True))
+    return count(model, probe=ProbePhase(opts.probe_epochs, probe_lr, then_full=True))
