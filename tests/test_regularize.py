@@ -6,7 +6,8 @@ from safetensors.torch import load_file
 
 import ftkit
 from ftkit.config import FitConfig
-from ftkit.tasks.text_classification import TextClassification, TextEncoded, class_weights
+from ftkit.tasks.common import class_weights
+from ftkit.tasks.text_classification import TextClassification, TextEncoded
 from ftkit.training.regularize import set_dropout
 
 

@@ -109,7 +109,7 @@ def profile_assess(run: dict) -> float:
     from ftkit.evaluation.honest import assess
 
     task, data, labels = run["task"], run["data"], run["splits"].labels
-    if not hasattr(task, "metrics_from_probs"):
+    if not task.capabilities.probabilities:
         return 0.0
     rng = np.random.default_rng(0)
     held = {k: v for k, v in data.items() if k != "train"}

@@ -35,14 +35,14 @@ def advise_run(cfg: FitConfig, *, models: Optional[list[str]] = None, strategies
     transferability scores of a single model (auto, when its budget cannot spare a feature pass)."""
     from ftkit.strategies import get_strategy
 
-    from ftkit.selection.features import SUPPORTED
     from ftkit.tasks import get_task
 
     started = time.perf_counter()
-    names = list(strategies or getattr(get_task(cfg.task), "advise_strategies", DEFAULT_STRATEGIES))
+    task = get_task(cfg.task)
+    names = list(strategies or task.advise_strategies or DEFAULT_STRATEGIES)
     for name in names:
         get_strategy(name)  # unknown names fail before any compute
-    if cfg.task not in SUPPORTED and not (models and len(models) > 1):
+    if not task.capabilities.feature_probe and not (models and len(models) > 1):
         ranking = {"available": False, "reason": f"no frozen-feature scores for {cfg.task}", "models": [],
                    "chosen": cfg.model.name, "probe_accuracy": None}
     elif score_models or (models and len(models) > 1):

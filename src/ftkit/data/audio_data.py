@@ -64,7 +64,7 @@ def from_table(path: Path, audio_column: str, text_column: Optional[str] = None,
                label_column: Optional[str] = None, allow_outside: bool = False) -> AudioExamples:
     """Clips named in a table; paths are relative to the table's folder (and stay inside it
     unless `allow_outside`)."""
-    from ftkit.tasks.text_classification import table_labels
+    from ftkit.data.labels import table_labels
 
     table = read_table(path)
     table.require(audio_column, "--audio-column")

@@ -220,7 +220,7 @@ def diagnose(cfg, options: Optional[Options] = None, *, model: bool = True) -> R
     if not 0 < options.near_threshold <= 1:
         raise ConfigError(f"--near-threshold {options.near_threshold}: a Jaccard similarity in (0, 1], e.g. 0.8")
     task = get_task(cfg.task)
-    problems = scan_files(cfg)
+    problems = scan_files(cfg, task)
     lenient = cfg.model_copy(update={"data": cfg.data.model_copy(update={"drop_empty": True, "skip_bad": True})})
     try:
         splits = task.prepare_data(lenient)
@@ -231,7 +231,7 @@ def diagnose(cfg, options: Optional[Options] = None, *, model: bool = True) -> R
         report.summary["mode"] = "full (ftkit doctor): stopped at the schema check"
         return report
     ctx = Context(cfg.task, parts_of(splits), splits.labels, cfg, options, problems=problems,
-                  scanned=True, record=splits.record, tokenizer=_tokenizer(cfg) if model else None)
+                  scanned=True, record=splits.record, tokenizer=_tokenizer(cfg, task) if model else None)
     report = run_checks(ctx, FULL if options.label_noise and model else FAST)
     if not (options.label_noise and model):
         from ftkit.data.doctor_checks import skipped_label_noise
@@ -241,9 +241,9 @@ def diagnose(cfg, options: Optional[Options] = None, *, model: bool = True) -> R
     return report
 
 
-def _tokenizer(cfg):
+def _tokenizer(cfg, task):
     """The model's tokenizer (text tasks), to count truncated texts exactly; None if unavailable."""
-    if cfg.task != "text-classification":
+    if not task.capabilities.truncation_check:
         return None
     try:
         from transformers import AutoTokenizer

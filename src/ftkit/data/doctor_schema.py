@@ -6,26 +6,22 @@ then loads the splits leniently so the other checks still run.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from ftkit.data.doctor import Finding
 from ftkit.errors import DataError
 
 
-def scan_files(cfg) -> list[Finding]:
+def scan_files(cfg, task) -> list[Finding]:
+    """Every raw-file problem of each configured split, for tasks that scan their files
+    (`task.capabilities.schema_scan`); a file `task.scan_file` cannot read at all is one error."""
     found: list[Finding] = []
+    if not task.capabilities.schema_scan:
+        return found
     for split in ("train", "validation", "test"):
         path = getattr(cfg.data, split)
         if not path:
             continue
         try:
-            if cfg.task == "text-classification":
-                found += _scan_table(split, path, cfg.data.text_column, cfg.data)
-            elif cfg.task == "image-classification":
-                found += _scan_images(split, path, cfg.data)
-            elif cfg.task == "token-classification":
-                from ftkit.tasks.token_classification import read_sentences
-                read_sentences(path, cfg.data.tokens_column, cfg.data.tags_column)
+            found += task.scan_file(split, path, cfg.data)
         except DataError as err:
             found.append(Finding("schema", "error", 1, f"{split}: {err}", "fix the file as the message says"))
     return found
@@ -35,15 +31,16 @@ def _ref(split: str, table, i: int) -> dict:
     return {"split": split, "row": table.lines[i], "where": table.where(i)}
 
 
-def _scan_table(split: str, path: str, column: str, d) -> list[Finding]:
+def scan_table(split: str, path: str, column: str, d) -> list[Finding]:
+    """A table of texts: empty texts, missing labels, labels mixing numbers and text."""
+    from ftkit.data.labels import is_blank, label_text
     from ftkit.data.readers import read_table
-    from ftkit.tasks.text_classification import _is_blank, label_text
 
     table = read_table(path)
     table.require(column, "--text-column")
     table.require(d.label_column, "--label-column")
     found = []
-    empty = [i for i, v in enumerate(table.frame[column].tolist()) if _is_blank(v)]
+    empty = [i for i, v in enumerate(table.frame[column].tolist()) if is_blank(v)]
     if empty:
         found.append(Finding("schema", "warn" if d.drop_empty else "error", len(empty),
                              f"{split}: {len(empty)} empty/NaN text(s) in column {column!r}",
@@ -64,21 +61,17 @@ def _scan_table(split: str, path: str, column: str, d) -> list[Finding]:
     return found
 
 
-def _scan_images(split: str, path: str, d) -> list[Finding]:
-    from ftkit.tasks.image_classification import _from_folder, _from_table, load_rgb
-
-    p = Path(path)
-    examples = (_from_folder(p, True) if p.is_dir()
-                else _from_table(p, d.image_column, d.label_column, d.allow_outside_paths))
+def scan_media(split: str, examples, load, d, what: str = "image") -> list[Finding]:
+    """Files listed by `examples` (`.paths`, `.rows`, `.where(i)`) that `load(path)` cannot decode."""
     bad = []
     for i, file in enumerate(examples.paths):
         try:
-            load_rgb(file)
+            load(file)
         except Exception as err:  # noqa: BLE001  (Pillow raises many kinds for damaged files)
             bad.append({"split": split, "row": examples.rows[i], "where": examples.where(i),
                         "error": f"{type(err).__name__}: {err}"})
     if not bad:
         return []
     return [Finding("schema", "warn" if d.skip_bad else "error", len(bad),
-                    f"{split}: {len(bad)} unreadable image(s)",
+                    f"{split}: {len(bad)} unreadable {what}(s)",
                     "fix or remove them (or --set data.skip_bad=true to skip them)", bad)]

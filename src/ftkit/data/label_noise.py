@@ -97,13 +97,13 @@ def check(ctx: Context) -> Finding:
 
 
 def _unsupported(ctx: Context) -> str:
-    from ftkit.selection.features import SUPPORTED
+    from ftkit.tasks import get_task
 
     if ctx.kind == "ner":
         return "not for token classification: confident learning here ranks one label per row, not per word"
     if ctx.kind == "asr":
         return "not for speech recognition: transcripts are not classes to confidently disagree with"
-    if ctx.kind == "audio" and ctx.task not in SUPPORTED:
+    if ctx.kind == "audio" and not get_task(ctx.task).capabilities.feature_probe:
         # the probe needs one frozen vector per clip from the task's build/encode (selection.features)
         return (f"not yet for {ctx.task}: frozen features per clip are not available to the probe "
                 "(exact and same-sample duplicates, conflicts and imbalance are checked)")

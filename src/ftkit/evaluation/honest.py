@@ -3,9 +3,9 @@ bootstrap confidence intervals (every task), calibration with optional temperatu
 metrics per group (classification tasks).
 
 Tasks supply the parts for their own unit of evaluation as methods: `confidence_intervals`
-(all tasks), `calibration` and `group_metrics` (tasks with one probability row per example).
-A task without one of the optional methods refuses the setting that needs it, before anything
-is written.
+(all tasks), `calibration` and `group_metrics` (tasks declaring those capabilities: one
+probability row per example). A task without one refuses the setting that needs it, before
+anything is written.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ftkit.evaluation.slices import read_groups
 def check_eval(task, cfg: FitConfig, splits) -> Optional[list[str]]:
     """Refuse eval settings the task or data can't honour; -> the --group-column value of each
     test example (None without the flag). Runs before the run folder is written."""
-    if cfg.eval.calibrate and not hasattr(task, "calibration"):
+    if cfg.eval.calibrate and not task.capabilities.calibration:
         raise ConfigError(f"--set eval.calibrate=true: temperature scaling is for classification tasks, "
                           f"not {task.name}")
     if cfg.eval.calibrate and splits.validation is None:
@@ -30,7 +30,7 @@ def check_eval(task, cfg: FitConfig, splits) -> Optional[list[str]]:
     column = cfg.data.group_column
     if column is None:
         return None
-    if not hasattr(task, "group_metrics"):
+    if not task.capabilities.group_metrics:
         raise ConfigError(f"--group-column {column!r}: per-group metrics are not supported for {task.name}")
     if splits.test is None:
         raise ConfigError(f"--group-column {column!r}: groups are compared on the test split; pass --test PATH "
@@ -51,7 +51,7 @@ def assess(task, cfg: FitConfig, data: dict, probs: dict, metrics: dict, labels:
     test, temperature = probs.get("test"), None
     if test is None:
         return None, None
-    if hasattr(task, "calibration"):
+    if task.capabilities.calibration:
         fit_on = (data["validation"], probs["validation"]) if e.calibrate else None
         metrics["test"]["calibration"], test, temperature = task.calibration(data["test"], test, fit_on)
     if groups is not None:

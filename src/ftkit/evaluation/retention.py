@@ -34,7 +34,6 @@ from ftkit.io import atomic_path
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "retention_before.npz"
-TASKS = ("text-classification", "image-classification")
 MITIGATIONS = "try --set train.l2sp=0.01, --strategy lora, or --set retention.rehearsal=0.2"
 
 
@@ -95,26 +94,22 @@ def read_reference(cfg):
     one sub-folder per class."""
     from ftkit.data.readers import read_table
 
+    from ftkit.tasks import get_task, tasks_with
+
     r, d = cfg.retention, cfg.data
-    if cfg.task not in TASKS:
-        raise ConfigError(f"--reference-data: retention is measured for {', '.join(TASKS)}, not {cfg.task} "
-                          "(its head does not make one prediction per input)")
+    task = get_task(cfg.task)
+    if not task.capabilities.retention_reader:
+        raise ConfigError(f"--reference-data: retention is measured for {', '.join(tasks_with('retention_reader'))}, "
+                          f"not {cfg.task} (its head does not make one prediction per input)")
     path = Path(r.reference_data)
     if not path.exists():
         raise DataError(f"--reference-data {path}: no such file or folder; pass inputs of the original task "
                         "(a table with the training data's columns, or an image folder)")
-    if cfg.task == "image-classification":
-        from ftkit.tasks.image_classification import read_images
-
-        if path.is_dir():
-            label = "folder" if any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir()) else None
-        else:
-            label = _label_column(read_table(path), r.label_column, d.label_column)
-        return read_images(str(path), d.image_column, label, d.skip_bad, d.allow_outside_paths)
-    from ftkit.tasks.text_classification import examples_from
-
-    table = read_table(path)
-    return examples_from(table, d.text_column, _label_column(table, r.label_column, d.label_column), d.drop_empty)
+    if path.is_dir():  # an image folder: labelled when it has one sub-folder per class
+        label = "folder" if any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir()) else None
+    else:
+        label = _label_column(read_table(path), r.label_column, d.label_column)
+    return task.read_reference(str(path), label, d)
 
 
 def _label_column(table, asked: Optional[str], default: str) -> Optional[str]:

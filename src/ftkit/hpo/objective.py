@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 STUDY = "ftkit"
 EVALS_PER_EPOCH = 2  # validations per epoch in trials: the pruner needs more than one point per trial
 INSTALL_HINT = "tuning needs Optuna: pip install 'ftkit[hpo]'"
+# Budget shares both executors (tune.py, ray_executor.py) plan with:
+FINISH_SECONDS = 3.0  # importances, plot and tune.json after the refit
+FIRST_TRIAL_SHARE = 0.4  # of the budget, before any trial has been timed (the rest: refit)
 
 
 def import_optuna():

@@ -22,7 +22,7 @@ from typing import Optional
 
 from ftkit.errors import ConfigError
 from ftkit.hpo import space as spaces
-from ftkit.hpo.objective import STUDY, Trials, fit_trial, record, study_url
+from ftkit.hpo.objective import FINISH_SECONDS, FIRST_TRIAL_SHARE, STUDY, Trials, fit_trial, record, study_url
 
 try:
     import ray
@@ -134,8 +134,6 @@ def _trainable(config: dict, ctx: Trials, max_seconds: Optional[float], threads:
 
 def _window(budget, scale: float) -> Optional[float]:
     """Seconds the trials may take: the budget left, less a refit reserve (nothing is timed yet)."""
-    from ftkit.hpo.tune import FINISH_SECONDS, FIRST_TRIAL_SHARE
-
     left = budget.left()
     if left is None:
         return None

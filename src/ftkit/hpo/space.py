@@ -113,7 +113,7 @@ def default_space(cfg: FitConfig, search_strategy: bool) -> dict[str, ParamSpec]
 
     space: dict[str, ParamSpec] = {}
     if search_strategy:
-        names = list(getattr(get_task(cfg.task), "advise_strategies", ())) or \
+        names = list(get_task(cfg.task).advise_strategies) or \
             ["full", "llrd", "lora"] + (["freeze-bottom"] if _n_blocks(cfg) else [])
         space["strategy.name"] = ParamSpec(choices=names)
         space[LR_SCALE] = ParamSpec(low=0.2, high=5.0, log=True)
@@ -129,7 +129,7 @@ def default_space(cfg: FitConfig, search_strategy: bool) -> dict[str, ParamSpec]
     space["train.weight_decay"] = ParamSpec(low=0.0, high=0.1)
     space["train.warmup_ratio"] = ParamSpec(low=0.0, high=0.2)
     space["model.dropout"] = ParamSpec(low=0.0, high=0.3)
-    if cfg.task not in ("token-classification", "speech-recognition"):  # CTC has no label smoothing
+    if get_task(cfg.task).capabilities.label_smoothing:  # CTC and per-token losses have none
         space["train.label_smoothing"] = ParamSpec(low=0.0, high=0.2)
     space["train.l2sp"] = ParamSpec(low=1e-4, high=0.1, log=True)
     return space | _strategy_space(cfg, search_strategy)

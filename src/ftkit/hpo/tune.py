@@ -20,20 +20,21 @@ from typing import Optional, Union
 import yaml
 
 from ftkit.config import FitConfig, to_dict, validate
+from ftkit.data.doctor import check_data
 from ftkit.errors import ConfigError, RunDirError
 from ftkit.evaluation.metrics import DIRECTION
 from ftkit.hpo import report as reports
 from ftkit.hpo import space as spaces
-from ftkit.hpo.objective import Trials, finished, import_optuna, make_study, retry_killed, run_local
+from ftkit.hpo.objective import (FINISH_SECONDS, FIRST_TRIAL_SHARE, Trials, finished, import_optuna, make_study,
+                                 retry_killed, run_local)
 from ftkit.io import write_json, write_text
 from ftkit.locks import folder_lock, holds_lock_only
 from ftkit.reporting import after_run
+from ftkit.tasks import get_task
 
 log = logging.getLogger(__name__)
 
 MIN_TRIAL_SECONDS = 5.0  # a trial cut shorter than this measures nothing
-FINISH_SECONDS = 3.0  # importances, plot and tune.json after the refit
-FIRST_TRIAL_SHARE = 0.4  # of the budget, before any trial has been timed (the rest: refit)
 # The refit's time outside its loop, relative to a trial's: it also scores the test split (with
 # bootstrap intervals) and saves the model (measured 2.5x with MiniLM on 600 / 1,000 reviews).
 REFIT_OVERHEAD = 2.5
@@ -95,7 +96,7 @@ def _tune(cfg, out, budget, trials, resume, sampler, pruner, executor, address, 
     ctx = Trials(cfg, space_map, metric, out, n_train)
     scale = _refit_scale(cfg, refit_on_all) if refit else 0.0
     if executor == "ray":
-        from ftkit.hpo.ray_executor import run_ray
+        from ftkit.hpo.ray_executor import run_ray  # optional: imports ray
         run_ray(study, ctx, budget, _wanted(study, trials), address, trial_cpus, scale, pruner != "none", quiet)
     else:
         _run_local(study, ctx, budget, trials, scale, quiet)
@@ -155,18 +156,15 @@ def _check_same(cfg: FitConfig, saved: dict, out: Path) -> None:
 
 def _check_data(cfg: FitConfig) -> tuple[str, int]:
     """Read, split and check the data once (fails before any trial) -> (metric, training rows)."""
-    from ftkit.data.doctor import check_data
-    from ftkit.tasks import get_task
-
     task = get_task(cfg.task)
     splits = task.prepare_data(cfg)
     check_data(cfg, splits)  # leaked splits stop here; its warning is shown once, not per trial
     if splits.validation is None:
         raise ConfigError("tuning selects on validation scores: give --validation, or keep "
                           "data.validation_size above 0")
-    from ftkit.runs.fit import _metric  # torch: after the checks above
+    from ftkit.runs.fit import metric_for  # torch: after the checks above
 
-    return _metric(cfg, task), len(splits.train)
+    return metric_for(cfg, task), len(splits.train)
 
 
 def _refit_scale(cfg: FitConfig, on_all: bool) -> float:

@@ -157,11 +157,11 @@ def _limitations(s: dict, meta: dict, doctor: dict | None) -> str:
     if s.get("labels"):
         items.append(f"Predicts only these {len(s.get('labels'))} labels; an input of another kind still "
                      "gets one of them.")
-    if s.get("task") == "audio-classification":
+    if meta.get("pooling"):  # audio classifiers record how clips are pooled
         window = f"; clips longer than the {meta['max_seconds']:g} s window are scored window by window and averaged" \
             if meta.get("max_seconds") else ""
         items.append(f"Clips are heard at {meta.get('rate')} Hz, pooled as: {meta.get('pooling', 'the model')}{window}.")
-    if s.get("task") == "speech-recognition":
+    if meta.get("family"):  # transcribers record their model family
         window = f"; clips longer than {meta['max_seconds']:g} s are transcribed in windows" if meta.get("max_seconds") else ""
         language = meta.get("language") or "the training data's language"
         items.append(f"Transcribes {language} speech at {meta.get('rate')} Hz{window}; WER/CER are scored after "
@@ -194,7 +194,7 @@ def _how_to_load(s: dict, meta: dict, run_dir: Path) -> str:
     library = _library(run_dir, meta)
     if library == "transformers" and auto:
         processor = PROCESSORS.get(task, "AutoTokenizer")
-        auto = "AutoModelForCTC" if meta.get("family") == "ctc" and task == "speech-recognition" else auto
+        auto = "AutoModelForCTC" if meta.get("family") == "ctc" else auto  # only transcribers save a family
         out += ["With plain transformers (this folder is a Hugging Face model folder, safetensors):", "",
                 "```python", f"from transformers import {auto}, {processor}", "",
                 f'model_dir = "{run_dir / "model"}"', f"model = {auto}.from_pretrained(model_dir)",

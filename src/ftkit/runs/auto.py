@@ -248,10 +248,10 @@ def _tune(cfg: FitConfig, plan: Plan, out: Path, clock: Clock, executor: str, ad
         log.info("auto: no room for a search in the budget; the final fit uses the defaults")
         return None
     from ftkit.hpo.tune import tune
-    from ftkit.strategies import default_lr
+    from ftkit.strategies import train_lr
     from ftkit.tasks import get_task
 
-    lr = cfg.train.lr or default_lr(cfg.strategy.name, get_task(cfg.task))
+    lr = train_lr(cfg, get_task(cfg.task))
     space = {"train.lr": {"low": lr / 4, "high": min(lr * 5, 0.5), "log": True},
              "train.weight_decay": {"low": 0.0, "high": 0.1},
              "train.warmup_ratio": {"low": 0.0, "high": 0.2}}

@@ -12,11 +12,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Optional
 
 import torch
 
 from ftkit.config import FitConfig, to_dict
-from ftkit.data.doctor import check_data
+from ftkit.data.doctor import Report, check_data
 from ftkit.data.splits import limit_train
 from ftkit.errors import ConfigError, RunDirError, StrategyError
 from ftkit.evaluation.honest import assess, check_eval
@@ -24,15 +25,17 @@ from ftkit.evaluation.overfitting import diagnose
 from ftkit.evaluation.retention import load_reference
 from ftkit.failpoints import failpoint
 from ftkit.io import atomic_path, write_json
-from ftkit.models.loading import randomize, resolve
+from ftkit.models.loading import ModelSource, randomize, resolve
 from ftkit.locks import folder_lock
 from ftkit.reporting import REPORT, after_run
 from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
 from ftkit.training.batches import balanced_weights
 from ftkit.strategies import default_lr, get_strategy
+from ftkit.strategies import FreezeSummary
 from ftkit.strategies.groups import layer_groups
-from ftkit.tasks import get_task
+from ftkit.tasks import get_task, tasks_with
+from ftkit.tasks.base import Encoded, Splits, Task
 from ftkit.tracking import Tracker, open_tracker
 from ftkit.training import device as dev
 from ftkit.training.loop import Loop, LoopInputs
@@ -170,19 +173,19 @@ class Prepared:
     """What `fit` has before it writes anything: data split and encoded, model built, strategy applied."""
 
     cfg: FitConfig  # with the default lr filled in
-    task: object
+    task: Task
     metric: str
-    splits: object
-    doctor: object  # the fast data doctor's report
-    groups: object  # --group-column values of the test split, or None
-    source: object
+    splits: Splits
+    doctor: Report  # the fast data doctor's report
+    groups: Optional[list[str]]  # --group-column values of the test split, or None
+    source: ModelSource
     model: torch.nn.Module
-    processor: object
-    params: object  # the strategy's record (trainable counts, lr scales, probe phase, adapter)
-    data: dict  # split name -> encoded split
-    probe_rows: object  # training rows scored at each validation, or None
-    train_probe: object
-    weights: object  # train.oversample draw probabilities, or None
+    processor: Any  # the task's tokenizer / image preprocess / audio processor
+    params: FreezeSummary  # the strategy's record (trainable counts, lr scales, probe phase, adapter)
+    data: dict[str, Encoded]  # split name -> encoded split
+    probe_rows: Optional[list[int]]  # training rows scored at each validation, or None
+    train_probe: Optional[Encoded]  # those rows, encoded
+    weights: Optional[Any]  # train.oversample draw probabilities, or None
     device: torch.device
     precision: str
     threads: int
@@ -226,7 +229,7 @@ def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
         data = _cached_encoder(task, model, data, cfg, precision)
         train_probe = data["train"].subset(probe_rows) if probe_rows is not None else None
     return Prepared(cfg, task, metric, splits, doctor, groups, source, model, processor, params, data, probe_rows,
-                    train_probe, _oversampling(cfg, data["train"]), device, precision, threads)
+                    train_probe, _oversampling(cfg, task, data["train"]), device, precision, threads)
 
 
 def _seed_global_generators(seed: int) -> None:
@@ -299,7 +302,7 @@ BEFORE_FILE = "test_before.json"  # the untouched model's test metrics, kept for
 def _zero_shot(task, model, data: dict, cfg: FitConfig, precision: str, run: RunDir, resume: bool):
     """Tasks whose pretrained model already does the task (speech recognition) are scored on the
     test split before any training, so the run shows what fine-tuning changed."""
-    if not hasattr(task, "zero_shot") or "test" not in data:
+    if not task.capabilities.zero_shot or "test" not in data:
         return None
     path = run.path / BEFORE_FILE
     if resume and path.is_file():
@@ -343,9 +346,9 @@ def zero_shot_summary(before: dict, after: dict, metric: str, change_ci: dict | 
 
 
 def _cached_encoder(task, model, data: dict, cfg: FitConfig, precision: str) -> dict:
-    if not hasattr(task, "cache_encoder"):
+    if not task.capabilities.encoder_cache:
         raise StrategyError(f"--strategy {cfg.strategy.name}: the {task.name} task has no encoder outputs to cache "
-                            "(speech recognition has)")
+                            f"({', '.join(tasks_with('encoder_cache'))} has)")
     return task.cache_encoder(model, data, cfg, precision)
 
 
@@ -354,7 +357,7 @@ def _probe_rows(splits, cfg: FitConfig, task) -> list[int]:
     whose evaluation is costly (speech recognition generates text) cap it."""
     import numpy as np
 
-    n = min(len(splits.train), cfg.train.train_eval_size, getattr(task, "train_eval_limit", len(splits.train)))
+    n = min(len(splits.train), cfg.train.train_eval_size, task.train_eval_limit or len(splits.train))
     return sorted(np.random.default_rng(cfg.seed).choice(len(splits.train), size=n, replace=False).tolist())
 
 
@@ -392,12 +395,12 @@ def _l2sp(model, cfg: FitConfig):
     return L2SP(model, cfg.train.l2sp, new)
 
 
-def _oversampling(cfg: FitConfig, train):
+def _oversampling(cfg: FitConfig, task: Task, train):
     """train.oversample: draw probabilities balancing the classes (one label per example only)."""
     if not cfg.train.oversample:
         return None
     labels = getattr(train, "labels", None)
-    if labels is None or cfg.task == "token-classification":
+    if labels is None or not task.capabilities.single_label:
         raise ConfigError(f"--set train.oversample=true: {cfg.task} has no single label per example to "
                           "balance; use --set train.class_weights=auto")
     return balanced_weights(labels)
@@ -427,7 +430,7 @@ def _n(data: dict, name: str) -> str:
 def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: list[str], source,
                 adapter: bool, temperature: float | None = None) -> None:
     """model/: full weights, or (LoRA) the adapter and head, which need the base model to load."""
-    text = cfg.task in ("text-classification", "token-classification")  # max_length means tokens of text
+    text = task.capabilities.text_max_length  # max_length means tokens of text
     meta = {"labels": labels, "max_length": cfg.data.max_length if text else None, "base_model": cfg.model.name,
             "base_model_location": str(source.location), "trust_remote_code": cfg.model.trust_remote_code,
             "eval_precision": FINAL_EVAL_PRECISION, "adapter": adapter,

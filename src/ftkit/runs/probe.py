@@ -51,7 +51,7 @@ def run_probe(ctx: ProbeContext, phase: ProbePhase, run: RunDir, resume: bool) -
     """Train the head; returns the loop state and a record (feature cache use, timing)."""
     train_cfg = ctx.cfg.train.model_copy(update={k: v for k, v in (("epochs", phase.epochs), ("lr", phase.lr))
                                                  if v is not None})
-    with _frozen_body(ctx.model):
+    with frozen_body(ctx.model):
         try:
             head_name, features, record = _features(ctx)
         except NotCacheable as why:
@@ -62,7 +62,7 @@ def run_probe(ctx: ProbeContext, phase: ProbePhase, run: RunDir, resume: bool) -
         else:
             head = getattr(ctx.model, head_name)
             features, scale = standardize(features, head)
-            loop = Loop(_inputs(ctx, head, features), train_cfg, run, ctx.progress)
+            loop = Loop(probe_inputs(ctx, head, features), train_cfg, run, ctx.progress)
         record["resumed"] = bool(resume and loop.resume())
         state = loop.run_all()
         if scale is not None:
@@ -138,7 +138,7 @@ def _features(ctx: ProbeContext) -> tuple[str, dict, dict]:
     return head, features, record
 
 
-def _inputs(ctx: ProbeContext, head: torch.nn.Module, features: dict) -> LoopInputs:
+def probe_inputs(ctx: ProbeContext, head: torch.nn.Module, features: dict) -> LoopInputs:
     criterion = ctx.task.criterion(ctx.cfg, ctx.data["train"])
     train = features["train"]
     probe = train.subset(ctx.probe_rows) if ctx.probe_rows is not None and "validation" in features else None
@@ -160,7 +160,7 @@ def _evaluate(ctx: ProbeContext, head: torch.nn.Module, part: FeatureData) -> di
     return ctx.task.metrics_from_probs(probs, part.labels, ctx.labels)
 
 
-class _frozen_body:
+class frozen_body:
     """Only the head trains in this phase, whatever the strategy leaves trainable afterwards."""
 
     def __init__(self, model):

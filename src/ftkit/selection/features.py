@@ -17,7 +17,16 @@ from ftkit.tasks.base import eval_batch
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = ("text-classification", "image-classification", "audio-classification")
+RANDOM = "random:"  # candidate prefix: the named architecture with random weights (a floor)
+
+
+def candidate_config(cfg: FitConfig, candidate: str) -> FitConfig:
+    """The config for one candidate: `random:NAME` is NAME with model.init=random."""
+    name, init = (candidate[len(RANDOM):], "random") if candidate.startswith(RANDOM) else (candidate, "pretrained")
+    if not name:
+        raise ConfigError(f"--models: {candidate!r} names no model after {RANDOM!r}")
+    model = cfg.model.model_copy(update={"name": name, "init": init})
+    return cfg.model_copy(update={"model": model}, deep=True)
 
 
 def candidate_features(cfg: FitConfig) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -29,11 +38,11 @@ def candidate_features(cfg: FitConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     """
     from ftkit.tasks import get_task
 
-    if cfg.task not in SUPPORTED:
-        raise ConfigError(f"--task {cfg.task}: ranking needs one feature vector per example "
-                          f"({', '.join(SUPPORTED)}); a {cfg.task} head takes one vector per token")
     tick = time.perf_counter()
     task = get_task(cfg.task)
+    if not task.capabilities.feature_probe:
+        raise ConfigError(f"--task {cfg.task}: ranking needs one feature vector per example "
+                          f"(a classification task); a {cfg.task} head takes one vector per token")
     splits = task.prepare_data(cfg)
     from ftkit.training.features import NotCacheable
 

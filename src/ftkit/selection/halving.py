@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ftkit.config import FitConfig
 from ftkit.errors import ConfigError
+from ftkit.selection.features import candidate_config
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,6 @@ def finetune(cfg: FitConfig, candidate: str, folder: Path, rung: int, epochs: fl
              quiet: bool) -> dict:
     """One short fine-tune of a candidate, reused when an identical finished one is in its folder."""
     from ftkit.runs.fit import fit_run
-    from ftkit.selection.rank import candidate_config
 
     base = candidate_config(cfg, candidate)
     out = folder / f"{position + 1}-{slug(candidate)}" / f"rung-{rung}"

@@ -18,29 +18,20 @@ import numpy as np
 from ftkit.config import FitConfig
 from ftkit.errors import ConfigError
 from ftkit.io import write_json
+from ftkit.selection.features import RANDOM, candidate_config, candidate_features  # noqa: F401  (RANDOM: re-exported)
+from ftkit.selection.halving import check_confirm, successive_halving
+from ftkit.selection.scores import transferability
 
 log = logging.getLogger(__name__)
 
-RANDOM = "random:"  # candidate prefix: the named architecture with random weights (a floor)
 SCORES = ("logme", "knn_accuracy", "probe_accuracy")
 COMBINED = "mean of the per-score ranks (1 = best) over logme, knn_accuracy, probe_accuracy; ties: higher probe_accuracy"
-
-
-def candidate_config(cfg: FitConfig, candidate: str) -> FitConfig:
-    """The config for one candidate: `random:NAME` is NAME with model.init=random."""
-    name, init = (candidate[len(RANDOM):], "random") if candidate.startswith(RANDOM) else (candidate, "pretrained")
-    if not name:
-        raise ConfigError(f"--models: {candidate!r} names no model after {RANDOM!r}")
-    model = cfg.model.model_copy(update={"name": name, "init": init})
-    return cfg.model_copy(update={"model": model}, deep=True)
 
 
 def rank_models(cfg: FitConfig, models: list[str], *, confirm_top: int = 0, confirm_epochs: float = 1.0,
                 runs: str | Path | None = None, out: str | Path | None = None, quiet: bool = False) -> dict:
     """Score every candidate, rank them, optionally confirm the top K by fine-tuning; returns (and
     writes to `out`, if given) the report."""
-    from ftkit.selection.halving import check_confirm, successive_halving
-
     check_confirm(cfg, confirm_top, len(models))
     _check(cfg, models)
     rows = order(add_ranks([score_candidate(cfg, name) for name in models]))
@@ -70,9 +61,6 @@ def _check(cfg: FitConfig, models: list[str]) -> None:
 
 def score_candidate(cfg: FitConfig, candidate: str) -> dict:
     """Features (cached) and the three scores of one candidate, with the seconds each took."""
-    from ftkit.selection.features import candidate_features
-    from ftkit.selection.scores import transferability
-
     features, labels, info = candidate_features(candidate_config(cfg, candidate))
     scores = transferability(features, labels, seed=cfg.seed)
     log.info("%s: logme %.4f, knn %.4f, probe %.4f (%d x %d features, %s, %.1fs)", candidate, scores["logme"],

@@ -114,3 +114,12 @@ def default_lr(name: str, task=None) -> float:
     lr for a whole pretrained body."""
     return (getattr(task, "strategy_lr", {}).get(name) or getattr(get_strategy(name), "default_lr", None)
             or getattr(task, "body_lr", FULL_LR))
+
+
+def train_lr(cfg, task=None, name: Optional[str] = None) -> float:
+    """The peak lr a run of strategy `name` (default: the configured one) trains with: --lr when
+    given, else `default_lr`. The one place "no lr given -> default" is decided; `task` is the
+    configured task's object (strategies sit below tasks, so the caller passes it)."""
+    if cfg.train.lr is not None:
+        return cfg.train.lr
+    return default_lr(name or cfg.strategy.name, task)

@@ -25,3 +25,11 @@ def _load_builtin(name: str | None = None) -> None:
     # loads them all, so the registry's error lists every task.
     for module in [BUILTIN[name]] if name in BUILTIN else BUILTIN.values():
         importlib.import_module(f"ftkit.tasks.{module}")
+
+
+def tasks_with(capability: str) -> list[str]:
+    """Names of the registered tasks declaring `capability` (see tasks.base.Capabilities); loads
+    every built-in task, so it is for error messages and listings, not the hot path."""
+    _load_builtin()
+    names = [*BUILTIN, *(n for n in TASKS.names() if n not in BUILTIN)]  # built-ins in their usual order
+    return [name for name in names if getattr(TASKS.get(name).capabilities, capability)]

@@ -31,6 +31,7 @@ from ftkit.config import FitConfig
 from ftkit.data.audio import read_audio
 from ftkit.data.audio_data import (AudioExamples, check_clips, class_folders, clips_digest, from_table,
                                    loose_clips, model_window_seconds)
+from ftkit.data.labels import check_known, label_order
 from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
@@ -39,7 +40,6 @@ from ftkit.lazy import nn, torch  # loaded at first use: clips are read and chec
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
-from ftkit.tasks.text_classification import check_known, label_order
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ class AudioClassifier:
         from ftkit.tasks.whisper_classifier import WhisperClassifier
 
         if self.meta.get("adapter"):
-            from ftkit.tasks.text_classification import load_adapter
+            from ftkit.tasks.common import load_adapter
             return load_adapter(folder, self.meta, self._base)
         if self.meta["model_kind"] == "whisper":
             with quiet_transformers():

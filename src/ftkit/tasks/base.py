@@ -1,8 +1,16 @@
-"""What every task hands the shared engine."""
+"""What every task hands the shared engine: the `Task` protocol, its declared `Capabilities`, and
+the `Splits` and `Encoded` shapes it trades in.
+
+The engine (runs/, evaluation/, data/doctor, advisor/, selection/) never asks a task's name or
+probes it with hasattr: it reads `task.capabilities` and calls the method each capability names
+(`CAPABILITY_METHODS`); tests/test_task_contract.py holds every registered task to that.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,22 +42,102 @@ class Splits:
                                   ("test", self.test)) if v is not None}
 
 
-def eval_batch(task, cfg) -> int:
+@dataclass(frozen=True)
+class Capabilities:
+    """What a task can do beyond the core protocol; each task class declares its own. A capability
+    that names methods in CAPABILITY_METHODS is true exactly when the task implements them."""
+
+    zero_shot: bool = False  # zero_shot(), change_ci(): the pretrained model already does the task
+    encoder_cache: bool = False  # cache_encoder(): frozen-encoder outputs cached (frozen-encoder strategy)
+    calibration: bool = False  # calibration(): ECE, temperature scaling (eval.calibrate)
+    group_metrics: bool = False  # group_metrics(): per-group test metrics (--group-column)
+    probabilities: bool = False  # metrics_from_probs(): one probability row per example
+    schema_scan: bool = False  # scan_file(): `ftkit doctor` lists every raw-file problem
+    retention_reader: bool = False  # read_reference(): retention's reference data (--reference-data)
+    feature_probe: bool = False  # one frozen feature vector per example (rank, advise, label noise)
+    single_label: bool = False  # one class per example: train.oversample can balance them
+    label_smoothing: bool = True  # train.label_smoothing applies (tuned by `ftkit tune`)
+    text_max_length: bool = False  # data.max_length counts tokens of text (saved for predictors)
+    truncation_check: bool = False  # the doctor counts truncated inputs with the model's tokenizer
+
+
+# The methods each capability promises (capabilities without an entry are plain switches).
+CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "zero_shot": ("zero_shot", "change_ci"), "encoder_cache": ("cache_encoder",),
+    "calibration": ("calibration",), "group_metrics": ("group_metrics",),
+    "probabilities": ("metrics_from_probs",), "schema_scan": ("scan_file",),
+    "retention_reader": ("read_reference",)})
+assert set(CAPABILITY_METHODS) <= {f.name for f in fields(Capabilities)}
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What the engine calls on every task (runs/fit.py, runs/probe.py, evaluation/, data/doctor,
+    advisor/, selection/). Optional parts are behind `capabilities` (see CAPABILITY_METHODS)."""
+
+    name: str
+    default_metric: str
+    metrics: tuple[str, ...]
+    capabilities: Capabilities
+    train_eval_limit: Optional[int]  # cap on the training rows re-scored at each validation
+    eval_batch_limit: Optional[int]  # cap on evaluation / feature batches
+    advise_strategies: tuple[str, ...]  # what `ftkit advise` / `tune` try by default; () = theirs
+    strategy_lr: Mapping[str, float]  # per-strategy default lr overrides
+
+    def prepare_data(self, cfg) -> Splits: ...
+
+    def build(self, cfg, source, labels: list[str]) -> tuple[Any, Any]: ...  # (model, processor)
+
+    def encode(self, examples, processor, cfg, labels: list[str]) -> Encoded: ...
+
+    def make_loss(self, cfg, train: Encoded): ...  # (model, batch) -> scalar loss
+
+    def evaluate(self, model, data: Encoded, labels: list[str], batch_size: int,
+                 precision: str) -> tuple[dict, Any]: ...  # (metrics, outputs)
+
+    def confidence_intervals(self, data, outputs, labels: list[str], n_boot: int, level: float,
+                             seed: int) -> dict: ...
+
+    def prediction_frame(self, examples, outputs, labels: list[str]): ...
+
+    def save(self, model, processor, folder: Path, meta: dict, cfg) -> None: ...
+
+    def predictor(self, folder: Path): ...
+
+
+class TaskBase:
+    """Defaults of the Task protocol's plain attributes; a task class overrides what it needs."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    train_eval_limit: ClassVar[Optional[int]] = None
+    eval_batch_limit: ClassVar[Optional[int]] = None
+    advise_strategies: ClassVar[tuple[str, ...]] = ()
+    strategy_lr: ClassVar[Mapping[str, float]] = MappingProxyType({})
+
+
+def eval_batch(task: Task, cfg) -> int:
     """Examples per evaluation / feature batch: train.eval_batch_size, capped where a task's inputs
     are huge (Whisper's 30 s windows: 64 clips took ~7 GB on a CPU)."""
-    return min(cfg.train.eval_batch_size, getattr(task, "eval_batch_limit", cfg.train.eval_batch_size))
+    return min(cfg.train.eval_batch_size, task.eval_batch_limit or cfg.train.eval_batch_size)
 
 
-class PerExampleEvaluation:
+# Per-example classifiers (text, image, audio) share these; each adds its own reading and model.
+CLASSIFIER = Capabilities(calibration=True, group_metrics=True, probabilities=True, feature_probe=True,
+                          single_label=True)
+
+
+class PerExampleEvaluation(TaskBase):
     """Evaluation shared by tasks with one label and one probability row per example (text and
     image classification): metrics, bootstrap intervals, calibration and per-group metrics."""
+
+    capabilities: ClassVar[Capabilities] = CLASSIFIER
 
     def criterion(self, cfg, train):
         """(logits, labels) -> cross-entropy with the configured label smoothing and class weights
         (`train.labels`: class ids, `train.n_classes`); also used on cached features (linear probe)."""
         import torch.nn.functional as F
 
-        from ftkit.tasks.text_classification import class_weights
+        from ftkit.tasks.common import class_weights
 
         weights = class_weights(train.labels, train.n_classes) if cfg.train.class_weights == "auto" else None
         smoothing = cfg.train.label_smoothing

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ftkit.config import FitConfig
+from ftkit.data.labels import check_known, label_order, table_labels
 from ftkit.data.readers import one_line, read_table, table_file
 from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError, ModelLoadError
@@ -30,8 +31,8 @@ from ftkit.evaluation.metrics import classification_metrics
 from ftkit.lazy import F, inference_mode, nn, torch  # loaded at first use: images are read and checked without it
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame
-from ftkit.tasks.text_classification import class_weights, label_order
+from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame
+from ftkit.tasks.common import class_weights, load_adapter
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,6 @@ def _from_folder(folder: Path, labelled: bool) -> ImageExamples:
 
 def _from_table(path: Path, image_column: str, label_column: Optional[str],
                 allow_outside: bool = False) -> ImageExamples:
-    from ftkit.tasks.text_classification import table_labels
-
     table = read_table(path)
     table.require(image_column, "--image-column")
     if label_column is not None:
@@ -317,10 +316,9 @@ class ImageClassification(PerExampleEvaluation):
     # Convnets fine-tune at a larger step than transformers: on Fashion-MNIST with EfficientNet-Lite0
     # (bench/RESULTS.md) 5e-5 underfit badly (0.41 after 2 epochs), 1e-3 reached 0.80.
     body_lr = 1e-3
+    capabilities = replace(CLASSIFIER, schema_scan=True, retention_reader=True)
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
-        from ftkit.tasks.text_classification import check_known
-
         d = cfg.data
         if not d.train:
             raise ConfigError("no training data: pass --train FOLDER (one sub-folder per class) or a CSV/JSONL "
@@ -414,6 +412,19 @@ class ImageClassification(PerExampleEvaluation):
     def predictor(self, folder: Path) -> "ImageClassifier":
         return ImageClassifier(folder)
 
+    def scan_file(self, split: str, path: str, d) -> list:
+        """`ftkit doctor`: every image of one folder or table that cannot be decoded."""
+        from ftkit.data.doctor_schema import scan_media
+
+        p = Path(path)
+        examples = (_from_folder(p, True) if p.is_dir()
+                    else _from_table(p, d.image_column, d.label_column, d.allow_outside_paths))
+        return scan_media(split, examples, load_rgb, d)
+
+    def read_reference(self, path: str, label_column: Optional[str], d) -> ImageExamples:
+        """Retention's reference images: a folder (labelled by sub-folder) or a table of paths."""
+        return read_images(path, d.image_column, label_column, d.skip_bad, d.allow_outside_paths)
+
 
 @inference_mode
 def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str) -> np.ndarray:
@@ -463,8 +474,6 @@ class ImageClassifier:
             return AutoModelForImageClassification.from_pretrained(folder, dtype=torch.float32)
 
     def _load_adapter(self, folder: Path, arch: Optional[str]):
-        from ftkit.tasks.text_classification import load_adapter
-
         def build(source, labels, remote):
             # The adapter file holds only the adapters and the head: the body is the pretrained one.
             if arch:
@@ -484,8 +493,6 @@ class ImageClassifier:
                            allow_outside=True)
 
     def encode(self, examples: ImageExamples) -> ImageEncoded:
-        from ftkit.tasks.text_classification import check_known
-
         labels = self.labels if examples.labels is not None else None
         if labels is not None:
             check_known(examples, labels)

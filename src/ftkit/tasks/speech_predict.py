@@ -35,7 +35,7 @@ class Transcriber:
         with quiet_transformers():
             processor = AutoProcessor.from_pretrained(folder)
             if m.get("adapter"):
-                from ftkit.tasks.text_classification import load_adapter
+                from ftkit.tasks.common import load_adapter
                 model = load_adapter(folder, m, self._base)
             elif m["family"] == "whisper":
                 model = WhisperForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)

@@ -30,7 +30,7 @@ from ftkit.evaluation.asr import asr_ci, asr_metrics, utterance_errors
 from ftkit.lazy import torch  # loaded at first use: clips are read and checked without it
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import Splits
+from ftkit.tasks.base import Capabilities, Splits, TaskBase
 from ftkit.tasks.speech_models import (SpeechProcessor, build_speech, pad_labels, seq2seq_loss, speech_batch,
                                        transcribe_batch)
 
@@ -167,10 +167,11 @@ def speech_metrics(data, hypotheses: list[str], loss: float) -> dict:
 # ---------------------------------------------------------------- the task
 
 @TASKS.register("speech-recognition", "audio clips -> transcripts (Whisper or CTC models), WER/CER")
-class SpeechRecognition:
+class SpeechRecognition(TaskBase):
     name = "speech-recognition"
     default_metric = "wer"
     metrics = ("wer", "cer", "loss")
+    capabilities = Capabilities(zero_shot=True, encoder_cache=True, label_smoothing=False)
     body_lr = 1e-5  # Whisper fine-tuning recipes use 1e-5 (base) to 6e-6 (large); 5e-5 makes it forget
     # a probe's readout is Whisper's pretrained output layer (or a CTC head), not a new head: 1e-3 wrecks it
     strategy_lr = {"linear-probe": 1e-4}

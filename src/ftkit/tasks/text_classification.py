@@ -4,9 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -15,14 +13,16 @@ import pandas as pd
 from ftkit.lazy import torch  # loaded at first use: data is read and checked without it
 
 from ftkit.config import FitConfig
+from ftkit.data.labels import check_known, describe, is_blank, is_scalar, label_order, table_labels
 from ftkit.data.readers import Table, read_table
 from ftkit.data.splits import split_parts, split_seed
-from ftkit.errors import ConfigError, DataError, FtkitError
+from ftkit.errors import ConfigError, DataError
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
+from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
+from ftkit.tasks.common import export_model, load_adapter
 
 log = logging.getLogger(__name__)
 
@@ -49,52 +49,6 @@ class TextExamples:
 
 # ---------------------------------------------------------------- reading and validation
 
-def label_text(value) -> Optional[str]:
-    """Labels may be strings or integers (or integral floats from a NaN-holed column)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
-
-
-def table_labels(table: Table, column: str) -> list[str]:
-    """The label of every row, as text; a missing label, or one that is a list, a mapping or an
-    infinite number (JSONL/Parquet can hold those), is an error naming the first such row."""
-    values = table.frame[column].tolist()
-    for i, value in enumerate(values):
-        if not _is_scalar(value) or (isinstance(value, (float, np.floating)) and math.isinf(value)):
-            raise DataError(f"{table.where(i)}: label {_short(value)} in column {column!r} is not a class name "
-                            "(a string or an integer)")
-    labels = [label_text(v) for v in values]
-    missing = [i for i, v in enumerate(labels) if v is None]
-    if missing:
-        raise DataError(f"{table.where(missing[0])}: missing label in column {column!r} "
-                        f"({len(missing)} such rows); label them or remove them")
-    return labels
-
-
-def _is_scalar(value) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool, np.generic))
-
-
-def _short(value) -> str:
-    """What a JSONL/Parquet cell holds, short: "a list ['a', 'b']", "a mapping {}", "inf"."""
-    import reprlib
-
-    if isinstance(value, np.ndarray):  # Parquet list cells
-        value = value.tolist()
-    kind = "a list " if isinstance(value, (list, tuple)) else "a mapping " if isinstance(value, dict) else ""
-    return kind + reprlib.repr(value)
-
-
-def _is_blank(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip()
-
-
 def read_examples(path: str, text_column: str, label_column: Optional[str], drop_empty: bool) -> TextExamples:
     """Read and validate one file; label_column None reads texts only."""
     return examples_from(read_table(path), text_column, label_column, drop_empty)
@@ -107,14 +61,14 @@ def examples_from(table: Table, text_column: str, label_column: Optional[str], d
     table = _drop_or_fail_empty(table, text_column, drop_empty)
     texts = table.frame[text_column].tolist()
     for i, text in enumerate(texts):
-        if not _is_scalar(text):
-            raise DataError(f"{table.where(i)}: column {text_column!r} holds {_short(text)}, not text")
+        if not is_scalar(text):
+            raise DataError(f"{table.where(i)}: column {text_column!r} holds {describe(text)}, not text")
     labels = table_labels(table, label_column) if label_column is not None else None
     return TextExamples([str(t) for t in texts], labels, str(table.path), table.lines, table.unit)
 
 
 def _drop_or_fail_empty(table: Table, column: str, drop_empty: bool) -> Table:
-    empty = [i for i, v in enumerate(table.frame[column].tolist()) if _is_blank(v)]
+    empty = [i for i, v in enumerate(table.frame[column].tolist()) if is_blank(v)]
     if not empty:
         return table
     if not drop_empty:
@@ -125,22 +79,6 @@ def _drop_or_fail_empty(table: Table, column: str, drop_empty: bool) -> Table:
     if not kept:
         raise DataError(f"{table.path}: every row has empty text in column {column!r}")
     return table.subset(kept)
-
-
-def label_order(labels: list[str]) -> list[str]:
-    """Class ids follow numeric order for integer labels, alphabetical order otherwise."""
-    unique = set(labels)
-    if all(u.lstrip("-").isdigit() for u in unique):
-        return sorted(unique, key=int)
-    return sorted(unique)
-
-
-def check_known(examples: TextExamples, known: list[str]) -> None:
-    known_set = set(known)
-    for i, label in enumerate(examples.labels or []):
-        if label not in known_set:
-            raise DataError(f"{examples.where(i)}: label {label!r} never occurs in the training data "
-                            f"(known: {', '.join(known)})")
 
 
 # ---------------------------------------------------------------- model inputs
@@ -186,12 +124,6 @@ def encode(examples: TextExamples, tokenizer, max_length: int, labels: Optional[
                        len(labels or []))
 
 
-def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
-    """n / (classes * count): each class contributes equally to the loss (sklearn's 'balanced')."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    return torch.tensor(len(labels) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-
-
 def predict_proba(model, data: TextEncoded, batch_size: int, precision: str) -> np.ndarray:
     """(n, classes) probabilities; rows run longest first so batches carry little padding."""
     return longest_first_proba(model, data, batch_size, precision)
@@ -219,39 +151,6 @@ def build_classifier(source: ModelSource, labels: list[str], remote: bool):
     return model, tokenizer
 
 
-def load_adapter(folder: Path, meta: dict, build=None):
-    """A LoRA run: the base model (zoo name, else the folder it was trained from) + the adapter;
-    `build(source, labels, remote) -> (model, processor)` makes the base with a task head."""
-    from peft import PeftModel
-
-    from ftkit.errors import ModelLoadError
-    from ftkit.models.loading import resolve
-
-    try:
-        source = resolve(meta["base_model"])
-    except FtkitError:
-        source = resolve(meta["base_model_location"])
-    try:
-        base, _ = (build or build_classifier)(source, meta["labels"], meta.get("trust_remote_code", False))
-    except FtkitError as err:
-        raise ModelLoadError(f"{folder} holds a LoRA adapter; its base model is needed too: {err}") from None
-    with quiet_transformers(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # transformers deprecations seen through peft
-        return PeftModel.from_pretrained(base, folder)
-
-
-def export_model(model, processor, meta: dict, folder: Path) -> None:
-    """Plain transformers weights; a LoRA adapter (and its head) is merged into the base."""
-    if meta.get("adapter"):
-        import copy
-        model = copy.deepcopy(model).merge_and_unload()
-    with quiet_transformers():
-        model.save_pretrained(folder)
-        processor.save_pretrained(folder)
-    meta = {**meta, "adapter": False, "merged_adapter": bool(meta.get("adapter"))}
-    (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))
-
-
 # ---------------------------------------------------------------- the task
 
 @TASKS.register("text-classification", "one label per text (sentiment, topic, intent)")
@@ -259,6 +158,8 @@ class TextClassification(PerExampleEvaluation):
     name = "text-classification"
     default_metric = "accuracy"
     metrics = ("accuracy", "macro_f1", "loss")
+    capabilities = replace(CLASSIFIER, schema_scan=True, retention_reader=True, text_max_length=True,
+                           truncation_check=True)
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
         """Read, validate and split; writes nothing."""
@@ -315,6 +216,16 @@ class TextClassification(PerExampleEvaluation):
     def predictor(self, folder: Path) -> "TextClassifier":
         return TextClassifier(folder)
 
+    def scan_file(self, split: str, path: str, d) -> list:
+        """`ftkit doctor`: every empty text, missing label and mixed label spelling of one file."""
+        from ftkit.data.doctor_schema import scan_table
+
+        return scan_table(split, path, d.text_column, d)
+
+    def read_reference(self, path: str, label_column: Optional[str], d) -> TextExamples:
+        """Retention's reference data, read with the training data's columns."""
+        return read_examples(path, d.text_column, label_column, d.drop_empty)
+
 
 class TextClassifier:
     """A saved text classifier: plain transformers weights plus ftkit.json (labels, max length)."""
@@ -327,7 +238,7 @@ class TextClassifier:
         with quiet_transformers():
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             if self.meta.get("adapter"):
-                self.model = load_adapter(folder, self.meta)
+                self.model = load_adapter(folder, self.meta, build_classifier)
             else:
                 self.model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
         self.model.eval()

@@ -28,7 +28,7 @@ from ftkit.errors import ConfigError, DataError
 from ftkit.lazy import F, inference_mode, torch  # loaded at first use: data is read and checked without it
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
-from ftkit.tasks.base import Splits
+from ftkit.tasks.base import Capabilities, Splits, TaskBase
 
 log = logging.getLogger(__name__)
 
@@ -339,10 +339,11 @@ def prediction_frame(sentences: Sentences, outputs: list[np.ndarray], labels: li
 # ---------------------------------------------------------------- the task
 
 @TASKS.register("token-classification", "a tag per word: named entities (BIO / BIOES), CoNLL or JSONL")
-class TokenClassification:
+class TokenClassification(TaskBase):
     name = "token-classification"
     default_metric = "f1"
     metrics = ("f1", "precision", "recall", "accuracy", "loss")
+    capabilities = Capabilities(schema_scan=True, text_max_length=True, label_smoothing=False)
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
         d = cfg.data
@@ -384,7 +385,7 @@ class TokenClassification:
     def criterion(self, cfg: FitConfig, train: TokenEncoded):
         weights = None
         if cfg.train.class_weights == "auto":
-            from ftkit.tasks.text_classification import class_weights
+            from ftkit.tasks.common import class_weights
             tags = np.concatenate([x[x != IGNORE] for x in train.labels])
             weights = class_weights(tags, train.n_classes)
         smoothing = cfg.train.label_smoothing
@@ -426,6 +427,11 @@ class TokenClassification:
     def predictor(self, folder: Path) -> "Tagger":
         return Tagger(folder)
 
+    def scan_file(self, split: str, path: str, d) -> list:
+        """`ftkit doctor`: a CoNLL/JSONL file is read as `fit` reads it (its error names the line)."""
+        read_sentences(path, d.tokens_column, d.tags_column)
+        return []
+
 
 def build_tagger(source: ModelSource, labels: list[str], remote: bool):
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -466,7 +472,7 @@ class Tagger:
         with quiet_transformers():
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             if self.meta.get("adapter"):
-                from ftkit.tasks.text_classification import load_adapter
+                from ftkit.tasks.common import load_adapter
                 self.model = load_adapter(folder, self.meta, build_tagger)
             else:
                 self.model = AutoModelForTokenClassification.from_pretrained(folder, dtype=torch.float32)
@@ -519,6 +525,6 @@ class Tagger:
                              "entities": [json.dumps(r["entities"], ensure_ascii=False) for r in results]})
 
     def export(self, folder: Path) -> None:
-        from ftkit.tasks.text_classification import export_model
+        from ftkit.tasks.common import export_model
         export_model(self.model, self.tokenizer, self.meta, folder)
 

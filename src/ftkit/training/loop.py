@@ -22,6 +22,8 @@ from ftkit.training import checkpoint
 from ftkit.training.batches import epoch_batches
 from ftkit.training.device import autocast
 from ftkit.training.optim import make_optimizer, make_schedule
+from ftkit.training.regularize import with_penalty
+from ftkit.training.rehearsal import with_rehearsal
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,21 @@ class LoopInputs:
     sample_weights: Optional[np.ndarray] = None  # train.oversample: per-row draw probabilities
     # Called with each validation record; returning True stops the run (tuning prunes a trial).
     on_validate: Optional[Callable[[dict], bool]] = None
+
+
+def loop_inputs(task, cfg, model: torch.nn.Module, data: dict, labels: list[str], *, metric: str,
+                device: torch.device, precision: str, params, weights: Optional[np.ndarray] = None,
+                train_probe=None, reference=None, l2sp=None, on_validate=None) -> LoopInputs:
+    """The inputs `fit` trains on (and `ftkit advise` profiles): the task's loss, plus rehearsal of
+    the original task (`reference`) and the L2-SP pull (`l2sp`) when asked; validation on
+    data["validation"] when present; the strategy's (`params`) lr scales and unfreezing."""
+    loss = with_penalty(with_rehearsal(task.make_loss(cfg, data["train"]), reference, cfg.train.batch_size,
+                                       cfg.seed), l2sp)
+    return LoopInputs(
+        model=model, train_data=data["train"], val_data=data.get("validation"), train_probe=train_probe,
+        loss=loss, evaluate=lambda m, d: task.evaluate(m, d, labels, cfg.train.eval_batch_size, precision)[0],
+        metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales,
+        unfreeze=params.unfreeze, sample_weights=weights, on_validate=on_validate)
 
 
 @dataclass
@@ -127,16 +144,12 @@ class Loop:
         train_mode(model)
         tick = time.perf_counter()
         for b in range(s.batch, len(batches)):
-            batch = {k: v.to(self.x.device) for k, v in self.x.train_data.batch(batches[b]).items()}
-            with autocast(self.x.precision, self.x.device):
-                loss = self.x.loss(model, batch) / cfg.grad_accum
-            loss.backward()
-            self._window.append(loss.item() * cfg.grad_accum)
+            self._window.append(self.backward(batches[b]))
             s.samples += len(batches[b])
             s.batch = b + 1
             if s.batch % cfg.grad_accum and s.batch != len(batches):
                 continue
-            self._optimizer_step()
+            self.optimizer_step()
             s.train_seconds += time.perf_counter() - tick
             self._after_step(len(batches))
             self._check_time()
@@ -166,7 +179,18 @@ class Loop:
                 if name in names:
                     param.requires_grad_(True)
 
-    def _optimizer_step(self) -> None:
+    def backward(self, rows) -> float:
+        """One batch (these training rows) of the epoch: collate, forward, loss / grad_accum,
+        backward (gradients accumulate). Returns the batch's unscaled loss; reading it syncs
+        the device, as every step does."""
+        batch = {k: v.to(self.x.device) for k, v in self.x.train_data.batch(rows).items()}
+        with autocast(self.x.precision, self.x.device):
+            loss = self.x.loss(self.x.model, batch) / self.cfg.grad_accum
+        loss.backward()
+        return loss.item() * self.cfg.grad_accum
+
+    def optimizer_step(self) -> None:
+        """One optimizer update from the accumulated gradients: clipping, AdamW, schedule, zero_grad."""
         if self.cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.x.model.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
