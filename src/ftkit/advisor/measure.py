@@ -8,7 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ftkit.advisor.profile import EVAL_SAMPLE_BATCHES, TIMED_SECONDS, pick_batches, time_steps
+from ftkit.advisor.steps import EVAL_SAMPLE_BATCHES, TIMED_SECONDS, pick_batches, time_steps
+from ftkit.evaluation.honest import assess
+from ftkit.runs.probe import ProbeContext, frozen_body, probe_inputs, standardize
+from ftkit.strategies.groups import head_modules
+from ftkit.training import checkpoint
+from ftkit.training.features import FeatureData, NotCacheable, body_fingerprint, extract
+from ftkit.training.loop import Loop
+from ftkit.ui import NoProgress
 
 
 def eval_samples(run: dict) -> tuple:
@@ -55,16 +62,10 @@ def _line(units: tuple, seconds: list) -> tuple[float, float]:
 
 def profile_probe(run: dict, sample, k: int) -> dict:
     """The head-only phase: feature pass speed (per input unit) and the head's step time."""
-    from ftkit.runs.probe import ProbeContext, _frozen_body, _inputs, standardize
-    from ftkit.strategies.groups import head_modules
-    from ftkit.training.features import FeatureData, NotCacheable, body_fingerprint, extract
-    from ftkit.training.loop import Loop
-    from ftkit.ui import NoProgress
-
     model, cfg, head = run["model"], run["cfg"], head_modules(run["model"])
     if len(head) != 1 or not hasattr(sample, "fingerprint"):
         return {"cacheable": False}
-    with _frozen_body(model):
+    with frozen_body(model):
         try:
             extract(model, head[0], sample, cfg.train.eval_batch_size, run["precision"])  # warm-up
             tick = time.perf_counter()
@@ -78,7 +79,7 @@ def profile_probe(run: dict, sample, k: int) -> dict:
         features, _ = standardize({"train": FeatureData(feats, sample.labels, trailing)}, getattr(model, head[0]))
         ctx = ProbeContext(model, run["task"], cfg, {"train": run["data"]["train"]}, None, run["splits"].labels,
                            "accuracy", run["device"], run["precision"], NoProgress(), None)
-        loop = Loop(_inputs(ctx, getattr(model, head[0]), features), cfg.train, None, NoProgress())
+        loop = Loop(probe_inputs(ctx, getattr(model, head[0]), features), cfg.train, None, NoProgress())
         warm, timed = pick_batches(features["train"].lengths, cfg, None)
         time_steps(loop, warm)
         rows = time_steps(loop, timed, k, TIMED_SECONDS / 3)
@@ -89,8 +90,6 @@ def profile_probe(run: dict, sample, k: int) -> dict:
 
 def profile_saves(run: dict) -> dict:
     """One resumable checkpoint (weights + optimizer moments) and one best-weights file."""
-    from ftkit.training import checkpoint
-
     loop = run.get("loop")
     with tempfile.TemporaryDirectory(prefix="ftkit-advise-") as tmp:
         tick = time.perf_counter()
@@ -106,8 +105,6 @@ def profile_saves(run: dict) -> dict:
 def profile_assess(run: dict) -> float:
     """The final honest evaluation (bootstrap CIs, calibration) on random probabilities of the
     real split sizes; tasks without per-example probabilities are not timed (0)."""
-    from ftkit.evaluation.honest import assess
-
     task, data, labels = run["task"], run["data"], run["splits"].labels
     if not task.capabilities.probabilities:
         return 0.0

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ftkit.config import FitConfig, flatten, read_yaml, set_dotted, validate
 from ftkit.errors import ConfigError
+from ftkit.strategies import default_lr, train_lr
 
 Number = Union[int, float]
 LR_SCALE = "lr_scale"
@@ -118,8 +119,7 @@ def default_space(cfg: FitConfig, search_strategy: bool) -> dict[str, ParamSpec]
         space["strategy.name"] = ParamSpec(choices=names)
         space[LR_SCALE] = ParamSpec(low=0.2, high=5.0, log=True)
     else:
-        from ftkit.strategies import default_lr
-        center = cfg.train.lr or default_lr(cfg.strategy.name, get_task(cfg.task))
+        center = train_lr(cfg, get_task(cfg.task))
         space["train.lr"] = ParamSpec(low=center / 5, high=min(center * 5, 0.5), log=True)
     batch = cfg.train.batch_size
     space["train.batch_size"] = ParamSpec(choices=sorted({max(1, batch // 2), batch, batch * 2}))
@@ -202,10 +202,8 @@ def apply_values(cfg: FitConfig, values: dict[str, Any]) -> FitConfig:
 def _lr_anchor(cfg: FitConfig, name: str, task) -> float:
     """The lr that lr_scale multiplies: the strategy's default, or the user's --lr moved by the
     ratio of the two strategies' defaults (a head alone needs a larger step than the whole body)."""
-    from ftkit.strategies import default_lr
-
-    if cfg.train.lr is None:
-        return default_lr(name, task)
+    if cfg.train.lr is None:  # no --lr: the switched-to strategy's own default
+        return train_lr(cfg, task, name)
     return cfg.train.lr * default_lr(name, task) / default_lr(cfg.strategy.name, task)
 
 

@@ -31,7 +31,7 @@ from ftkit.reporting import REPORT, after_run
 from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
 from ftkit.training.batches import balanced_weights
-from ftkit.strategies import default_lr, get_strategy
+from ftkit.strategies import get_strategy, train_lr
 from ftkit.strategies import FreezeSummary
 from ftkit.strategies.groups import layer_groups
 from ftkit.tasks import get_task, tasks_with
@@ -98,7 +98,7 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     cfg, task, splits, model, data, device, precision = p.cfg, p.task, p.splits, p.model, p.data, p.device, p.precision
     metric, params, processor, probe_rows, train_probe, weights = (p.metric, p.params, p.processor, p.probe_rows,
                                                                    p.train_probe, p.weights)
-    l2sp = _l2sp(model, cfg)
+    l2sp = l2sp_penalty(model, cfg)
     reference = load_reference(cfg, task, model, processor, p.source)  # --reference-data, or None
     if not resume:
         run.start(to_dict(cfg.model_copy(update={"out": str(run.path)})), command or [], splits.record, overwrite)
@@ -196,7 +196,7 @@ def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
     runs here, before the run folder is written."""
     task = get_task(cfg.task)
     cfg = _with_default_lr(cfg, task)
-    metric = _metric(cfg, task)
+    metric = metric_for(cfg, task)
     threads = dev.set_threads(cfg.train.threads)
     device = dev.pick_device(cfg.train.device)
     if device.type == "cpu":
@@ -381,7 +381,7 @@ def _probe_phase(ctx: ProbeContext, phase, run: RunDir, resume: bool):
     return None, record
 
 
-def _l2sp(model, cfg: FitConfig):
+def l2sp_penalty(model, cfg: FitConfig):
     if not cfg.train.l2sp:
         return None
     # The pull is toward pretrained weights only: parameters outside the pretrained body (the new
@@ -411,11 +411,11 @@ def _with_default_lr(cfg: FitConfig, task) -> FitConfig:
     task's for strategies that update the whole body."""
     if cfg.train.lr is not None:
         return cfg
-    train = cfg.train.model_copy(update={"lr": default_lr(cfg.strategy.name, task)})
+    train = cfg.train.model_copy(update={"lr": train_lr(cfg, task)})
     return cfg.model_copy(update={"train": train})
 
 
-def _metric(cfg: FitConfig, task) -> str:
+def metric_for(cfg: FitConfig, task) -> str:
     metric = cfg.train.metric or task.default_metric
     if metric not in task.metrics:
         raise ConfigError(f"--set train.metric: {metric!r} is not a {task.name} metric "
