@@ -6,12 +6,39 @@
     ftkit.cv(folds=5, model="minilm-l6", train="train.csv")["test"]["accuracy"]["mean"]
 """
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "Run", "cv", "seeds", "doctor", "advise", "tune", "rank", "auto", "report", "FitConfig", "FtkitError", "__version__"]
+# The api functions reachable as ftkit.<name> (`ftkit.models`, `.tasks`, `.strategies`, `.datasets` and
+# `.predict` are subpackages/modules: their api functions are ftkit.api.models(), ...).
+API = ("fit", "load", "Run", "Model", "cv", "seeds", "compare", "doctor", "advise", "rank", "tune", "auto", "report",
+       "export", "evaluate", "eval", "predict_file", "import_checkpoint", "env")
+__all__ = [
+    "FitConfig",
+    "FtkitError",
+    "Model",
+    "Run",
+    "__version__",
+    "advise",
+    "auto",
+    "compare",
+    "cv",
+    "doctor",
+    "env",
+    "eval",
+    "evaluate",
+    "export",
+    "fit",
+    "import_checkpoint",
+    "load",
+    "predict_file",
+    "rank",
+    "report",
+    "seeds",
+    "tune",
+]
 
 
 def __getattr__(name: str):
     # Lazy, so `ftkit --help` and config/data errors don't pay for importing torch.
-    if name in ("fit", "load", "Run", "cv", "seeds", "doctor", "advise", "rank", "tune", "auto", "report"):
+    if name in API:
         from ftkit import api
         return getattr(api, name)
     if name == "FitConfig":

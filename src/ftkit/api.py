@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ftkit.config import KEYWORDS, FitConfig, build_config, validate
-from ftkit.errors import ConfigError, RunDirError
+from ftkit.errors import ConfigError, FtkitError, RunDirError
 from ftkit.failpoints import failpoint
 from ftkit.io import atomic_path
 from ftkit.runs.rundir import RunDir
@@ -79,6 +80,106 @@ def export(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> 
     return out
 
 
+def evaluate(run_dir: str | Path, data: str | Path, *, text_column: str | None = None,
+             label_column: str | None = None, audio_column: str | None = None, out: str | Path | None = None) -> dict:
+    """Score a finished run (or an exported model) on a labelled file (see `ftkit eval`); the
+    columns default to the run's. Writes {"data", "metrics"} to `out`
+    [RUN_DIR/evaluations/<file>.json] and returns it with "out" (where it went) added."""
+    from ftkit.io import write_json
+
+    run = load(run_dir)
+    examples = run.predictor.read(str(data), {"text": text_column, "label": label_column, "audio": audio_column})
+    metrics, _ = run.predictor.evaluate(examples)
+    target = Path(out) if out is not None else run.path / "evaluations" / f"{Path(data).stem}.json"
+    result = {"data": str(data), "metrics": metrics}
+    write_json(target, result)
+    return {**result, "out": target}
+
+
+eval = evaluate
+
+
+def predict_file(run_dir: str | Path, data: str | Path | None = None, *, texts: list[str] | None = None,
+                 text_column: str | None = None, out: str | Path | None = None):
+    """Predictions for a file (`data`) or for `texts` (texts, or image / audio paths), as a DataFrame
+    (see `ftkit predict`); also written to `out` (.csv or .jsonl) when given."""
+    if (data is None) == (not texts):
+        raise FtkitError("give either --data PATH or one or more --text (images: --image, audio: --audio)")
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".jsonl"):
+        raise FtkitError(f"--out {out}: use a .csv or .jsonl file")
+    run = load(run_dir)  # a wrong folder is refused before pandas and torch load
+    from ftkit.predict import predict_frame, write_predictions
+
+    frame = predict_frame(run, None if data is None else str(data), list(texts) if texts else texts, text_column)
+    if out is not None:
+        write_predictions(frame, Path(out))
+    return frame
+
+
+def import_checkpoint(format: str, src: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """A checkpoint of another format as a Hugging Face folder (see `ftkit import`); format: ctranslate2."""
+    if format != "ctranslate2":
+        raise FtkitError(f"unknown checkpoint format {format!r}; known: ctranslate2")
+    from ftkit.models.whisper_import import import_whisper
+
+    if Path(out).exists() and not overwrite:
+        raise FtkitError(f"{out} exists; pass --overwrite to replace it, or choose another folder")
+    return import_whisper(Path(src), Path(out))
+
+
+def models() -> list[dict]:
+    """The named offline models (see `ftkit models`): name, installed, package, tasks, description."""
+    from ftkit.models.zoo import ZOO, installed
+
+    return [{"name": n, "installed": installed(m), "package": m.package, "tasks": list(m.tasks),
+             "description": m.description} for n, m in ((n, ZOO.get(n)) for n in ZOO.names())]
+
+
+def tasks() -> dict[str, str]:
+    """The registered tasks: {name: description} (see `ftkit tasks`)."""
+    from ftkit.tasks import TASKS, _load_builtin
+
+    _load_builtin()
+    return TASKS.describe()
+
+
+def strategies(task: str = "text-classification") -> list[dict]:
+    """The registered strategies with their default lr for `task` (see `ftkit strategies`)."""
+    from ftkit.strategies import STRATEGIES, default_lr, get_strategy
+    from ftkit.tasks import get_task
+
+    get_strategy("full")  # loads the built-in strategies
+    kind = get_task(task)
+    return [{"name": n, "default_lr": default_lr(n, kind), "description": text}
+            for n, text in STRATEGIES.describe().items()]
+
+
+def datasets(name: str | None = None, *, out: str | Path = "data", n_train: int | None = None,
+             n_test: int | None = None) -> dict:
+    """No name: the offline datasets, {name: description}. A name: write it as plain files under
+    OUT/NAME/ (n_train / n_test: keep that many examples) -> {split: path} (see `ftkit datasets`)."""
+    from ftkit.datasets import DATASETS
+
+    if name is None:
+        return DATASETS.describe()
+    return dict(DATASETS.get(name)(Path(out) / name, n_train=n_train, n_test=n_test))
+
+
+def env() -> dict[str, Any]:
+    """What this machine offers (see `ftkit env`): versions, threads, CUDA, bf16, default precision."""
+    import torch
+
+    from ftkit.runs.rundir import versions
+    from ftkit.training.device import cpu_bf16_is_fast, pick_device, resolve_precision
+
+    device = pick_device("auto")
+    return {**versions(),
+            "cpu threads": f"{torch.get_num_threads()} ({torch.backends.cpu.get_cpu_capability()})",
+            "cuda": torch.cuda.get_device_name(0) if device.type == "cuda" else "none",
+            "cpu bf16 fast": cpu_bf16_is_fast(),
+            "default precision": f"{resolve_precision('auto', device)} on {device}"}
+
+
 def report(path: str | Path) -> Path:
     """Write PATH/report.html (and a run's model card, model/README.md); returns the report's path.
     PATH: a finished run, or a compare / cv / seeds / tune / auto folder."""
@@ -91,24 +192,36 @@ def report(path: str | Path) -> Path:
 
 def fit(config: str | Path | FitConfig | dict | None = None, *, overrides: dict | list | None = None,
         resume: bool = False, overwrite: bool = False, quiet: bool = False,
-        baselines: list[str] | str | None = None, **options: Any) -> Run:
+        baselines: list[str] | str | None = None, seeds: int = 1, command: list[str] | None = None,
+        **options: Any) -> Run | dict:
     """Fine-tune and evaluate; returns the finished run.
 
     ``config`` is a YAML path, a dict or a FitConfig; keyword options use the CLI names
     (``model=``, ``train=``, ``lr=``, ...); ``overrides`` takes dotted keys like ``--set``.
-    ``baselines=["scratch", "probe"]`` then runs those baselines (see ``--baseline``).
+    ``baselines=["scratch", "probe"]`` then runs those baselines (see ``--baseline``). ``seeds=N``
+    (N > 1, no baselines) repeats the fit with seeds seed..seed+N-1 and returns seeds.json instead
+    (see ``ftkit.seeds``). Bad input is refused before torch loads. ``command``: what the run
+    folder records as its command line.
     """
-    from ftkit.runs.fit import fit_run
+    from ftkit.runs.precheck import precheck
 
     cfg = make_config(config, options, overrides)
+    command = command or ["ftkit.fit(...)"]
     if baselines:
-        from ftkit.runs.baselines import fit_with_baselines
-        return Run(fit_with_baselines(cfg, baselines, resume=resume, overwrite=overwrite, quiet=quiet,
-                                      command=["ftkit.fit(...)"]))
+        from ftkit.runs.baselines import check_names, fit_with_baselines
+
+        check_names(baselines)
+        precheck(cfg, resume=resume, overwrite=overwrite)  # the fine-tuned run's input, before torch loads
+        return Run(fit_with_baselines(cfg, baselines, seeds=seeds, resume=resume, overwrite=overwrite, quiet=quiet,
+                                      command=command))
+    if seeds != 1:  # the first seed's run checks the data before torch loads (runs/repeat.py)
+        return _seeds(cfg, seeds, None, resume=resume, overwrite=overwrite, quiet=quiet)
+    precheck(cfg, resume=resume, overwrite=overwrite)  # bad input is refused before torch loads (seconds)
+    from ftkit.runs.fit import fit_run
+
     if resume:
         cfg = resumed_config(cfg)
-    return Run(fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet,
-                       command=["ftkit.fit(...)"]))
+    return Run(fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=command))
 
 
 def cv(config: str | Path | FitConfig | dict | None = None, *, folds: int = 5, out: str | Path = "runs/cv",
@@ -133,9 +246,13 @@ def tune(config: str | Path | FitConfig | dict | None = None, *, out: str | Path
     as does a ``tune: space:`` section in a YAML config; ``points`` are configurations tried first."""
     from ftkit.hpo.space import split_config
     from ftkit.hpo.tune import tune as run_tune
+    from ftkit.runs.precheck import precheck_data
 
     config, spec = split_config(config)
     cfg = make_config(config, options, overrides)
+    precheck_data(cfg, resume=resume)  # bad data is refused before optuna and torch load
+    if search_strategy is None and options.get("strategy"):
+        search_strategy = False  # a strategy given is kept
     return run_tune(cfg, Path(out), trials=trials, time_budget=time_budget, resume=resume, sampler=sampler,
                     pruner=pruner, executor=executor, address=address, trial_cpus=trial_cpus, refit=refit,
                     refit_on_all=refit_on_all, space=space if space is not None else spec,
@@ -146,12 +263,32 @@ def seeds(config: str | Path | FitConfig | dict | None = None, *, n: int = 3, ou
           overrides: dict | list | None = None, resume: bool = False, overwrite: bool = False, quiet: bool = False,
           **options: Any) -> dict:
     """The same fit with n seeds on the same splits (see `ftkit fit --seeds`); returns seeds.json."""
-    from ftkit.runs.fit import default_out
+    return _seeds(make_config(config, options, overrides), n, out, resume=resume, overwrite=overwrite, quiet=quiet)
+
+
+def _seeds(cfg: FitConfig, n: int, out, *, resume: bool, overwrite: bool, quiet: bool) -> dict:
     from ftkit.runs.repeat import repeat_seeds
 
+    if out is None and cfg.out is None:
+        from ftkit.runs.fit import default_out
+        out = default_out(cfg)
+    return repeat_seeds(cfg, n, Path(out or cfg.out), resume=resume, overwrite=overwrite, quiet=quiet)
+
+
+def compare(config: str | Path | FitConfig | dict | None = None, *, strategies: list[str] | str,
+            out: str | Path = "runs/compare", overrides: dict | list | None = None, resume: bool = False,
+            overwrite: bool = False, quiet: bool = False, **options: Any):
+    """Several strategies with the same data, budget and seed (see `ftkit compare`): one run per
+    strategy in `out`, plus comparison.csv/.png; returns the comparison table (a DataFrame).
+    `strategies`: names or variants with their own settings, e.g. "full,lora,full[train.l2sp=0.01]"."""
+    from ftkit.runs.compare import compare as run_compare
+    from ftkit.runs.compare import split_variants
+    from ftkit.runs.precheck import precheck_compare
+
     cfg = make_config(config, options, overrides)
-    folder = Path(out or cfg.out or default_out(cfg))
-    return repeat_seeds(cfg, n, folder, resume=resume, overwrite=overwrite, quiet=quiet)
+    names = split_variants(strategies) if isinstance(strategies, str) else list(strategies)
+    precheck_compare(cfg, names, Path(out), resume=resume, overwrite=overwrite)  # each strategy trains in a new process
+    return run_compare(cfg, names, Path(out), overwrite=overwrite, resume=resume, quiet=quiet)
 
 
 def doctor(config: str | Path | FitConfig | dict | None = None, *, out: str | Path | None = None,
@@ -168,7 +305,7 @@ def doctor(config: str | Path | FitConfig | dict | None = None, *, out: str | Pa
     return report.to_dict()
 
 
-def rank(config: str | Path | FitConfig | dict | None = None, *, models: list[str], confirm_top: int = 0,
+def rank(config: str | Path | FitConfig | dict | None = None, *, models: list[str] | str, confirm_top: int = 0,
          out: str | Path | None = None, overrides: dict | list | None = None, confirm_epochs: float = 1.0,
          runs: str | Path | None = None, quiet: bool = False, **options: Any) -> dict:
     """Rank candidate models on the training data (see `ftkit rank`): LogME, kNN and linear-probe
@@ -177,7 +314,7 @@ def rank(config: str | Path | FitConfig | dict | None = None, *, models: list[st
     from ftkit.selection.rank import rank_models
 
     cfg = make_config(config, options, overrides)
-    return rank_models(cfg, list(models), confirm_top=confirm_top, confirm_epochs=confirm_epochs, runs=runs,
+    return rank_models(cfg, list(_split(models)), confirm_top=confirm_top, confirm_epochs=confirm_epochs, runs=runs,
                        out=out, quiet=quiet)
 
 
@@ -190,10 +327,11 @@ def advise(config: str | Path | FitConfig | dict | None = None, *, models: list[
     (result["recommendation"]). `budget`: seconds or "90s" / "30m" / "1.5h". Written to `out`."""
     from ftkit.advisor.run import advise_run, parse_budget
     from ftkit.io import write_json
+    from ftkit.runs.precheck import precheck_data
 
     cfg = make_config(config, options, overrides)
-    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v  # noqa: E731
-    result = advise_run(cfg, models=split(models), strategies=split(strategies), budget=parse_budget(budget),
+    precheck_data(cfg)  # before the strategies are profiled (each in a process that imports torch)
+    result = advise_run(cfg, models=_split(models), strategies=_split(strategies), budget=parse_budget(budget),
                         target_metric=target_metric, isolate=isolate, fit_flags=_fit_flags(config, options, overrides))
     if out is not None:
         write_json(out, result)
@@ -214,17 +352,25 @@ def _fit_flags(config, options: dict, overrides) -> list[str]:
 
 def auto(config: str | Path | FitConfig | dict | None = None, *, time_budget: str | float, out: str | Path = "runs/auto",
          models: list[str] | None = None, overwrite: bool = False, resume: bool = False, executor: str = "local",
-         address: str | None = None, overrides: dict | list | None = None, quiet: bool = False, **options: Any) -> dict:
+         address: str | None = None, overrides: dict | list | None = None, quiet: bool = False,
+         since_process_start: bool = False, **options: Any) -> dict:
     """doctor -> rank -> advise -> tune -> final fit, within `time_budget` (seconds, or "30m");
     returns auto.json; `ftkit.load(report["final_run"])` is the model (see `ftkit auto`).
-    `resume`: continue a killed auto in `out` (finished stages are kept)."""
+    `resume`: continue a killed auto in `out` (finished stages are kept). `models`: a list or a
+    comma string. `since_process_start`: the budget also covers this process's start-up (the CLI's)."""
     from ftkit.hpo.tune import parse_duration
-    from ftkit.runs.auto import auto_run, check_budget
+    from ftkit.runs.auto import auto_run, check_budget, process_start
 
+    started = process_start() if since_process_start else None
     cfg = make_config(config, options, overrides)
-    return auto_run(cfg, Path(out), time_budget=check_budget(parse_duration(time_budget)), models=models,
+    return auto_run(cfg, Path(out), time_budget=check_budget(parse_duration(time_budget)), models=_split(models) or None,
                     overwrite=overwrite, resume=resume, executor=executor, address=address,
-                    strategy_given=True if "strategy" in options else None, quiet=quiet)
+                    strategy_given=True if options.get("strategy") else None, started=started, quiet=quiet)
+
+
+def _split(items: list[str] | str | None) -> list[str] | None:
+    """"a, b" -> ["a", "b"]: a comma string (the CLI's) or a list."""
+    return [x.strip() for x in items.split(",") if x.strip()] if isinstance(items, str) else items
 
 
 def make_config(config, options: dict, overrides=None) -> FitConfig:

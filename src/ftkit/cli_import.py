@@ -1,4 +1,4 @@
-"""`ftkit import FORMAT SRC OUT`: checkpoints of other formats as Hugging Face folders."""
+"""`ftkit import FORMAT SRC OUT` -> `ftkit.api.import_checkpoint`: other formats as Hugging Face folders."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,6 @@ from pathlib import Path
 import typer
 
 from ftkit.cli_output import setup_logging
-from ftkit.errors import FtkitError
 
 import_app = typer.Typer(no_args_is_help=True, help="Turn checkpoints of other formats into Hugging Face folders.")
 
@@ -19,9 +18,7 @@ def import_ctranslate2(
     overwrite: bool = typer.Option(False, help="replace OUT if it exists"),
 ) -> None:
     """Import a CTranslate2 Whisper checkpoint as a Hugging Face WhisperForConditionalGeneration folder."""
-    from ftkit.models.whisper_import import import_whisper
+    from ftkit.api import import_checkpoint
 
     setup_logging(True)
-    if out.exists() and not overwrite:
-        raise FtkitError(f"{out} exists; pass --overwrite to replace it, or choose another folder")
-    typer.echo(f"imported: {import_whisper(src, out)}")
+    typer.echo(f"imported: {import_checkpoint('ctranslate2', src, out, overwrite=overwrite)}")

@@ -1,4 +1,4 @@
-"""What the CLI shows: its logging setup, and short summaries of run, repeat and auto folders."""
+"""What the CLI shows: its logging setup, and the tables and summaries of what the api returns."""
 from __future__ import annotations
 
 import json
@@ -31,11 +31,65 @@ def _handler() -> logging.Handler:
     return RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
 
 
-def print_repeat(report: dict, path: Path) -> None:
+def console(width: int = 160):
+    """A rich console; files and pipes get `width` columns, not the 80 of no terminal."""
+    from rich.console import Console
+    return Console(width=None if sys.stdout.isatty() else width)
+
+
+def print_repeat(report: dict, path: Path | None = None) -> None:
+    """cv.json / seeds.json as a table; `path` [the folder of its runs/seeds.json]."""
     from ftkit.runs.repeat import table
 
     typer.echo(table(report))
-    typer.echo(f"saved: {path}")
+    typer.echo(f"saved: {path or Path(report['runs'][0]['run_dir']).parent / 'seeds.json'}")
+
+
+def print_doctor(report: dict, out: Path, quiet: bool) -> None:
+    from ftkit.data.doctor import Finding, Report, table
+
+    if not quiet:
+        console().print(table(Report([Finding(**f) for f in report["checks"]], report["summary"])))
+    s = report["summary"]
+    typer.echo(f"{s['errors']} error(s), {s['warnings']} warning(s) in {s['total_seconds']:.1f}s; report: {out}")
+
+
+def print_rank(report: dict, out: Path) -> None:
+    from ftkit.selection.rank import table
+
+    console().print(table(report))
+    if "confirm" in report:
+        typer.echo(report["confirm"]["verdict"])
+    typer.echo(f"ranking: {out}")
+
+
+def print_tune(report: dict, out: Path) -> None:
+    from ftkit.hpo.report import table
+
+    console(120).print(table(report))
+    typer.echo(f"saved: {out / 'tune.json'}, {out / 'trials.csv'}, {out / 'trials.png'}"
+               + (f"; best model: {report['refit']['run_dir']}" if report.get("refit") else ""))
+
+
+def print_advice(advice: dict, out: Path) -> None:
+    from ftkit.advisor.table import render
+
+    screen = console()
+    for part in render(advice):
+        screen.print(part)
+    typer.echo(f"advice: {out}")
+
+
+def print_models(models: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "installed", "package", "tasks", "description")
+    for m in models:
+        table.add_row(m["name"], "yes" if m["installed"] else "no", m["package"], ", ".join(m["tasks"]),
+                      m["description"])
+    Console().print(table)
+    typer.echo("Also accepted: any local Hugging Face model folder, or an org/name hub id (needs network).")
 
 
 def print_run(path: Path) -> None:

@@ -226,6 +226,16 @@ class FitConfig(_Section):
     out: Optional[str] = Field(None, description="run folder (default: runs/<time>-<model>)")
 
 
+def field_info(dotted: str):
+    """The pydantic field at a dotted key, e.g. "train.batch_size": its description, default and
+    type (the CLI's help for --batch-size comes from here)."""
+    model: Any = FitConfig
+    *sections, name = dotted.split(".")
+    for section in sections:
+        model = model.model_fields[section].annotation
+    return model.model_fields[name]
+
+
 def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     """Set ``tree['a']['b'] = value`` for ``dotted == 'a.b'``, creating sections as needed."""
     keys = dotted.split(".")
