@@ -1,0 +1,93 @@
+"""Layers point down, and modules import no cycle (DESIGN.md, issue 17).
+
+The layer order is the import-linter contract in pyproject.toml ([tool.importlinter]); its
+ignore_imports list names the upward imports still left. The cycle check reads the same import
+graph (grimp, which import-linter builds on), imports inside functions included: a cycle a lazy
+import hides still ties the two modules together. bench/layers.py prints the counts.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Cycles still left, each a set of modules; a new cycle, or a known one that grows, fails.
+KNOWN_CYCLES = [
+    # the registry's package imports its strategy modules to register them, and each imports the
+    # registry's `strategy` decorator from the package (a plugin registry, not a layering problem)
+    {"ftkit.strategies", "ftkit.strategies.bitfit", "ftkit.strategies.freeze_bottom",
+     "ftkit.strategies.frozen_encoder", "ftkit.strategies.full", "ftkit.strategies.gradual",
+     "ftkit.strategies.llrd", "ftkit.strategies.lora", "ftkit.strategies.probe"},
+    # speech recognition's predictor and task (tasks/ is another owner's)
+    {"ftkit.tasks.speech_predict", "ftkit.tasks.speech_recognition"},
+    # the doctor and its check modules (Finding, Context, the registry live in doctor.py)
+    {"ftkit.data.doctor", "ftkit.data.doctor_checks", "ftkit.data.doctor_schema", "ftkit.data.label_noise"},
+    # ftkit/__init__ imports api, and runs.rundir / tracking import ftkit.__version__; with
+    # runs.baselines -> api.resumed_config this ties api, the engine and the outer loops together
+    {"ftkit", "ftkit.api", "ftkit.advisor.facts", "ftkit.advisor.measure", "ftkit.advisor.profile",
+     "ftkit.advisor.run", "ftkit.hpo.objective", "ftkit.hpo.ray_executor", "ftkit.hpo.tune",
+     "ftkit.runs.auto", "ftkit.runs.baselines", "ftkit.runs.compare", "ftkit.runs.fit",
+     "ftkit.runs.precheck", "ftkit.runs.probe", "ftkit.runs.repeat", "ftkit.runs.rundir",
+     "ftkit.selection.halving", "ftkit.selection.rank", "ftkit.tracking"},
+]
+
+
+def strongly_connected(graph) -> list[set[str]]:
+    """Tarjan's strongly connected components with more than one module (iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[set[str]] = []
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    for root in sorted(graph.modules):
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on.add(root)
+        work = [(root, iter(edges[root]))]
+        while work:
+            v, todo = work[-1]
+            for w in todo:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(edges[w])))
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp = set()
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp.add(w)
+                        if w == v:
+                            break
+                    if len(comp) > 1:
+                        out.append(comp)
+    return out
+
+
+def test_no_new_import_cycle():
+    graph = grimp.build_graph("ftkit", exclude_type_checking_imports=True)
+    new = [sorted(c) for c in strongly_connected(graph) if not any(c <= known for known in KNOWN_CYCLES)]
+    assert not new, f"import cycle(s) between modules: {new}; move the shared piece down into the lower module"
+
+
+def test_layers_point_down():
+    """The contract in pyproject.toml: no import runs upward, except the ones it lists."""
+    lint = Path(sys.executable).with_name("lint-imports")  # import-linter's command ([dev] extra)
+    done = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"an import runs upward (layers in pyproject.toml [tool.importlinter]):\n{done.stdout}"
