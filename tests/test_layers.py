@@ -24,8 +24,6 @@ KNOWN_CYCLES = [
      "ftkit.strategies.llrd", "ftkit.strategies.lora", "ftkit.strategies.probe"},
     # speech recognition's predictor and task (tasks/ is another owner's)
     {"ftkit.tasks.speech_predict", "ftkit.tasks.speech_recognition"},
-    # the doctor and its check modules (Finding, Context, the registry live in doctor.py)
-    {"ftkit.data.doctor", "ftkit.data.doctor_checks", "ftkit.data.doctor_schema", "ftkit.data.label_noise"},
     # ftkit/__init__ imports api, and runs.rundir / tracking import ftkit.__version__; with
     # runs.baselines -> api.resumed_config this ties api, the engine and the outer loops together
     {"ftkit", "ftkit.api", "ftkit.advisor.facts", "ftkit.advisor.measure", "ftkit.advisor.profile",

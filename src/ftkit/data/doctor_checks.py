@@ -5,7 +5,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from ftkit.data.doctor import AUDIO_KINDS, CHECKS, Context, Finding
+from ftkit.data.findings import AUDIO_KINDS, CHECKS, Context, Finding
+from ftkit.data.label_noise import check as label_noise_check
 from ftkit.data.near_dup import groups
 
 IMBALANCE_RATIO = 3.0  # largest / smallest class at or above which the doctor warns
@@ -380,9 +381,7 @@ def _clip_lengths(ctx: Context) -> Finding:
 
 @CHECKS.register("label-noise", "likely mislabelled rows: confident learning on out-of-fold probe probabilities")
 def label_noise(ctx: Context) -> Finding:
-    from ftkit.data.label_noise import check
-
-    return check(ctx)
+    return label_noise_check(ctx)
 
 
 def skipped_label_noise(reason: str) -> Finding:

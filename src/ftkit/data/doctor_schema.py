@@ -6,7 +6,7 @@ then loads the splits leniently so the other checks still run.
 """
 from __future__ import annotations
 
-from ftkit.data.doctor import Finding
+from ftkit.data.findings import Finding
 from ftkit.errors import DataError
 
 

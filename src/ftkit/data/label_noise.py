@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ftkit.data.doctor import Context, Finding
+from ftkit.data.findings import Context, Finding
 
 log = logging.getLogger(__name__)
 
