@@ -3,14 +3,13 @@
 Each command calls `ftkit.api.<its name>` with the same arguments (`eval`: `evaluate`, `predict`:
 `predict_file`). The flags shared with `fit` (--model, --train, --batch-size, ...) are generated
 from the config's fields (config.py), help text included, so they read the same everywhere.
-Errors a user can cause print one line and exit 2; ``--debug`` anywhere shows the traceback.
+Errors a user can cause print one line and exit 2 (cli_output.run); ``--debug`` shows the traceback.
 """
 from __future__ import annotations
 
 import copy
 import functools
 import inspect
-import os
 import sys
 import typing
 from pathlib import Path
@@ -23,12 +22,6 @@ from ftkit import api
 from ftkit import cli_output as show
 from ftkit.cli_import import import_app
 from ftkit.config import KEYWORDS, field_info
-from ftkit.errors import FtkitError
-
-try:  # typer >= 0.22 vendors click
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover - older typer runs on click itself
-    from click.exceptions import ClickException
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained models on your own data, the right way by default.")
@@ -341,40 +334,7 @@ def env() -> None:
 
 
 def main() -> None:
-    debug = "--debug" in sys.argv
-    if debug:
-        sys.argv.remove("--debug")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        code = app(standalone_mode=False)  # usage errors reach us, so they print like ftkit's own
-    except FtkitError as err:
-        if debug:
-            raise
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    except ClickException as err:
-        if type(err).__name__ == "NoArgsIsHelpError":  # `ftkit` alone: the help is printed already
-            sys.exit(err.exit_code)
-        if debug:
-            raise
-        typer.echo(f"error: {usage_message(err)}", err=True)
-        sys.exit(err.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        code = 130
-    if code == 130:  # Ctrl-C (typer turns it into exit code 130)
-        typer.echo("interrupted; continue a fit with --resume --out RUN_DIR", err=True)
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-def usage_message(err: ClickException) -> str:
-    """typer's usage error on one line, e.g. "no such option: --epoch; see `ftkit fit --help`"."""
-    text = " ".join(err.format_message().split()).rstrip(".")  # typer's messages may hold line breaks
-    text = text[:1].lower() + text[1:]
-    ctx = getattr(err, "ctx", None)
-    return f"{text}; see `{ctx.command_path} --help`" if ctx is not None else text
+    show.run(app)  # one `error: ...` line and exit 2 for what a user can cause; --debug: the traceback
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ from pathlib import Path
 
 import typer
 
+from ftkit.errors import FtkitError
+
+try:  # typer >= 0.22 vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click.exceptions import ClickException
+
 
 def setup_logging(quiet: bool) -> None:
     # Offline first: never reach a hub unless the user names a hub id (loading.py decides).
@@ -128,3 +135,42 @@ def print_auto(report: dict, out: Path) -> None:
                                                                         else "") + "; " if picked is not None else "")
                + "test " + brief(final["test"]))
     typer.echo(f"run folder: {report['final_run']}  (report: {out / 'auto.json'})")
+
+
+def run(app: typer.Typer) -> None:
+    """Run the CLI app: errors a user can cause print one line (exit 2, usage errors typer's
+    status); ``--debug`` anywhere shows the traceback instead."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        code = app(standalone_mode=False)  # usage errors reach us, so they print like ftkit's own
+    except FtkitError as err:
+        if debug:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except ClickException as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # `ftkit` alone: the help is printed already
+            sys.exit(err.exit_code)
+        if debug:
+            raise
+        typer.echo(f"error: {usage_message(err)}", err=True)
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        code = 130
+    if code == 130:  # Ctrl-C (typer turns it into exit code 130)
+        typer.echo("interrupted; continue a fit with --resume --out RUN_DIR", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_message(err: ClickException) -> str:
+    """typer's usage error on one line, e.g. "no such option: --epoch; see `ftkit fit --help`"."""
+    text = " ".join(err.format_message().split()).rstrip(".")  # typer's messages may hold line breaks
+    text = text[:1].lower() + text[1:]
+    ctx = getattr(err, "ctx", None)
+    return f"{text}; see `{ctx.command_path} --help`" if ctx is not None else text
