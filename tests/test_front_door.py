@@ -82,3 +82,18 @@ def test_docstrings_render_as_paragraphs():
     result = run_cli("--help", isolated=True)
     text = " ".join(result.stdout.replace("│", " ").split())
     assert "LogME, kNN and linear-probe accuracy of frozen features" in text
+
+
+def test_api_refuses_bad_input_as_the_cli_does(tmp_path):
+    """The checks the CLI ran itself before (fit's precheck, --baseline names, compare's variants)
+    are api's now, so Python callers get the same early refusals."""
+    missing = str(tmp_path / "missing.csv")
+    with pytest.raises(ftkit.FtkitError, match="missing.csv: file not found"):
+        ftkit.fit(model="minilm-l6", train=missing, out=str(tmp_path / "run"))
+    with pytest.raises(ftkit.FtkitError, match="nosuch"):
+        ftkit.fit(model="minilm-l6", train=missing, baselines=["nosuch"])
+    with pytest.raises(ftkit.FtkitError, match="unknown strategy 'nosuch'"):
+        ftkit.compare(model="minilm-l6", train=missing, strategies="full,nosuch", out=tmp_path / "cmp")
+    with pytest.raises(ftkit.FtkitError, match="--data PATH"):
+        ftkit.predict_file(tmp_path)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cmp").exists()
