@@ -6,6 +6,8 @@ import logging
 
 import numpy as np
 
+from ftkit.selection.rank import add_ranks, order, score_candidate
+
 log = logging.getLogger(__name__)
 
 
@@ -65,8 +67,6 @@ def model_facts(run: dict) -> dict:
 def transferability(cfg, models: list[str]) -> dict:
     """Per model: LogME, kNN and linear-probe accuracy of its frozen features, ranked as
     `ftkit rank` ranks them (mean of the per-score ranks), best first; `random:NAME` works too."""
-    from ftkit.selection.rank import add_ranks, order, score_candidate
-
     rows = order(add_ranks([score_candidate(cfg, name) for name in models]))
     return {"available": True, "models": [
         {"model": r["candidate"], **{k: _plain(v) for k, v in r["scores"].items()}, "rank": r["rank"],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ftkit.data.findings import AUDIO_KINDS, CHECKS, Context, Finding
 from ftkit.data.label_noise import check as label_noise_check
-from ftkit.data.near_dup import groups
+from ftkit.data.near_dup import IMAGE_MAX_DISTANCE, groups, normalise
 
 IMBALANCE_RATIO = 3.0  # largest / smallest class at or above which the doctor warns
 TOKENS_PER_WORD = 1.3  # without a tokenizer: a subword tokenizer's usual rate on English
@@ -52,8 +52,6 @@ def _single_examples(ctx: Context):
 
 def _no_words(ctx: Context):
     """Texts (speech recognition: transcripts) with no letters or digits at all."""
-    from ftkit.data.near_dup import normalise
-
     if ctx.kind in ("image", "audio"):
         return None
     if ctx.kind == "asr":
@@ -176,7 +174,6 @@ def _near_audio(name: str) -> Finding:
 
 def _near_what(ctx: Context) -> str:
     if ctx.kind == "image":
-        from ftkit.data.near_dup import IMAGE_MAX_DISTANCE
         return f"perceptual hash within {IMAGE_MAX_DISTANCE}/64 bits"
     return f"Jaccard of word bigrams >= {ctx.options.near_threshold}"
 

@@ -23,6 +23,7 @@ from typing import Optional
 from ftkit.errors import ConfigError
 from ftkit.hpo import space as spaces
 from ftkit.hpo.objective import FINISH_SECONDS, FIRST_TRIAL_SHARE, STUDY, Trials, fit_trial, record, study_url
+from ftkit.tracking import default_uri
 
 try:
     import ray
@@ -161,6 +162,5 @@ def _absolute(ctx: Trials) -> Trials:
     if Path(tree["model"]["name"]).expanduser().is_dir():
         tree["model"]["name"] = str(Path(tree["model"]["name"]).expanduser().resolve())
     if tree["tracking"]["backend"] != "none" and not tree["tracking"]["uri"]:
-        from ftkit.tracking import default_uri
         tree["tracking"]["uri"] = default_uri(None)[0]  # the driver's ./mlruns, not each trial's folder
     return replace(ctx, base=type(ctx.base).model_validate(tree), out=ctx.out.resolve())

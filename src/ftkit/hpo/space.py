@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ftkit.config import FitConfig, flatten, read_yaml, set_dotted, validate
 from ftkit.errors import ConfigError
+from ftkit.models.loading import resolve
 from ftkit.strategies import default_lr, train_lr
+from ftkit.tasks import get_task
 
 Number = Union[int, float]
 LR_SCALE = "lr_scale"
@@ -110,8 +112,6 @@ def split_config(config) -> tuple[Any, Optional[TuneSpec]]:
 def default_space(cfg: FitConfig, search_strategy: bool) -> dict[str, ParamSpec]:
     """Ranges that suit the run: the lr around the strategy's default (x0.2..x5, log), batch
     size around the configured one, up to the configured epochs, and the regularizers."""
-    from ftkit.tasks import get_task
-
     space: dict[str, ParamSpec] = {}
     if search_strategy:
         names = list(get_task(cfg.task).advise_strategies) or \
@@ -149,7 +149,6 @@ def _strategy_space(cfg: FitConfig, search_strategy: bool) -> dict[str, ParamSpe
 def _n_blocks(cfg: FitConfig) -> Optional[int]:
     """Transformer blocks of a local/zoo model, from its config.json (None: unknown)."""
     try:
-        from ftkit.models.loading import resolve
         path = Path(resolve(cfg.model.name).location) / "config.json"
         config = json.loads(path.read_text())
     except Exception:  # hub ids, packaged convnets: no layer count, freeze-bottom not searched
@@ -185,8 +184,6 @@ def _draw(trial, key: str, p: ParamSpec):
 
 def apply_values(cfg: FitConfig, values: dict[str, Any]) -> FitConfig:
     """The base config with a trial's values; a switched strategy drops the base's own settings."""
-    from ftkit.tasks import get_task
-
     tree = cfg.model_dump(mode="json")
     name = values.get("strategy.name", cfg.strategy.name)
     if name != cfg.strategy.name:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ftkit.config import FitConfig
 from ftkit.errors import ConfigError
+from ftkit.runs.rundir import RunDir
 from ftkit.selection.features import candidate_config
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,6 @@ def read_result(candidate: str, out: Path) -> dict:
 
 def _finished_alike(out: Path, cfg: FitConfig) -> bool:
     """A finished run of the same config (rank was killed and run again): reuse it."""
-    from ftkit.runs.rundir import RunDir
-
     run = RunDir(out)
     if not run.finished() or not run.config.is_file():
         return False

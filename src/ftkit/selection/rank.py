@@ -18,6 +18,7 @@ import numpy as np
 from ftkit.config import FitConfig
 from ftkit.errors import ConfigError
 from ftkit.io import write_json
+from ftkit.models.loading import resolve
 from ftkit.selection.features import RANDOM, candidate_config, candidate_features  # noqa: F401  (RANDOM: re-exported)
 from ftkit.selection.halving import check_confirm, successive_halving
 from ftkit.selection.scores import transferability
@@ -48,8 +49,6 @@ def rank_models(cfg: FitConfig, models: list[str], *, confirm_top: int = 0, conf
 
 def _check(cfg: FitConfig, models: list[str]) -> None:
     """Refuse before any forward pass: too few candidates, repeats, names that do not resolve."""
-    from ftkit.models.loading import resolve
-
     if len(models) < 2:
         raise ConfigError("--models: name at least two candidates, comma-separated (e.g. minilm-l6,random:minilm-l6)")
     twice = sorted({m for m in models if models.count(m) > 1})

@@ -15,6 +15,9 @@ import time
 
 import numpy as np
 
+from ftkit.data.label_noise import out_of_fold
+from ftkit.errors import DataError
+
 EPS = 1e-12
 
 
@@ -44,7 +47,6 @@ def usable(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     keep = counts[labels] >= 2
     present = np.flatnonzero(counts >= 2)
     if len(present) < 2:
-        from ftkit.errors import DataError
         raise DataError("ranking needs at least two classes with two or more training rows each")
     remap = np.full(len(counts), -1)
     remap[present] = np.arange(len(present))
@@ -114,7 +116,6 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 10, folds: i
 
 def probe_accuracy(features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> float:
     """Out-of-fold accuracy of the doctor's linear probe (standardize + logistic regression)."""
-    from ftkit.data.label_noise import out_of_fold
 
     probs = out_of_fold(features, labels, folds, seed)
     return float((probs.argmax(axis=1) == labels).mean())
