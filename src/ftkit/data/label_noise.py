@@ -120,7 +120,7 @@ def _labelled_rows(ctx: Context) -> tuple[list[int], np.ndarray]:
 
 def _features(ctx: Context) -> np.ndarray:
     """(n, dim) head inputs of every labelled row, all splits in order, from the feature cache."""
-    from ftkit.selection.features import frozen_features
+    from ftkit.data.frozen_features import frozen_features  # loads the task modules
     from ftkit.tasks import get_task
 
     parts = [(part.split, part.examples) for part in ctx.parts]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ftkit.config import FitConfig
 from ftkit.errors import ConfigError
-from ftkit.tasks.base import eval_batch
+from ftkit.data.frozen_features import frozen_features
 
 log = logging.getLogger(__name__)
 
@@ -55,34 +55,3 @@ def candidate_features(cfg: FitConfig) -> tuple[np.ndarray, np.ndarray, dict]:
             "n": int(feats[0].shape[0]), "model": cfg.model.name, "init": cfg.model.init, "labels": splits.labels,
             "extract_seconds": record["seconds"], "file": record["file"]}
     return feats[0], labels[0], info
-
-
-def frozen_features(cfg: FitConfig, task, labels: list[str], parts: list[tuple[str, object]]):
-    """Per part (name, examples): (n, dim) head inputs, (n,) label ids (None when unlabelled) and
-    the cache record. The model is built once, seeded, randomized when cfg.model.init says so."""
-    import torch
-
-    from ftkit.models.loading import randomize, resolve
-    from ftkit.strategies.groups import head_modules
-    from ftkit.training import device as dev
-    from ftkit.training.features import NotCacheable, body_fingerprint, cached_features
-
-    if cfg.train.threads:  # only when asked: the doctor calls this too and keeps torch's default
-        dev.set_threads(cfg.train.threads)
-    torch.manual_seed(cfg.seed)  # the same head init as `fit`, so the body fingerprint is stable
-    model, processor = task.build(cfg, resolve(cfg.model.name), labels)
-    if cfg.model.init == "random":
-        randomize(model)
-    heads = head_modules(model)
-    if len(heads) != 1:
-        raise NotCacheable(f"the head is several modules ({', '.join(heads)})")
-    model.to(dev.pick_device(cfg.train.device))
-    body = body_fingerprint(model, heads[0])
-    feats, ids, records = [], [], []
-    for name, examples in parts:
-        data = task.encode(examples, processor, cfg, labels)
-        f, _, record = cached_features(model, heads[0], body, data, eval_batch(task, cfg), "fp32", name)
-        feats.append(f)
-        ids.append(getattr(data, "labels", None))
-        records.append(record)
-    return feats, ids, records
