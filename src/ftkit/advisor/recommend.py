@@ -35,13 +35,14 @@ def recommend(facts: dict, strategies: dict, *, budget: Optional[float] = None,
     """-> {"action": "fine-tune" | "linear-probe" | "don't fine-tune", "strategy", "epochs",
     "reasons": [...], "fits": {strategy: why or "fits"}}.
 
-    facts: n_train, n_classes, min_class_count (None when unknown), epochs (configured).
+    facts: n_train, n_classes, min_class_count (None when unknown), epochs (configured), encoder_cache
+    (the task declares it: speech recognition's rules apply).
     strategies: name -> {"total_seconds", "peak_memory_mb", "max_epochs" (within the budget)}.
     """
     reasons: list[str] = []
     per_class = facts["n_train"] / max(facts["n_classes"], 1)
     fits = {name: _fits(est, budget, memory_mb) for name, est in strategies.items()}
-    if facts.get("task") == "speech-recognition":
+    if facts.get("encoder_cache"):  # a pretrained transcriber: the frozen encoder's outputs can be cached
         return _speech(facts, strategies, fits, budget, reasons)
     if facts.get("min_class_count") is not None and facts["min_class_count"] < MIN_PER_CLASS:
         reasons.append(f"a class has only {facts['min_class_count']} training examples (< {MIN_PER_CLASS}): "

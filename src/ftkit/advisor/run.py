@@ -147,9 +147,12 @@ def _quiet_transformers() -> None:
 
 
 def _rule_facts(profile: dict, cfg: FitConfig) -> dict:
+    from ftkit.tasks import get_task
+
     data = profile["data"]
     return {"n_train": data["n"]["train"], "n_classes": data["n_classes"],
-            "min_class_count": data.get("min_class_count"), "epochs": cfg.train.epochs, "task": cfg.task}
+            "min_class_count": data.get("min_class_count"), "epochs": cfg.train.epochs, "task": cfg.task,
+            "encoder_cache": get_task(cfg.task).capabilities.encoder_cache}
 
 
 def available_memory_mb(device: str) -> float:

@@ -112,8 +112,8 @@ def get_strategy(name: str):
 def default_lr(name: str, task=None) -> float:
     """The task's own lr for this strategy (`strategy_lr`), else the strategy's, else the task's
     lr for a whole pretrained body."""
-    return (getattr(task, "strategy_lr", {}).get(name) or getattr(get_strategy(name), "default_lr", None)
-            or getattr(task, "body_lr", FULL_LR))
+    own = task.strategy_lr.get(name) if task is not None else None
+    return own or get_strategy(name).default_lr or (task is not None and task.body_lr) or FULL_LR
 
 
 def train_lr(cfg, task=None, name: Optional[str] = None) -> float:

@@ -83,6 +83,7 @@ class Task(Protocol):
     eval_batch_limit: Optional[int]  # cap on evaluation / feature batches
     advise_strategies: tuple[str, ...]  # what `ftkit advise` / `tune` try by default; () = theirs
     strategy_lr: Mapping[str, float]  # per-strategy default lr overrides
+    body_lr: Optional[float]  # lr for updating the whole pretrained body; None: strategies' FULL_LR
 
     def prepare_data(self, cfg) -> Splits: ...
 
@@ -113,6 +114,7 @@ class TaskBase:
     eval_batch_limit: ClassVar[Optional[int]] = None
     advise_strategies: ClassVar[tuple[str, ...]] = ()
     strategy_lr: ClassVar[Mapping[str, float]] = MappingProxyType({})
+    body_lr: ClassVar[Optional[float]] = None
 
 
 def eval_batch(task: Task, cfg) -> int:
