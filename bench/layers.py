@@ -30,7 +30,7 @@ LONG = 50
 #   - cli_import / cli_output are CLI helpers: surface layer with cli.
 LAYERS: list[tuple[str, list[str]]] = [
     ("core", ["ftkit.errors", "ftkit.io", "ftkit.registry", "ftkit.lazy", "ftkit.failpoints",
-              "ftkit.locks", "ftkit.config", "ftkit.ui"]),
+              "ftkit.locks", "ftkit.config", "ftkit.ui", "ftkit.version"]),
     ("parts", ["ftkit.data", "ftkit.datasets", "ftkit.models", "ftkit.evaluation",
                "ftkit.training", "ftkit.strategies"]),
     ("tasks", ["ftkit.tasks"]),

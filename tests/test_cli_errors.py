@@ -147,8 +147,8 @@ def test_bad_data_is_refused_before_torch_loads(tmp_path):
     (speed itself is bench/error_latency.py's business)."""
     path = write_csv(tmp_path / "d.csv", [{"review": "good", "label": "pos"}, {"review": "bad", "label": "neg"}])
     code = ("import runpy, sys\n"
-            "from ftkit.tasks import _load_builtin\n"
-            "_load_builtin()\n"
+            "from ftkit.tasks import load_builtin\n"
+            "load_builtin()\n"
             f"sys.argv = ['ftkit', 'fit', '--model', 'minilm-l6', '--train', {str(path)!r}, '--quiet']\n"
             "try:\n    runpy.run_module('ftkit.cli', run_name='__main__')\n"
             "except SystemExit as exit:\n"

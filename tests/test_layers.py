@@ -24,13 +24,6 @@ KNOWN_CYCLES = [
      "ftkit.strategies.llrd", "ftkit.strategies.lora", "ftkit.strategies.probe"},
     # speech recognition's predictor and task (tasks/ is another owner's)
     {"ftkit.tasks.speech_predict", "ftkit.tasks.speech_recognition"},
-    # ftkit/__init__ imports api, and runs.rundir / tracking import ftkit.__version__; with
-    # runs.baselines -> api.resumed_config this ties api, the engine and the outer loops together
-    {"ftkit", "ftkit.api", "ftkit.advisor.facts", "ftkit.advisor.measure", "ftkit.advisor.profile",
-     "ftkit.advisor.run", "ftkit.hpo.objective", "ftkit.hpo.ray_executor", "ftkit.hpo.tune",
-     "ftkit.runs.auto", "ftkit.runs.baselines", "ftkit.runs.compare", "ftkit.runs.fit",
-     "ftkit.runs.precheck", "ftkit.runs.probe", "ftkit.runs.repeat", "ftkit.runs.rundir",
-     "ftkit.selection.halving", "ftkit.selection.rank", "ftkit.tracking"},
 ]
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ftkit.tasks import BUILTIN, TASKS, _load_builtin, get_task, tasks_with
+from ftkit.tasks import BUILTIN, TASKS, get_task, load_builtin, tasks_with
 from ftkit.tasks.base import CAPABILITY_METHODS, Capabilities, Task
 
-_load_builtin()
+load_builtin()
 SRC = Path(__file__).resolve().parents[1] / "src" / "ftkit"
 
 

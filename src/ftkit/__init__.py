@@ -5,7 +5,7 @@
     run = ftkit.load("runs/my-run")
     ftkit.cv(folds=5, model="minilm-l6", train="train.csv")["test"]["accuracy"]["mean"]
 """
-__version__ = "0.1.0"
+from ftkit.version import __version__
 # The api functions reachable as ftkit.<name> (`ftkit.models`, `.tasks`, `.strategies`, `.datasets` and
 # `.predict` are subpackages/modules: their api functions are ftkit.api.models(), ...).
 API = ("fit", "load", "Run", "Model", "cv", "seeds", "compare", "doctor", "advise", "rank", "tune", "auto", "report",

@@ -7,11 +7,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftkit.config import KEYWORDS, FitConfig, build_config, validate
+from ftkit.config import KEYWORDS, FitConfig, build_config
 from ftkit.errors import ConfigError, FtkitError, RunDirError
 from ftkit.failpoints import failpoint
 from ftkit.io import atomic_path
-from ftkit.runs.rundir import RunDir
+from ftkit.runs.rundir import RunDir, resumed_config
 
 
 class Model:
@@ -137,9 +137,9 @@ def models() -> list[dict]:
 
 def tasks() -> dict[str, str]:
     """The registered tasks: {name: description} (see `ftkit tasks`)."""
-    from ftkit.tasks import TASKS, _load_builtin
+    from ftkit.tasks import TASKS, load_builtin
 
-    _load_builtin()
+    load_builtin()
     return TASKS.describe()
 
 
@@ -386,38 +386,3 @@ def make_config(config, options: dict, overrides=None) -> FitConfig:
     if isinstance(config, dict):
         return build_config(None, flags, sets, base=config, values=values)
     return build_config(config, flags, sets, values=values)
-
-
-def resumed_config(cfg: FitConfig) -> FitConfig:
-    """--resume continues with the saved config; other settings must agree with it."""
-    if not cfg.out:
-        raise ConfigError("--resume needs --out RUN_DIR (the folder of the run to continue)")
-    run = RunDir(cfg.out)
-    if not run.finished() and not run.began():
-        if cfg.data.train:  # killed before it began (the data checks): `fit` starts it as given
-            return cfg
-        raise RunDirError(f"nothing to resume in {cfg.out}: no config.yaml (the run did not begin there); "
-                          "give its settings again (config file, --train, --model) with --resume to start it")
-    saved = validate({**run.saved_config(), "out": cfg.out})
-    given, default = cfg.model_dump(mode="json"), FitConfig(out=cfg.out).model_dump(mode="json")
-    kept = saved.model_dump(mode="json")
-    clash = [k for k in _leaves(given) if _get(given, k) not in (_get(default, k), _get(kept, k))]
-    if clash:
-        raise ConfigError(f"--resume continues {cfg.out} with its saved settings; these differ: "
-                          f"{', '.join(clash)} (drop them, or start a new run)")
-    return saved
-
-
-def _leaves(tree: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in tree.items():
-        out += _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    return out
-
-
-def _get(tree: dict, dotted: str):
-    for k in dotted.split("."):
-        if not isinstance(tree, dict) or k not in tree:
-            return None
-        tree = tree[k]
-    return tree

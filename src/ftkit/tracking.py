@@ -26,6 +26,7 @@ from ftkit.config import FitConfig, TrackingConfig, flatten, to_dict
 from ftkit.errors import ConfigError
 from ftkit.io import write_json
 from ftkit.locks import LOCK_NAME
+from ftkit.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,6 @@ class MlflowTracker:
 
 
 def run_tags(cfg: FitConfig, run_dir: Path, command: list[str]) -> dict[str, str]:
-    from ftkit import __version__
 
     kind = run_kind(command)
     tags = {"ftkit.version": __version__, "ftkit.task": cfg.task, "ftkit.model": cfg.model.name,

@@ -41,7 +41,7 @@ def read_audio(path: str | Path, rate: int | None, *, where: str | None = None, 
     `where` names the row that pointed at the file (e.g. "train.csv line 12") in error messages.
     Unreadable, truncated and empty files are refused; so are silent ones unless `allow_silent`
     (a silent clip with a transcript is a labelling error, not data)."""
-    soundfile, soxr = _backends()
+    soundfile, soxr = backends()
     path = Path(path)
     named = f"{where}: {path}" if where else str(path)
     if not path.is_file():
@@ -94,7 +94,7 @@ def _native_stderr_muted(mute: bool):
         os.close(saved)
 
 
-def _backends():
+def backends():
     try:
         import soundfile
         import soxr

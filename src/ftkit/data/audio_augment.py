@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ftkit.config import AudioAugmentConfig
-from ftkit.data.audio import _backends
+from ftkit.data.audio import backends
 
 # Filled in only where a config has them at 0: Whisper ships mask_time_prob 0.05 but
 # mask_feature_prob 0 (and apply_spec_augment False); spans of 10 as in HF's Whisper/wav2vec2 docs.
@@ -62,7 +62,7 @@ class AudioAugment:
     def _speed(self, x: np.ndarray, factor: float) -> np.ndarray:
         # Kaldi-style: pretend the clip was recorded at rate*factor and resample it back to rate,
         # so it plays `factor` times faster, n/factor samples long, pitch shifted by `factor`.
-        _, soxr = _backends()
+        _, soxr = backends()
         return soxr.resample(x, self.rate * factor, self.rate, quality="HQ").astype(np.float32, copy=False)
 
 

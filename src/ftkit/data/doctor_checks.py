@@ -337,9 +337,9 @@ def _clip_seconds(part) -> list[float | None]:
     seconds = list(getattr(part.examples, "seconds", None) or [])
     if len(seconds) == len(part):
         return seconds
-    from ftkit.data.audio import _backends
+    from ftkit.data.audio import backends
 
-    soundfile, _ = _backends()
+    soundfile, _ = backends()
     out = []
     for path in part.inputs:
         try:

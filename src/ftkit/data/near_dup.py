@@ -103,9 +103,9 @@ def _samples_key(path: str) -> Optional[str]:
     the same samples at another rate play at another speed)."""
     import numpy as np
 
-    from ftkit.data.audio import _backends
+    from ftkit.data.audio import backends
 
-    soundfile, _ = _backends()
+    soundfile, _ = backends()
     try:
         data, rate = soundfile.read(path, dtype="float32", always_2d=True)  # (n, channels)
     except Exception:  # noqa: BLE001  (unreadable clips are the schema check's business)

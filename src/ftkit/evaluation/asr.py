@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ftkit.errors import ConfigError
-from ftkit.evaluation.bootstrap import _described, bootstrap_ci
+from ftkit.evaluation.bootstrap import bootstrap_ci, described
 
 KINDS = ("none", "lowercase", "basic", "english")
 
@@ -112,7 +112,7 @@ def asr_ci(references: list[str], hypotheses: list[str], normalize: str = "basic
         return {"wer": _rate(counts["word_errors"][idx], counts["words"][idx]),
                 "cer": _rate(counts["char_errors"][idx], counts["chars"][idx])}
 
-    return _described(bootstrap_ci(score, len(references), n_boot, level, seed), level, n_boot, "utterance")
+    return described(bootstrap_ci(score, len(references), n_boot, level, seed), level, n_boot, "utterance")
 
 
 def paired_change_ci(references: list[str], before: list[str], after: list[str], normalize: str = "basic",
@@ -127,4 +127,4 @@ def paired_change_ci(references: list[str], before: list[str], after: list[str],
         return {"wer": _rate(b["word_errors"][idx], b["words"][idx]) - _rate(a["word_errors"][idx], a["words"][idx]),
                 "cer": _rate(b["char_errors"][idx], b["chars"][idx]) - _rate(a["char_errors"][idx], a["chars"][idx])}
 
-    return _described(bootstrap_ci(score, len(references), n_boot, level, seed), level, n_boot, "utterance")
+    return described(bootstrap_ci(score, len(references), n_boot, level, seed), level, n_boot, "utterance")

@@ -57,7 +57,7 @@ def macro_f1(cm: np.ndarray) -> float:
 def classification_ci(probs: np.ndarray, label_ids: np.ndarray, n_classes: int, n_boot: int,
                       level: float = 0.95, seed: int = 0) -> dict:
     score = classification_scorer(label_ids, probs.argmax(axis=1), n_classes)
-    return _described(bootstrap_ci(score, len(label_ids), n_boot, level, seed), level, n_boot, "example")
+    return described(bootstrap_ci(score, len(label_ids), n_boot, level, seed), level, n_boot, "example")
 
 
 # ---------------------------------------------------------------- NER (unit: sentence)
@@ -100,8 +100,8 @@ def micro_prf(total: np.ndarray) -> dict:
 def ner_ci(gold: list[list[str]], pred: list[list[str]], scheme: str, n_boot: int, level: float = 0.95,
            seed: int = 0) -> dict:
     counts = sentence_counts(gold, pred, scheme)
-    return _described(bootstrap_ci(ner_scorer(counts), len(counts), n_boot, level, seed), level, n_boot, "sentence")
+    return described(bootstrap_ci(ner_scorer(counts), len(counts), n_boot, level, seed), level, n_boot, "sentence")
 
 
-def _described(ci: dict, level: float, n_boot: int, unit: str) -> dict:
+def described(ci: dict, level: float, n_boot: int, unit: str) -> dict:
     return {**ci, "level": level, "n_boot": n_boot, "unit": unit} if ci else {}

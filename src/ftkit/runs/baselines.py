@@ -19,7 +19,7 @@ from pathlib import Path
 from ftkit.config import FitConfig, RetentionConfig, StrategyConfig, validate
 from ftkit.errors import ConfigError
 from ftkit.evaluation.metrics import DIRECTION, better
-from ftkit.runs.rundir import RunDir
+from ftkit.runs.rundir import RunDir, resumed_config
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ def fit_with_baselines(cfg: FitConfig, names, *, seeds: int = 1, resume: bool = 
                        quiet: bool = False, command: list[str] | None = None) -> Path:
     """The fine-tuned run, then its baselines. With --resume, a finished fine-tuned run is kept and
     only the baselines still missing run (or continue), so a kill during a baseline loses little."""
-    from ftkit.api import resumed_config
 
     names = check_names(names)
     if seeds != 1:

@@ -38,9 +38,8 @@ from ftkit.tasks import get_task, tasks_with
 from ftkit.tasks.base import Encoded, Splits, Task
 from ftkit.tracking import Tracker, open_tracker
 from ftkit.training import device as dev
-from ftkit.training.loop import Loop, LoopInputs
-from ftkit.training.regularize import L2SP, set_dropout, with_penalty
-from ftkit.training.rehearsal import with_rehearsal
+from ftkit.training.loop import Loop, LoopInputs, loop_inputs
+from ftkit.training.regularize import L2SP, set_dropout
 from ftkit.ui import NoProgress, RichProgress
 
 log = logging.getLogger(__name__)
@@ -96,8 +95,7 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     resume = run.check(resume, overwrite)
     p = prepare(cfg)  # steps 1-3: nothing written yet
     cfg, task, splits, model, data, device, precision = p.cfg, p.task, p.splits, p.model, p.data, p.device, p.precision
-    metric, params, processor, probe_rows, train_probe, weights = (p.metric, p.params, p.processor, p.probe_rows,
-                                                                   p.train_probe, p.weights)
+    metric, params, processor = p.metric, p.params, p.processor
     l2sp = l2sp_penalty(model, cfg)
     reference = load_reference(cfg, task, model, processor, p.source)  # --reference-data, or None
     if not resume:
@@ -110,27 +108,7 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     before = _zero_shot(task, model, data, cfg, precision, run, resume) if score_test else None
 
     # 4. train: the one loop, resumable (a head-only phase on cached features first, if asked)
-    progress = NoProgress() if quiet else RichProgress()
-
-    def make_inputs(m) -> LoopInputs:
-        return LoopInputs(
-            model=m, train_data=data["train"], val_data=data.get("validation"), train_probe=train_probe,
-            loss=with_penalty(with_rehearsal(task.make_loss(cfg, data["train"]), reference, cfg.train.batch_size,
-                                             cfg.seed), l2sp),
-            evaluate=lambda m, d: task.evaluate(m, d, splits.labels, cfg.train.eval_batch_size, precision)[0],
-            metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales,
-            unfreeze=params.unfreeze, sample_weights=weights, on_validate=on_validate)
-
-    extra: dict = {}
-    if params.probe is not None:
-        ctx = ProbeContext(model, task, cfg, data, probe_rows, splits.labels, metric, device, precision,
-                           progress, make_inputs, on_validate)
-        state, extra["probe"] = _probe_phase(ctx, params.probe, run, resume)
-        resumed = extra["probe"].get("resumed", False)
-    if params.probe is None or params.probe.then_full:
-        loop = Loop(make_inputs(model), cfg.train, run, progress)
-        resumed = resume and loop.resume()
-        state = loop.run_all()
+    state, extra, resumed = _train(p, run, resume, quiet, on_validate, reference, l2sp)
 
     # 5. evaluate the final (best) model on every held-out split, with CIs, calibration, groups
     scored = data if score_test else {k: v for k, v in data.items() if k != "test"}
@@ -141,19 +119,13 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
         _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, p.source,
                     params.adapter is not None, temperature)
     if test_probs is not None:
-        frame = task.prediction_frame(splits.test, test_probs, splits.labels)
-        if before is not None:  # speech recognition: what the untouched model wrote, side by side
-            frame["zero_shot"] = before["hypotheses"]
-        _write_csv(frame, run.predictions)
+        _write_predictions(task, splits, test_probs, before, run)
     runtime = {"device": str(device), "precision": precision, "threads": p.threads,
                "peak_memory_mb": round(dev.peak_memory_mb(device), 1)}
     summary = _summary(cfg, p.source, splits.labels, metrics, state, metric, params, runtime, data)
     _add_run_details(summary, cfg, params, state, metric, extra, l2sp, resumed)
     if before is not None:
-        summary["metrics"]["test_before"] = before["metrics"]
-        change = task.change_ci(data["test"], before["hypotheses"], test_probs, cfg) if cfg.eval.bootstrap else None
-        summary["zero_shot"] = {**zero_shot_summary(before["metrics"], metrics.get("test", {}), metric, change),
-                                "seconds": before.get("seconds")}
+        _add_zero_shot(summary, before, task, data, test_probs, cfg, metric)
     summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
     summary["outputs"] = {"model": save_model, "test_scored": score_test and "test" in data}
     if reference is not None:  # the original task again, with the fine-tuned body (forgetting)
@@ -166,6 +138,37 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     shutil.rmtree(run.checkpoints, ignore_errors=True)
     tracker.finish(run.path, summary)  # last: the run folder is complete
     return run.path
+
+
+def _train(p: "Prepared", run: RunDir, resume: bool, quiet: bool, on_validate, reference, l2sp):
+    """The head-only phase (linear probe, LP-FT's first) and/or the loop -> (state, extra, resumed)."""
+    progress = NoProgress() if quiet else RichProgress()
+
+    def make_inputs(m) -> LoopInputs:
+        return loop_inputs(p.task, p.cfg, m, p.data, p.splits.labels, metric=p.metric, device=p.device,
+                           precision=p.precision, params=p.params, weights=p.weights, train_probe=p.train_probe,
+                           reference=reference, l2sp=l2sp, on_validate=on_validate)
+
+    extra: dict = {}
+    state, resumed = None, False
+    if p.params.probe is not None:
+        ctx = ProbeContext(p.model, p.task, p.cfg, p.data, p.probe_rows, p.splits.labels, p.metric, p.device,
+                           p.precision, progress, make_inputs, on_validate)
+        state, extra["probe"] = _probe_phase(ctx, p.params.probe, run, resume)
+        resumed = extra["probe"].get("resumed", False)
+    if p.params.probe is None or p.params.probe.then_full:
+        loop = Loop(make_inputs(p.model), p.cfg.train, run, progress)
+        resumed = resume and loop.resume()
+        state = loop.run_all()
+    return state, extra, resumed
+
+
+def _add_zero_shot(summary: dict, before: dict, task, data: dict, test_probs, cfg: FitConfig, metric: str) -> None:
+    """The untouched model's test metrics beside the fine-tuned one's, with a paired CI of the change."""
+    summary["metrics"]["test_before"] = before["metrics"]
+    change = task.change_ci(data["test"], before["hypotheses"], test_probs, cfg) if cfg.eval.bootstrap else None
+    summary["zero_shot"] = {**zero_shot_summary(before["metrics"], summary["metrics"].get("test", {}), metric, change),
+                            "seconds": before.get("seconds")}
 
 
 @dataclass
@@ -439,6 +442,13 @@ def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: lis
         tmp.mkdir()
         task.save(model, processor, tmp, meta, cfg)
         failpoint("model-saving")
+
+
+def _write_predictions(task, splits, test_probs, before: dict | None, run: RunDir) -> None:
+    frame = task.prediction_frame(splits.test, test_probs, splits.labels)
+    if before is not None:  # speech recognition: what the untouched model wrote, side by side
+        frame["zero_shot"] = before["hypotheses"]
+    _write_csv(frame, run.predictions)
 
 
 def _write_csv(frame, path: Path) -> None:

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from ftkit.errors import RunDirError
+from ftkit.config import FitConfig, validate
+from ftkit.errors import ConfigError, RunDirError
 from ftkit.io import write_json, write_text
 from ftkit.locks import LOCK_NAME, refuse_if_locked
+from ftkit.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,40 @@ def versions() -> dict:
     import torch
     import transformers
 
-    from ftkit import __version__
     return {"ftkit": __version__, "torch": str(torch.__version__), "transformers": transformers.__version__,
             "python": platform.python_version()}
+
+
+def resumed_config(cfg: FitConfig) -> FitConfig:
+    """--resume continues with the saved config; other settings must agree with it."""
+    if not cfg.out:
+        raise ConfigError("--resume needs --out RUN_DIR (the folder of the run to continue)")
+    run = RunDir(cfg.out)
+    if not run.finished() and not run.began():
+        if cfg.data.train:  # killed before it began (the data checks): `fit` starts it as given
+            return cfg
+        raise RunDirError(f"nothing to resume in {cfg.out}: no config.yaml (the run did not begin there); "
+                          "give its settings again (config file, --train, --model) with --resume to start it")
+    saved = validate({**run.saved_config(), "out": cfg.out})
+    given, default = cfg.model_dump(mode="json"), FitConfig(out=cfg.out).model_dump(mode="json")
+    kept = saved.model_dump(mode="json")
+    clash = [k for k in _leaves(given) if _get(given, k) not in (_get(default, k), _get(kept, k))]
+    if clash:
+        raise ConfigError(f"--resume continues {cfg.out} with its saved settings; these differ: "
+                          f"{', '.join(clash)} (drop them, or start a new run)")
+    return saved
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in tree.items():
+        out += _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
+
+
+def _get(tree: dict, dotted: str):
+    for k in dotted.split("."):
+        if not isinstance(tree, dict) or k not in tree:
+            return None
+        tree = tree[k]
+    return tree

@@ -16,11 +16,11 @@ BUILTIN = {"text-classification": "text_classification", "token-classification":
 
 
 def get_task(name: str):
-    _load_builtin(name)
+    load_builtin(name)
     return TASKS.get(name)()  # tasks are registered as classes; instances hold no state
 
 
-def _load_builtin(name: str | None = None) -> None:
+def load_builtin(name: str | None = None) -> None:
     # Imported on demand so `ftkit --help` does not pay for torch/transformers; an unknown name
     # loads them all, so the registry's error lists every task.
     for module in [BUILTIN[name]] if name in BUILTIN else BUILTIN.values():
@@ -30,6 +30,6 @@ def _load_builtin(name: str | None = None) -> None:
 def tasks_with(capability: str) -> list[str]:
     """Names of the registered tasks declaring `capability` (see tasks.base.Capabilities); loads
     every built-in task, so it is for error messages and listings, not the hot path."""
-    _load_builtin()
+    load_builtin()
     names = [*BUILTIN, *(n for n in TASKS.names() if n not in BUILTIN)]  # built-ins in their usual order
     return [name for name in names if getattr(TASKS.get(name).capabilities, capability)]
