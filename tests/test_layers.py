@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import grimp
+import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,46 +29,9 @@ KNOWN_CYCLES = [
 
 
 def strongly_connected(graph) -> list[set[str]]:
-    """Tarjan's strongly connected components with more than one module (iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[set[str]] = []
-    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
-    for root in sorted(graph.modules):
-        if root in index:
-            continue
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on.add(root)
-        work = [(root, iter(edges[root]))]
-        while work:
-            v, todo = work[-1]
-            for w in todo:
-                if w not in index:
-                    index[w] = low[w] = len(index)
-                    stack.append(w)
-                    on.add(w)
-                    work.append((w, iter(edges[w])))
-                    break
-                if w in on:
-                    low[v] = min(low[v], index[w])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
-                if low[v] == index[v]:
-                    comp = set()
-                    while True:
-                        w = stack.pop()
-                        on.discard(w)
-                        comp.add(w)
-                        if w == v:
-                            break
-                    if len(comp) > 1:
-                        out.append(comp)
-    return out
+    """The strongly connected components of grimp's import graph with more than one module."""
+    g = nx.DiGraph((m, w) for m in graph.modules for w in graph.find_modules_directly_imported_by(m))
+    return [set(c) for c in nx.strongly_connected_components(g) if len(c) > 1]
 
 
 def test_no_new_import_cycle():
