@@ -282,8 +282,7 @@ def compare(config: str | Path | FitConfig | dict | None = None, *, strategies: 
     strategy in `out`, plus comparison.csv/.png; returns the comparison table (a DataFrame).
     `strategies`: names or variants with their own settings, e.g. "full,lora,full[train.l2sp=0.01]"."""
     from ftkit.runs.compare import compare as run_compare
-    from ftkit.runs.compare import split_variants
-    from ftkit.runs.precheck import precheck_compare
+    from ftkit.runs.compare import precheck_compare, split_variants
 
     cfg = make_config(config, options, overrides)
     names = split_variants(strategies) if isinstance(strategies, str) else list(strategies)

@@ -17,6 +17,8 @@ from ftkit.errors import ConfigError, FtkitError
 from ftkit.io import atomic_path, write_json
 from ftkit.locks import folder_lock
 from ftkit.reporting import after_run
+from ftkit.runs.precheck import precheck
+from ftkit.strategies import get_strategy
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,6 @@ def compare(cfg: FitConfig, strategies: list[str], out: Path, *, overwrite: bool
             resume: bool = False, quiet: bool = False) -> pd.DataFrame:
     """`strategies`: names, or variants with their own settings, e.g. `full[train.l2sp=0.01]` or
     `full[retention.rehearsal=0.2; train.epochs=3]` (forgetting mitigations side by side)."""
-    from ftkit.strategies import get_strategy
-
     if not strategies:
         raise ConfigError("--strategies: name at least one strategy (see `ftkit strategies`)")
     variants = [parse_variant(item) for item in strategies]
@@ -55,6 +55,17 @@ def _compare_all(configs: list, out: Path, resume: bool, overwrite: bool, quiet:
     _save(table, out)
     after_run(out)  # report.html: the table, plots, and links to each strategy's report
     return table
+
+
+def precheck_compare(cfg: FitConfig, strategies: list[str], out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Raise what `compare(cfg, strategies, out, ...)` raises before its first strategy trains (in a
+    process of its own, which imports torch): the variants' names and settings, then that run."""
+    variants = [parse_variant(item) for item in strategies]
+    for _, name, _ in variants:
+        get_strategy(name)
+    runs = [variant_config(cfg, name, sets, out / label) for label, name, sets in variants]
+    if runs:  # none: compare says so
+        precheck(runs[0], resume=resume, overwrite=overwrite)
 
 
 def split_variants(text: str) -> list[str]:

@@ -8,8 +8,8 @@ error here is the one `fit` would raise, word for word. Nothing is written; inpu
 costs one extra read of the tables.
 
 The outer loops check the same way before their first fit: `fit --baseline` its fine-tuned run,
-`compare` its variants and then its first strategy's run (`precheck_compare`), `tune` and `advise`
-the data their runs share (`precheck_data`: their runs live in folders of their own).
+`compare` its variants and then its first strategy's run (`runs.compare.precheck_compare`), `tune`
+and `advise` the data their runs share (`precheck_data`: their runs live in folders of their own).
 
 A task whose module needs torch to load (images, audio) gains nothing from looking early and is
 left to `fit`; so are resumed runs (their data passed when they started) and runs tracked in
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from pathlib import Path
 
 from ftkit.config import FitConfig
 
@@ -53,20 +52,6 @@ def precheck(cfg: FitConfig, *, resume: bool, overwrite: bool) -> None:
 def precheck_data(cfg: FitConfig, *, resume: bool = False) -> None:
     """`precheck` of the data alone (tune, advise): the config's own --out is no folder they write."""
     precheck(cfg.model_copy(update={"out": None}), resume=resume, overwrite=False)
-
-
-def precheck_compare(cfg: FitConfig, strategies: list[str], out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Raise what `compare(cfg, strategies, out, ...)` raises before its first strategy trains (in a
-    process of its own, which imports torch): the variants' names and settings, then that run."""
-    from ftkit.runs.compare import parse_variant, variant_config
-    from ftkit.strategies import get_strategy
-
-    variants = [parse_variant(item) for item in strategies]
-    for _, name, _ in variants:
-        get_strategy(name)
-    runs = [variant_config(cfg, name, sets, out / label) for label, name, sets in variants]
-    if runs:  # none: compare says so
-        precheck(runs[0], resume=resume, overwrite=overwrite)
 
 
 @contextlib.contextmanager
