@@ -9,7 +9,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -31,8 +31,7 @@ from ftkit.reporting import REPORT, after_run
 from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
 from ftkit.training.batches import balanced_weights
-from ftkit.strategies import get_strategy, train_lr
-from ftkit.strategies import FreezeSummary
+from ftkit.strategies import FreezeSummary, default_lr, get_strategy, train_lr
 from ftkit.strategies.groups import layer_groups
 from ftkit.tasks import get_task, tasks_with
 from ftkit.tasks.base import Encoded, Splits, Task
@@ -369,6 +368,8 @@ def _probe_phase(ctx: ProbeContext, phase, run: RunDir, resume: bool):
     if not phase.then_full:
         state, record = run_probe(ctx, phase, run, resume)
         return state, record
+    if phase.lr is None:  # LP-FT's head phase: the linear probe's own default lr for this task
+        phase = replace(phase, lr=default_lr("linear-probe", ctx.task))
     sub = RunDir(run.path / "probe")
     if resume and probe_finished(sub):
         load_head(ctx.model, sub)

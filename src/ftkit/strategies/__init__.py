@@ -51,7 +51,7 @@ class ProbePhase:
     """Train only the new head on features the frozen body computes once (cached on disk)."""
 
     epochs: Optional[float] = None  # None: train.epochs
-    lr: Optional[float] = None  # None: train.lr
+    lr: Optional[float] = None  # None: train.lr (linear probe); LP-FT: the linear probe's default lr
     then_full: bool = False  # LP-FT: afterwards every layer trains, starting from this head
 
 

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ftkit.errors import StrategyError
 from ftkit.lazy import nn
-from ftkit.strategies import (FreezeSummary, ProbePhase, Settings, count, default_lr, set_trainable, strategy,
+from ftkit.strategies import (FreezeSummary, ProbePhase, Settings, count, set_trainable, strategy,
                               strategy_settings)
 from ftkit.strategies.groups import head_modules, is_encoder_decoder
 
@@ -59,11 +59,9 @@ class LPFT(Settings):
 @strategy("lp-ft", "linear probe on cached features first (strategy.probe_epochs, probe_lr), "
           "then every layer trains from that head", settings=LPFT)
 def lp_ft(model, cfg) -> FreezeSummary:
-    from ftkit.tasks import get_task
-
     opts = strategy_settings(cfg, "lp-ft")
-    probe_lr = opts.probe_lr or default_lr("linear-probe", get_task(cfg.task))
     probe_readout(model, "lp-ft")  # no encoder cache: the second phase trains the encoder too
     head_modules(model)  # fails early when the head cannot be found
     set_trainable(list(model.named_parameters()), True)  # phase 2 trains everything
-    return count(model, probe=ProbePhase(opts.probe_epochs, probe_lr, then_full=True))
+    # probe_lr None: the linear probe's default lr for the task, filled in by fit (runs/fit.py)
+    return count(model, probe=ProbePhase(opts.probe_epochs, opts.probe_lr, then_full=True))
