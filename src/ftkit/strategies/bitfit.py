@@ -1,5 +1,5 @@
 """BitFit (Ben Zaken et al. 2022): only bias terms and the new head train."""
-from ftkit.strategies import FreezeSummary, count, set_trainable, strategy, strategy_settings
+from ftkit.strategies.base import FreezeSummary, count, set_trainable, strategy, strategy_settings
 from ftkit.strategies.groups import layer_groups
 
 

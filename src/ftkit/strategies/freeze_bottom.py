@@ -8,7 +8,7 @@ from typing import Optional
 from pydantic import Field
 
 from ftkit.errors import StrategyError
-from ftkit.strategies import FreezeSummary, Settings, count, set_trainable, strategy, strategy_settings
+from ftkit.strategies.base import FreezeSummary, Settings, count, set_trainable, strategy, strategy_settings
 from ftkit.strategies.groups import layer_groups
 
 

@@ -3,7 +3,7 @@ as pretrained and its outputs are computed once per clip and cached (tasks/speec
 only the decoder trains, on those outputs. On a CPU this is what makes Whisper fine-tuning
 affordable: the encoder runs over a 30 s window for every clip and is most of the compute."""
 from ftkit.errors import StrategyError
-from ftkit.strategies import FreezeSummary, count, strategy, strategy_settings
+from ftkit.strategies.base import FreezeSummary, count, strategy, strategy_settings
 from ftkit.strategies.groups import is_encoder_decoder
 
 

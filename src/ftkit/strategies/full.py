@@ -1,5 +1,5 @@
 """Full fine-tuning: every parameter trains."""
-from ftkit.strategies import FreezeSummary, count, strategy, strategy_settings
+from ftkit.strategies.base import FreezeSummary, count, strategy, strategy_settings
 
 
 @strategy("full", "every layer trains (the strongest, and the most compute)")

@@ -1,6 +1,6 @@
 """Gradual unfreezing (ULMFiT, Howard & Ruder 2018): the head trains alone in epoch 0, then one
 more layer group from the top is unfrozen at the start of each following epoch."""
-from ftkit.strategies import FreezeSummary, count, set_trainable, strategy, strategy_settings
+from ftkit.strategies.base import FreezeSummary, count, set_trainable, strategy, strategy_settings
 from ftkit.strategies.groups import layer_groups
 
 

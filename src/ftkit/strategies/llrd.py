@@ -5,7 +5,7 @@ lr x decay^(L+1) (Howard & Ruder 2018; Clark et al. 2020).
 """
 from pydantic import Field
 
-from ftkit.strategies import FreezeSummary, Settings, count, set_trainable, strategy, strategy_settings
+from ftkit.strategies.base import FreezeSummary, Settings, count, set_trainable, strategy, strategy_settings
 from ftkit.strategies.groups import layer_groups
 
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ftkit.errors import StrategyError
 from ftkit.lazy import nn
-from ftkit.strategies import FreezeSummary, Settings, count, strategy, strategy_settings
+from ftkit.strategies.base import FreezeSummary, Settings, count, strategy, strategy_settings
 from ftkit.strategies.groups import head_modules
 
 

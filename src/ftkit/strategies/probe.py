@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ftkit.errors import StrategyError
 from ftkit.lazy import nn
-from ftkit.strategies import (FreezeSummary, ProbePhase, Settings, count, set_trainable, strategy,
+from ftkit.strategies.base import (FreezeSummary, ProbePhase, Settings, count, set_trainable, strategy,
                               strategy_settings)
 from ftkit.strategies.groups import head_modules, is_encoder_decoder
 
