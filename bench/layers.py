@@ -29,7 +29,7 @@ LONG = 50
 #   - lazy, locks, failpoints, io, ui, config, errors, registry are the core; `datasets`
 #     (named public datasets) reads files only, so it sits with data.
 #   - tracking and reporting read run folders and are used by runs.fit: engine layer.
-#   - cli_import / cli_output are CLI helpers: surface layer with cli.
+#   - cli_import / cli_options / cli_output are CLI helpers: surface layer with cli.
 LAYERS: list[tuple[str, list[str]]] = [
     ("core", ["ftkit.errors", "ftkit.io", "ftkit.registry", "ftkit.lazy", "ftkit.failpoints",
               "ftkit.locks", "ftkit.config", "ftkit.ui", "ftkit.version"]),
@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                "ftkit.runs.baselines", "ftkit.runs", "ftkit.hpo", "ftkit.selection",
                "ftkit.advisor"]),
     ("api", ["ftkit.api", "ftkit.predict"]),
-    ("surface", ["ftkit.cli", "ftkit.cli_import", "ftkit.cli_output", "ftkit.serve",
+    ("surface", ["ftkit.cli", "ftkit.cli_import", "ftkit.cli_options", "ftkit.cli_output", "ftkit.serve",
                  "ftkit.studio", "ftkit"]),
 ]
 
