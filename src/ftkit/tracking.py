@@ -205,7 +205,6 @@ class MlflowTracker:
 
 
 def run_tags(cfg: FitConfig, run_dir: Path, command: list[str]) -> dict[str, str]:
-
     kind = run_kind(command)
     tags = {"ftkit.version": __version__, "ftkit.task": cfg.task, "ftkit.model": cfg.model.name,
             "ftkit.strategy": cfg.strategy.name, "ftkit.init": cfg.model.init, "ftkit.run_dir": str(run_dir),

@@ -15,7 +15,7 @@ from ftkit.data.audio_data import AudioExamples, check_clips, loose_clips
 from ftkit.models.loading import quiet_transformers
 from ftkit.tasks.speech_models import SpeechProcessor, transcribe_long
 from ftkit.evaluation.asr import asr_metrics
-from ftkit.tasks.speech_recognition import SpeechEncoded, prediction_frame, read_clips, transcribe
+from ftkit.tasks.speech_data import SpeechEncoded, prediction_frame, read_clips, transcribe
 
 BATCH = 16
 
