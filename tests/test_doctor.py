@@ -188,7 +188,7 @@ def test_label_noise_through_the_model(tiny_model, tmp_path):
         rows[i]["label"] = "neg" if rows[i]["label"] == "pos" else "pos"
     cfg = cfg_for(write_csv(tmp_path / "train.csv", rows), write_csv(tmp_path / "test.csv", sentiment_rows(20, 6)),
                   **{"model.name": str(tiny_model), "train.threads": 1})
-    report = diagnose(cfg, Options())
+    report = diagnose(cfg, get_task(cfg.task), Options())
     noise = report.get("label-noise")
     found = {d["row"] for d in noise.details if d["split"] == "train"}
     assert len(found & {i + 2 for i in flipped}) >= 7, noise.message
@@ -206,7 +206,7 @@ def test_images_duplicate_leak_and_corrupt_file(tmp_path, tiny_resnet):
     cfg = cfg_for(train, test, task="image-classification", **{"model.name": str(tiny_resnet)})
     with pytest.raises(DataError, match="broken.png"):
         get_task(cfg.task).prepare_data(cfg)  # what fit would say
-    report = diagnose(cfg, Options(folds=3))
+    report = diagnose(cfg, get_task(cfg.task), Options(folds=3))
     assert report.get("label-noise").severity in ("ok", "warn"), report.get("label-noise").message  # it ran
     schema = report.get("schema")
     assert schema.severity == "error" and schema.examples[0]["row"].endswith("broken.png")
@@ -221,7 +221,7 @@ def test_ner_leakage_and_label_noise_skipped(tmp_path):
     train = write_conll(tmp_path / "train.conll", sentences + [long_one])
     test = write_conll(tmp_path / "test.conll", ner_sentences(20, 2) + [long_one])
     cfg = cfg_for(train, test, task="token-classification")
-    report = diagnose(cfg, Options())
+    report = diagnose(cfg, get_task(cfg.task), Options())
     assert report.get("leakage").count == 1
     assert report.get("label-noise").severity == "skipped"
     assert "token" in report.get("label-noise").message
@@ -238,7 +238,8 @@ def test_python_api(planted, tmp_path):
 def test_schema_lists_every_empty_text_and_missing_label(tmp_path):
     rows = sentiment_rows(20, 1)
     rows[3]["text"], rows[7]["text"], rows[9]["label"] = "", "  ", ""
-    report = diagnose(cfg_for(write_csv(tmp_path / "train.csv", rows), test=None), Options(label_noise=False))
+    cfg = cfg_for(write_csv(tmp_path / "train.csv", rows), test=None)
+    report = diagnose(cfg, get_task(cfg.task), Options(label_noise=False))
     schema = report.get("schema")
     assert schema.severity == "error"
     assert [r["row"] for r in schema.examples][:3] == [5, 9, 11]  # both empty texts, the missing label

@@ -15,6 +15,7 @@ from ftkit.data.audio_data import AudioExamples
 from ftkit.data.doctor import Context, Options, check_data, fast_report, parts_of, run_checks
 from ftkit.data.splits import holdout, same_input_keys
 from ftkit.errors import DataError
+from ftkit.tasks import get_task
 from ftkit.tasks.base import Splits
 
 sf = pytest.importorskip("soundfile")
@@ -147,7 +148,7 @@ def test_audio_classification_imbalance_and_label_noise(wavs):
     schema = report.get("schema")  # "no" has a single example
     assert schema.severity == "warn" and "'no'" in schema.message
     ctx = Context("audio-classification", parts_of(Splits(clips(paths, labels=labels), None, None, ["no", "yes"])),
-                  ["no", "yes"], cfg, Options())
+                  ["no", "yes"], cfg, Options(), reader=get_task("audio-classification"))
     assert ctx.parts[0].kind == "audio"
     noise = run_checks(ctx, ("label-noise",)).get("label-noise")  # the default model is a text encoder
     assert noise.severity == "skipped" and "audio encoder" in noise.message and noise.fix

@@ -10,8 +10,9 @@ from typing import Any
 from ftkit.config import KEYWORDS, FitConfig, build_config
 from ftkit.errors import ConfigError, FtkitError, RunDirError
 from ftkit.failpoints import failpoint
-from ftkit.io import atomic_path
-from ftkit.runs.rundir import RunDir, resumed_config
+from ftkit.io import atomic_path, write_json
+from ftkit.runs.rundir import RunDir, resumed_config, versions
+from ftkit.tasks import TASKS, get_task, load_builtin
 
 
 class Model:
@@ -28,8 +29,6 @@ class Model:
 
     @cached_property
     def predictor(self):
-        from ftkit.tasks import get_task
-
         if not (self.model_dir / "ftkit.json").is_file():
             raise RunDirError(f"{self.model_dir} holds no ftkit model (ftkit.json missing)")
         task = json.loads((self.model_dir / "ftkit.json").read_text())["task"]
@@ -85,8 +84,6 @@ def evaluate(run_dir: str | Path, data: str | Path, *, text_column: str | None =
     """Score a finished run (or an exported model) on a labelled file (see `ftkit eval`); the
     columns default to the run's. Writes {"data", "metrics"} to `out`
     [RUN_DIR/evaluations/<file>.json] and returns it with "out" (where it went) added."""
-    from ftkit.io import write_json
-
     run = load(run_dir)
     examples = run.predictor.read(str(data), {"text": text_column, "label": label_column, "audio": audio_column})
     metrics, _ = run.predictor.evaluate(examples)
@@ -137,8 +134,6 @@ def models() -> list[dict]:
 
 def tasks() -> dict[str, str]:
     """The registered tasks: {name: description} (see `ftkit tasks`)."""
-    from ftkit.tasks import TASKS, load_builtin
-
     load_builtin()
     return TASKS.describe()
 
@@ -146,8 +141,6 @@ def tasks() -> dict[str, str]:
 def strategies(task: str = "text-classification") -> list[dict]:
     """The registered strategies with their default lr for `task` (see `ftkit strategies`)."""
     from ftkit.strategies import STRATEGIES, default_lr, get_strategy
-    from ftkit.tasks import get_task
-
     get_strategy("full")  # loads the built-in strategies
     kind = get_task(task)
     return [{"name": n, "default_lr": default_lr(n, kind), "description": text}
@@ -169,7 +162,6 @@ def env() -> dict[str, Any]:
     """What this machine offers (see `ftkit env`): versions, threads, CUDA, bf16, default precision."""
     import torch
 
-    from ftkit.runs.rundir import versions
     from ftkit.training.device import cpu_bf16_is_fast, pick_device, resolve_precision
 
     device = pick_device("auto")
@@ -298,7 +290,7 @@ def doctor(config: str | Path | FitConfig | dict | None = None, *, out: str | Pa
     from ftkit.data.doctor import Options, diagnose, write
 
     cfg = make_config(config, options, overrides)
-    report = diagnose(cfg, Options(near_threshold=near_threshold, label_noise=label_noise))
+    report = diagnose(cfg, get_task(cfg.task), Options(near_threshold=near_threshold, label_noise=label_noise))
     if out is not None:
         write(report, out)
     return report.to_dict()
@@ -325,7 +317,6 @@ def advise(config: str | Path | FitConfig | dict | None = None, *, models: list[
     pass per strategy -> estimated time and memory of a fit, and a recommendation with reasons
     (result["recommendation"]). `budget`: seconds or "90s" / "30m" / "1.5h". Written to `out`."""
     from ftkit.advisor.run import advise_run, parse_budget
-    from ftkit.io import write_json
     from ftkit.runs.precheck import precheck_data
 
     cfg = make_config(config, options, overrides)

@@ -19,7 +19,7 @@ from typing import Optional
 from ftkit.advisor.estimate import epochs_within, estimate_fit, trials_within
 from ftkit.advisor.recommend import recommend
 from ftkit.config import FitConfig, to_dict
-from ftkit.errors import ConfigError
+from ftkit.errors import ConfigError, FtkitError, StrategyError
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,6 @@ def profile_strategies(cfg: FitConfig, strategies: list[str], *, isolate: bool =
 
 def _profile_here(cfg: FitConfig) -> dict:
     from ftkit.advisor.profile import profile_strategy
-    from ftkit.errors import StrategyError
 
     try:
         return profile_strategy(cfg)
@@ -126,8 +125,6 @@ def _profile_apart(cfg: FitConfig) -> dict:
 
 
 def _child(config: dict, path: str, level: int) -> None:
-    from ftkit.errors import FtkitError
-
     logging.basicConfig(level=level, format="%(message)s", force=True)
     _quiet_transformers()
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftkit.errors import DataError
+from ftkit.errors import ConfigError, DataError
 
 INSTALL_HINT = "audio needs soundfile and soxr: pip install 'ftkit[audio]'"
 SILENCE_PEAK = 1e-4  # a clip whose loudest sample is below this (about -80 dBFS) holds no speech
@@ -99,8 +99,6 @@ def backends():
         import soundfile
         import soxr
     except ImportError:
-        from ftkit.errors import ConfigError
-
         raise ConfigError(INSTALL_HINT) from None
     return soundfile, soxr
 

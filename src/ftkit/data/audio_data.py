@@ -23,7 +23,7 @@ from typing import Optional
 
 from ftkit.data.audio import read_audio
 from ftkit.data.readers import is_inside, read_table, read_utf8, table_file
-from ftkit.errors import DataError
+from ftkit.errors import DataError, FtkitError
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,6 @@ def model_window_seconds(model_name: str) -> Optional[float]:
     chunk_length, 30 s); None for models that take any length (CTC, wav2vec2 classifiers)."""
     import json
 
-    from ftkit.errors import FtkitError
     from ftkit.models.loading import resolve
 
     try:

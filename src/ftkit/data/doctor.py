@@ -97,18 +97,17 @@ def refuse_leakage(report: Report) -> None:
                     "or remove the rows (ftkit doctor lists them)")
 
 
-def diagnose(cfg, options: Optional[Options] = None, *, model: bool = True) -> Report:
+def diagnose(cfg, task, options: Optional[Options] = None, *, model: bool = True) -> Report:
     """Every check, for `ftkit doctor`: raw-file problems first, then the prepared splits.
 
-    The splits are read leniently (empty texts and unreadable images skipped) so one bad row does
-    not hide everything else; the schema check reports those rows as `fit` would see them.
+    `task` is cfg.task's Task (tasks.get_task): it reads the files and, for label noise, builds and
+    encodes the frozen model. The splits are read leniently (empty texts and unreadable images
+    skipped) so one bad row does not hide everything else; the schema check reports those rows as
+    `fit` would see them.
     """
-    from ftkit.tasks import get_task
-
     options = options or Options()
     if not 0 < options.near_threshold <= 1:
         raise ConfigError(f"--near-threshold {options.near_threshold}: a Jaccard similarity in (0, 1], e.g. 0.8")
-    task = get_task(cfg.task)
     problems = scan_files(cfg, task)
     lenient = cfg.model_copy(update={"data": cfg.data.model_copy(update={"drop_empty": True, "skip_bad": True})})
     try:
@@ -120,7 +119,7 @@ def diagnose(cfg, options: Optional[Options] = None, *, model: bool = True) -> R
         report.summary["mode"] = "full (ftkit doctor): stopped at the schema check"
         return report
     ctx = Context(cfg.task, parts_of(splits), splits.labels, cfg, options, problems=problems,
-                  scanned=True, record=splits.record, tokenizer=_tokenizer(cfg, task) if model else None)
+                  scanned=True, record=splits.record, reader=task, tokenizer=_tokenizer(cfg, task) if model else None)
     report = run_checks(ctx, FULL if options.label_noise and model else FAST)
     if not (options.label_noise and model):
         report.checks.append(skipped_label_noise("turned off (--no-label-noise)"))

@@ -68,6 +68,7 @@ class Context:
     problems: list[Finding] = field(default_factory=list)  # raw-file findings (ftkit doctor)
     scanned: bool = False  # the raw files were scanned (skipped rows are among `problems`)
     record: dict = field(default_factory=dict)  # splits.record
+    reader: Any = None  # the Task (tasks.base.Task) that read the splits; label noise builds and encodes through it
 
     @cached_property
     def index(self) -> list[tuple[Part, int]]:

@@ -5,7 +5,6 @@ feature cache (training/features.py). Two users: the data doctor's label-noise p
 from __future__ import annotations
 
 from ftkit.config import FitConfig
-from ftkit.tasks.base import eval_batch
 
 
 def frozen_features(cfg: FitConfig, task, labels: list[str], parts: list[tuple[str, object]]):
@@ -32,7 +31,7 @@ def frozen_features(cfg: FitConfig, task, labels: list[str], parts: list[tuple[s
     feats, ids, records = [], [], []
     for name, examples in parts:
         data = task.encode(examples, processor, cfg, labels)
-        f, _, record = cached_features(model, heads[0], body, data, eval_batch(task, cfg), "fp32", name)
+        f, _, record = cached_features(model, heads[0], body, data, task.eval_batch(cfg), "fp32", name)
         feats.append(f)
         ids.append(getattr(data, "labels", None))
         records.append(record)

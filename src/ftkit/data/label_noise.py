@@ -97,13 +97,13 @@ def check(ctx: Context) -> Finding:
 
 
 def _unsupported(ctx: Context) -> str:
-    from ftkit.tasks import get_task
-
     if ctx.kind == "ner":
         return "not for token classification: confident learning here ranks one label per row, not per word"
     if ctx.kind == "asr":
         return "not for speech recognition: transcripts are not classes to confidently disagree with"
-    if ctx.kind == "audio" and not get_task(ctx.task).capabilities.feature_probe:
+    if ctx.reader is None:
+        return "no task to build the frozen features through (Context.reader)"
+    if ctx.kind == "audio" and not ctx.reader.capabilities.feature_probe:
         # the probe needs one frozen vector per clip from the task's build/encode (selection.features)
         return (f"not yet for {ctx.task}: frozen features per clip are not available to the probe "
                 "(exact and same-sample duplicates, conflicts and imbalance are checked)")
@@ -120,9 +120,8 @@ def _labelled_rows(ctx: Context) -> tuple[list[int], np.ndarray]:
 
 def _features(ctx: Context) -> np.ndarray:
     """(n, dim) head inputs of every labelled row, all splits in order, from the feature cache."""
-    from ftkit.data.frozen_features import frozen_features  # loads the task modules
-    from ftkit.tasks import get_task
+    from ftkit.data.frozen_features import frozen_features  # loads torch
 
     parts = [(part.split, part.examples) for part in ctx.parts]
-    feats, _, _ = frozen_features(ctx.cfg, get_task(ctx.task), ctx.labels, parts)
+    feats, _, _ = frozen_features(ctx.cfg, ctx.reader, ctx.labels, parts)
     return np.concatenate(feats)

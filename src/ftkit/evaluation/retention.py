@@ -88,19 +88,14 @@ def _verdict(measure: str, before: float, after: float, retained: Optional[float
 
 # ---------------------------------------------------------------- reading
 
-def read_reference(cfg):
-    """The reference examples, read with the training data's columns; labelled when the label
+def read_reference(cfg, task):
+    """The reference examples, read through `task` (one declaring the retention_reader capability;
+    runs/fit.py refuses the others) with the training data's columns; labelled when the label
     column (retention.label_column, else --label-column) is in the file, or the folder has
     one sub-folder per class."""
     from ftkit.data.readers import read_table
 
-    from ftkit.tasks import get_task, tasks_with
-
     r, d = cfg.retention, cfg.data
-    task = get_task(cfg.task)
-    if not task.capabilities.retention_reader:
-        raise ConfigError(f"--reference-data: retention is measured for {', '.join(tasks_with('retention_reader'))}, "
-                          f"not {cfg.task} (its head does not make one prediction per input)")
     path = Path(r.reference_data)
     if not path.exists():
         raise DataError(f"--reference-data {path}: no such file or folder; pass inputs of the original task "
@@ -141,8 +136,8 @@ def sample(examples, max_rows: int, seed: int):
 def original_head(model: nn.Module, source) -> tuple[Optional[str], Optional[nn.Module], list[str]]:
     """(name of the model's head module, the ORIGINAL head as a frozen module or None for a bare
     encoder, the original class names)."""
+    from ftkit.models.loading import original_head_state
     from ftkit.strategies.groups import head_modules
-    from ftkit.tasks.image_classification import original_head_state
 
     heads = head_modules(model)
     if len(heads) != 1:
@@ -152,7 +147,7 @@ def original_head(model: nn.Module, source) -> tuple[Optional[str], Optional[nn.
     state = getattr(model, "_ftkit_original_head", None)
     folder = Path(source.location)
     if state is None and folder.is_dir():  # text models: the folder's own classifier, if it has one
-        state = original_head_state(folder, model)
+        state = original_head_state(folder, heads)
     if not state:
         return name, None, []
     state = {k.removeprefix(f"{name}."): v for k, v in state.items()}
@@ -309,7 +304,7 @@ def load_reference(cfg, task, model: nn.Module, processor, source) -> Optional[R
             raise ConfigError(f"--set retention.rehearsal={r.rehearsal}: rehearsal mixes reference examples into "
                               "training; pass them with --reference-data PATH")
         return None
-    examples = sample(read_reference(cfg), r.max_rows, cfg.seed)
+    examples = sample(read_reference(cfg, task), r.max_rows, cfg.seed)
     head, original, classes = original_head(model, source)
     ref = Reference(cfg, str(r.reference_data), examples, task.encode(examples, processor, cfg, None), head,
                     original, classes)

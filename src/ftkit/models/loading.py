@@ -91,3 +91,16 @@ def randomize(model) -> None:
         for module in model.modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
+
+
+def original_head_state(folder: Path, heads: list[str]) -> dict:
+    """The pretrained weights in `folder` of the modules named `heads` (those that form the new
+    head: strategies.groups.head_modules), by their names in the model; empty when the folder has
+    none (a bare encoder), so the original task head can be put back for retention."""
+    from safetensors.torch import load_file  # torch: loaded on first use
+
+    prefixes = tuple(f"{name}." for name in heads)
+    out = {}
+    for file in folder.glob("*.safetensors"):
+        out.update({k: v for k, v in load_file(str(file)).items() if k.startswith(prefixes)})
+    return out

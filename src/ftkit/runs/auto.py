@@ -32,6 +32,7 @@ from ftkit.io import write_json
 from ftkit.locks import LOCK_NAME, folder_lock, holds_lock_only
 from ftkit.reporting import after_run
 from ftkit.runs.rundir import RunDir
+from ftkit.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def _doctor(cfg: FitConfig, out: Path, clock: Clock) -> dict:
     """Data problems stop auto before any training; warnings are reported and training goes on."""
     from ftkit.data.doctor import Options, diagnose, refuse_leakage, write
 
-    report = diagnose(cfg, Options(label_noise=clock.budget >= LABEL_NOISE_BUDGET))
+    report = diagnose(cfg, get_task(cfg.task), Options(label_noise=clock.budget >= LABEL_NOISE_BUDGET))
     write(report, Path(out) / "doctor.json")
     if not cfg.data.allow_leakage:
         refuse_leakage(report)
@@ -163,8 +164,6 @@ def _candidates(cfg: FitConfig) -> list[str]:
 
     from ftkit.advisor.recommend import MODERATE_ORDER, PLENTY_ORDER, PLENTY_PER_CLASS
     from ftkit.data.splits import limit_train
-    from ftkit.tasks import get_task
-
     splits = limit_train(get_task(cfg.task).prepare_data(cfg), cfg)
     labels = getattr(splits.train, "labels", None)
     per_class = len(splits.train) / max(len(Counter(labels)) if labels else 1, 1)
@@ -249,8 +248,6 @@ def _tune(cfg: FitConfig, plan: Plan, out: Path, clock: Clock, executor: str, ad
         return None
     from ftkit.hpo.tune import tune
     from ftkit.strategies import train_lr
-    from ftkit.tasks import get_task
-
     lr = train_lr(cfg, get_task(cfg.task))
     space = {"train.lr": {"low": lr / 4, "high": min(lr * 5, 0.5), "log": True},
              "train.weight_decay": {"low": 0.0, "high": 0.1},

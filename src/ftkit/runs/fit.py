@@ -40,6 +40,7 @@ from ftkit.training import device as dev
 from ftkit.training.loop import Loop, LoopInputs, loop_inputs
 from ftkit.training.regularize import L2SP, set_dropout
 from ftkit.ui import NoProgress, RichProgress
+from ftkit.evaluation.metrics import DIRECTION
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
     """`fit`'s steps 1-3 (also what `ftkit advise` profiles): everything that can fail on bad input
     runs here, before the run folder is written."""
     task = get_task(cfg.task)
+    _check_reference(cfg, task)
     cfg = _with_default_lr(cfg, task)
     metric = metric_for(cfg, task)
     threads = dev.set_threads(cfg.train.threads)
@@ -323,8 +325,6 @@ def _zero_shot(task, model, data: dict, cfg: FitConfig, precision: str, run: Run
 def zero_shot_summary(before: dict, after: dict, metric: str, change_ci: dict | None = None) -> dict:
     """The pretrained model vs the fine-tuned one on the same test clips, in words too. With
     `change_ci` (a paired bootstrap of after - before) a change whose interval holds 0 is noise."""
-    from ftkit.evaluation.metrics import DIRECTION
-
     out = {"metric": metric, "before": before.get(metric), "after": after.get(metric)}
     if out["before"] is None or out["after"] is None:
         return {**out, "verdict": "no zero-shot comparison"}
@@ -345,6 +345,12 @@ def zero_shot_summary(before: dict, after: dict, metric: str, change_ci: dict | 
     out["verdict"] = (f"zero-shot {metric} {out['before']:.4f} -> fine-tuned {out['after']:.4f} "
                       f"({change * 100:+.1f} points, {word}; {why})")
     return out
+
+
+def _check_reference(cfg: FitConfig, task: Task) -> None:
+    if cfg.retention.reference_data is not None and not task.capabilities.retention_reader:
+        raise ConfigError(f"--reference-data: retention is measured for {', '.join(tasks_with('retention_reader'))}, "
+                          f"not {cfg.task} (its head does not make one prediction per input)")
 
 
 def _cached_encoder(task, model, data: dict, cfg: FitConfig, precision: str) -> dict:

@@ -19,7 +19,6 @@ from ftkit.io import atomic_path
 from ftkit.runs.rundir import RunDir
 from ftkit.strategies import ProbePhase
 from ftkit.strategies.groups import head_modules
-from ftkit.tasks.base import eval_batch
 from ftkit.training.batches import balanced_weights
 from ftkit.training.features import FeatureData, NotCacheable, body_fingerprint, cached_features
 from ftkit.training.loop import Loop, LoopInputs, LoopState
@@ -125,7 +124,7 @@ def _features(ctx: ProbeContext) -> tuple[str, dict, dict]:
     if not all(hasattr(part, "fingerprint") for part in ctx.data.values()):
         raise NotCacheable(f"the {ctx.task.name} task has no input fingerprint for the cache")
     body = body_fingerprint(ctx.model, head)
-    batch = eval_batch(ctx.task, ctx.cfg)
+    batch = ctx.task.eval_batch(ctx.cfg)
     features, record = {}, {"splits": {}}
     for name, part in ctx.data.items():
         if name == "test":  # scored once at the end by the whole model, never during training

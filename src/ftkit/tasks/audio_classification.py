@@ -37,7 +37,8 @@ from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.lazy import nn, torch  # loaded at first use: clips are read and checked without it
-from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
+from ftkit.models.loading import ModelSource, hub_failure, original_head_state, quiet_transformers
+from ftkit.strategies.groups import head_modules
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 
@@ -173,7 +174,6 @@ def _build_whisper(source: ModelSource, config, labels: list[str], remote: bool)
 def _build_hf(source: ModelSource, config, labels: list[str], remote: bool):
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    from ftkit.tasks.image_classification import original_head_state
 
     config.num_labels = len(labels)
     config.id2label, config.label2id = dict(enumerate(labels)), {n: i for i, n in enumerate(labels)}
@@ -186,7 +186,7 @@ def _build_hf(source: ModelSource, config, labels: list[str], remote: bool):
     except ValueError as err:  # a model type with no audio-classification class
         raise ModelLoadError(f"{source.describe()}: a {config.model_type} model cannot classify audio ({err}); "
                              "use a Whisper folder or an audio encoder (wav2vec2, HuBERT, WavLM, AST, ...)") from None
-    model._ftkit_original_head = original_head_state(Path(source.location), model)
+    model._ftkit_original_head = original_head_state(Path(source.location), head_modules(model))
     model.lora_targets = attention_targets(model)
     return model, AudioProcessor("hf", features, features.sampling_rate, None)
 

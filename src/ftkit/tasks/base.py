@@ -85,6 +85,8 @@ class Task(Protocol):
     strategy_lr: Mapping[str, float]  # per-strategy default lr overrides
     body_lr: Optional[float]  # lr for updating the whole pretrained body; None: strategies' FULL_LR
 
+    def eval_batch(self, cfg) -> int: ...  # examples per evaluation / feature batch
+
     def prepare_data(self, cfg) -> Splits: ...
 
     def build(self, cfg, source, labels: list[str]) -> tuple[Any, Any]: ...  # (model, processor)
@@ -116,11 +118,10 @@ class TaskBase:
     strategy_lr: ClassVar[Mapping[str, float]] = MappingProxyType({})
     body_lr: ClassVar[Optional[float]] = None
 
-
-def eval_batch(task: Task, cfg) -> int:
-    """Examples per evaluation / feature batch: train.eval_batch_size, capped where a task's inputs
-    are huge (Whisper's 30 s windows: 64 clips took ~7 GB on a CPU)."""
-    return min(cfg.train.eval_batch_size, task.eval_batch_limit or cfg.train.eval_batch_size)
+    def eval_batch(self, cfg) -> int:
+        """Examples per evaluation / feature batch: train.eval_batch_size, capped where a task's
+        inputs are huge (Whisper's 30 s windows: 64 clips took ~7 GB on a CPU)."""
+        return min(cfg.train.eval_batch_size, self.eval_batch_limit or cfg.train.eval_batch_size)
 
 
 # Per-example classifiers (text, image, audio) share these; each adds its own reading and model.

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ftkit.lazy import torch  # loaded at first use
-from ftkit.models.loading import quiet_transformers
+from ftkit.models.loading import quiet_transformers, resolve
+from ftkit.errors import FtkitError, ModelLoadError
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -23,9 +24,6 @@ def load_adapter(folder: Path, meta: dict, build):
     """A LoRA run: the base model (zoo name, else the folder it was trained from) + the adapter;
     `build(source, labels, remote) -> (model, processor)` makes the base with a task head."""
     from peft import PeftModel
-
-    from ftkit.errors import FtkitError, ModelLoadError
-    from ftkit.models.loading import resolve
 
     try:
         source = resolve(meta["base_model"])

@@ -29,7 +29,8 @@ from ftkit.errors import ConfigError, DataError, ModelLoadError
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.lazy import F, inference_mode, nn, torch  # loaded at first use: images are read and checked without it
-from ftkit.models.loading import ModelSource, quiet_transformers
+from ftkit.models.loading import ModelSource, hub_failure, original_head_state, quiet_transformers
+from ftkit.strategies.groups import head_modules
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame
 from ftkit.tasks.common import class_weights, load_adapter
@@ -262,8 +263,6 @@ def build_efficientnet(source: ModelSource, labels: list[str], size: Optional[in
 def build_hf(source: ModelSource, labels: list[str], size: Optional[int], remote: bool):
     from transformers import AutoModelForImageClassification
 
-    from ftkit.models.loading import hub_failure
-
     try:
         with quiet_transformers():
             model = AutoModelForImageClassification.from_pretrained(
@@ -272,7 +271,7 @@ def build_hf(source: ModelSource, labels: list[str], size: Optional[int], remote
                 dtype=torch.float32, trust_remote_code=remote)
     except OSError as err:
         raise hub_failure(source, err) from None
-    return model, hf_preprocess(Path(source.location), size), original_head_state(Path(source.location), model)
+    return model, hf_preprocess(Path(source.location), size), original_head_state(Path(source.location), head_modules(model))
 
 
 def hf_preprocess(folder: Path, size: Optional[int]) -> Preprocess:
@@ -286,20 +285,6 @@ def hf_preprocess(folder: Path, size: Optional[int]) -> Preprocess:
         given = given.get("height") or given.get("shortest_edge") or 224
     return Preprocess(size or int(given), tuple(cfg.get("image_mean", IMAGENET_MEAN)),
                       tuple(cfg.get("image_std", IMAGENET_STD)))
-
-
-def original_head_state(folder: Path, model) -> dict:
-    """The pretrained weights of the modules that form the new head (the original task head), by
-    their names in `model`; empty when the folder has none (a bare encoder)."""
-    from safetensors.torch import load_file
-
-    from ftkit.strategies.groups import head_modules
-
-    heads = tuple(f"{name}." for name in head_modules(model))
-    out = {}
-    for file in folder.glob("*.safetensors"):
-        out.update({k: v for k, v in load_file(str(file)).items() if k.startswith(heads)})
-    return out
 
 
 def unwrap_logits(output) -> torch.Tensor:

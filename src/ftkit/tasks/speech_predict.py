@@ -9,13 +9,14 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from ftkit.config import FitConfig
+from ftkit.config import EvalConfig, FitConfig
 from ftkit.data.audio import read_audio
 from ftkit.data.audio_data import AudioExamples, check_clips, loose_clips
 from ftkit.models.loading import quiet_transformers
-from ftkit.tasks.speech_models import SpeechProcessor, transcribe_long
+from ftkit.tasks.speech_models import SpeechProcessor, build_speech, transcribe_long
 from ftkit.evaluation.asr import asr_metrics
 from ftkit.tasks.speech_data import SpeechEncoded, prediction_frame, read_clips, transcribe
+from ftkit.tasks.common import load_adapter
 
 BATCH = 16
 
@@ -35,7 +36,6 @@ class Transcriber:
         with quiet_transformers():
             processor = AutoProcessor.from_pretrained(folder)
             if m.get("adapter"):
-                from ftkit.tasks.common import load_adapter
                 model = load_adapter(folder, m, self._base)
             elif m["family"] == "whisper":
                 model = WhisperForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)
@@ -48,8 +48,6 @@ class Transcriber:
 
     def _base(self, source, labels, remote):
         """The pretrained model a LoRA adapter was trained on (load_adapter builds it)."""
-        from ftkit.tasks.speech_models import build_speech
-
         cfg = FitConfig.model_validate({"task": "speech-recognition", "model": {"language": self.meta.get("language"),
                                                                                  "trust_remote_code": remote}})
         return build_speech(source, cfg, [])
@@ -89,8 +87,6 @@ class Transcriber:
         return self.meta.get("eval_precision", "fp32")
 
     def _encoded(self, examples: AudioExamples) -> SpeechEncoded:
-        from ftkit.config import EvalConfig
-
         clips = [read_audio(p, self.proc.rate, where=examples.where(i)).samples for i, p in enumerate(examples.paths)]
         labels = None
         if examples.transcripts is not None:

@@ -25,7 +25,7 @@ from ftkit.data.audio import read_audio
 from ftkit.data.audio_data import AudioExamples, model_window_seconds
 from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError
-from ftkit.evaluation.asr import asr_ci, asr_metrics
+from ftkit.evaluation.asr import asr_ci, asr_metrics, paired_change_ci
 from ftkit.lazy import torch  # loaded at first use: clips are read and checked without it
 from ftkit.models.loading import ModelSource, quiet_transformers
 from ftkit.tasks import TASKS
@@ -172,8 +172,6 @@ class SpeechRecognition(TaskBase):
 
     def change_ci(self, data, before: list[str], after: list[str], cfg: FitConfig) -> dict:
         """Paired bootstrap interval of the WER/CER change from the zero-shot transcripts."""
-        from ftkit.evaluation.asr import paired_change_ci
-
         e = cfg.eval
         return paired_change_ci(data.transcripts, before, after, data.normalize, e.bootstrap, e.level, cfg.seed)
 

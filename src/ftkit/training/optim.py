@@ -6,6 +6,7 @@ import inspect
 import torch
 
 from ftkit.config import TrainConfig
+from ftkit.errors import StrategyError
 
 
 def no_decay(name: str, param: torch.Tensor) -> bool:
@@ -34,7 +35,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     options = {"fused": True} if fused else {}
     groups = param_groups(model, cfg, lr_scales, later)
     if not groups:
-        from ftkit.errors import StrategyError
         raise StrategyError("the strategy left no parameter trainable")
     return torch.optim.AdamW(groups, lr=cfg.lr, **options)
 
