@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned: this takes the CPU wheel; an unpinned torch pulls a CUDA build.
 	$(BIN)/pip install -q torch==$(TORCH)
-	$(BIN)/pip install -q -e ".[dev,hpo,ray,tracking,audio]"
+	$(BIN)/pip install -q -e ".[dev,hpo,ray,tracking,audio,serve,onnx]"
 	$(BIN)/pip install -q --no-deps $(OFFLINE_PACKAGES)
 	touch $(STAMP)
 

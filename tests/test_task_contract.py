@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ftkit.tasks import BUILTIN, TASKS, get_task, load_builtin, tasks_with
-from ftkit.tasks.base import CAPABILITY_METHODS, Capabilities, Task
+from ftkit.tasks.base import CAPABILITY_METHODS, INPUT_KINDS, Capabilities, Task
 
 load_builtin()
 SRC = Path(__file__).resolve().parents[1] / "src" / "ftkit"
@@ -20,6 +20,7 @@ def test_task_satisfies_protocol(name):
     assert task.name == name
     assert isinstance(task.capabilities, Capabilities)
     assert task.default_metric in task.metrics
+    assert task.input_kind in INPUT_KINDS
 
 
 @pytest.mark.parametrize("name", TASKS.names())

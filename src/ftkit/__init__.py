@@ -9,7 +9,7 @@ from ftkit.version import __version__
 # The api functions reachable as ftkit.<name> (`ftkit.models`, `.tasks`, `.strategies`, `.datasets` and
 # `.predict` are subpackages/modules: their api functions are ftkit.api.models(), ...).
 API = ("fit", "load", "Run", "Model", "cv", "seeds", "compare", "doctor", "advise", "rank", "tune", "auto", "report",
-       "export", "evaluate", "eval", "predict_file", "import_checkpoint", "env")
+       "export", "evaluate", "eval", "predict_file", "import_checkpoint", "env", "serve", "serve_app")
 __all__ = [
     "FitConfig",
     "FtkitError",
@@ -32,6 +32,8 @@ __all__ = [
     "rank",
     "report",
     "seeds",
+    "serve",
+    "serve_app",
     "tune",
 ]
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +15,7 @@ from ftkit.failpoints import failpoint
 from ftkit.io import atomic_path, write_json
 from ftkit.runs.rundir import RunDir, resumed_config, versions
 from ftkit.tasks import TASKS, get_task, load_builtin
+from ftkit.version import __version__
 
 
 class Model:
@@ -28,11 +31,23 @@ class Model:
         return self.summary["metrics"]
 
     @cached_property
-    def predictor(self):
+    def meta(self) -> dict:
+        """The model folder's ftkit.json: task, labels, base model, runtime ("onnx" for an ONNX export)."""
         if not (self.model_dir / "ftkit.json").is_file():
             raise RunDirError(f"{self.model_dir} holds no ftkit model (ftkit.json missing)")
-        task = json.loads((self.model_dir / "ftkit.json").read_text())["task"]
-        return get_task(task).predictor(self.model_dir)
+        return json.loads((self.model_dir / "ftkit.json").read_text())
+
+    @property
+    def runtime(self) -> str:
+        return self.meta.get("runtime", "torch")
+
+    @cached_property
+    def predictor(self):
+        if self.runtime == "onnx":  # an ONNX export (`ftkit export --format onnx`): onnxruntime
+            from ftkit.onnxrt.runtime import load_onnx
+
+            return load_onnx(self.model_dir)
+        return get_task(self.meta["task"]).predictor(self.model_dir)
 
     def predict(self, inputs: Iterable) -> list[dict]:
         """One dict per input, e.g. {"label", "score", "probabilities": {label: p}} for text."""
@@ -57,12 +72,25 @@ class Run(Model):
         return f"Run({str(self.path)!r}{', ' + brief if brief else ''})"
 
 
-def load(path: str | Path) -> Model:
-    """A finished run folder, or a model folder written by `ftkit export`."""
+def load(path: str | Path, *, runtime: str = "auto") -> Model:
+    """A finished run folder, or a model folder written by `ftkit export`. `runtime`: "auto" (the
+    folder's own: torch, or onnxruntime for an ONNX export), "torch" or "onnx" (refused, with the
+    command to make one, when the folder is not what was asked for)."""
     folder = Path(path)
     if (folder / "ftkit.json").is_file() and not (folder / "summary.json").is_file():
-        return Model(folder)
-    return Run(path)
+        model = Model(folder)
+    else:
+        model = Run(path)
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime {runtime}: one of {', '.join(RUNTIMES)}")
+    if runtime != "auto" and model.runtime != runtime:
+        how = (f"export one first: ftkit export {path} --format onnx --out DIR" if runtime == "onnx"
+               else "serve the run folder (or an `ftkit export` without --format onnx)")
+        raise ConfigError(f"--runtime {runtime}: {path} holds a {model.runtime} model; {how}")
+    return model
+
+
+RUNTIMES = ("auto", "torch", "onnx")
 
 
 def export(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
@@ -111,6 +139,65 @@ def predict_file(run_dir: str | Path, data: str | Path | None = None, *, texts: 
     if out is not None:
         write_predictions(frame, Path(out))
     return frame
+
+
+def serve_app(model: str | Path, *, runtime: str = "auto", max_batch_size: int = 32, max_wait_ms: float = 5.0,
+              max_inputs: int = 256, max_text_chars: int = 100_000, max_body_mb: float = 20.0):
+    """The HTTP service of a run folder or exported model, as a FastAPI app (see `ftkit serve`):
+    mount it in your own app, or run it with any ASGI server."""
+    from ftkit.serving.app import ServeSettings, create_app
+
+    settings = ServeSettings(max_batch_size, max_wait_ms, max_inputs, max_text_chars, max_body_mb)
+    _check_serve(settings)
+    loaded = load(model, runtime=runtime)
+    predictor = loaded.predictor  # loaded before the app answers /health
+    meta = loaded.meta
+    info = {"task": meta["task"], "labels": meta.get("labels", []), "base_model": meta.get("base_model"),
+            "runtime": loaded.runtime, "model": str(loaded.path), "strategy": loaded.summary.get("strategy"),
+            "metrics": loaded.metrics.get("test", {}), "ftkit_version": __version__}
+    return create_app(predictor, info, get_task(meta["task"]).input_kind, settings)
+
+
+SERVE_ENV = "FTKIT_SERVE"  # the settings `ftkit serve --workers N` hands to each worker process
+
+
+def serve_from_env():
+    """The app of one `ftkit serve --workers N` worker process: serve_app with the settings in $FTKIT_SERVE."""
+    spec = json.loads(os.environ[SERVE_ENV])
+    return serve_app(spec.pop("model"), **spec)
+
+
+def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, runtime: str = "auto",
+          max_batch_size: int = 32, max_wait_ms: float = 5.0, max_inputs: int = 256, max_text_chars: int = 100_000,
+          max_body_mb: float = 20.0, log_level: str = "info") -> None:
+    """Serve a run folder or exported model over HTTP until stopped (see `ftkit serve`); binds to
+    127.0.0.1 unless `host` says otherwise. With workers > 1 each worker process loads the model."""
+    import uvicorn
+
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port}: a TCP port, 1..65535 (0 is not allowed: the address must be known)")
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: at least 1")
+    spec = {"model": str(model), "runtime": runtime, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms,
+            "max_inputs": max_inputs, "max_text_chars": max_text_chars, "max_body_mb": max_body_mb}
+    if workers == 1:
+        app = serve_app(**spec)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        return
+    load(model, runtime=runtime)  # a wrong folder is refused here, once, not in every worker
+    with tempfile.TemporaryDirectory(prefix="ftkit-metrics-") as metrics_dir:
+        os.environ[SERVE_ENV] = json.dumps(spec)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # /metrics sums the workers
+        uvicorn.run("ftkit.api:serve_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)
+
+
+def _check_serve(settings) -> None:
+    for flag, value, low in (("--max-batch-size", settings.max_batch_size, 1), ("--max-inputs", settings.max_inputs, 1),
+                             ("--max-text-chars", settings.max_text_chars, 1), ("--max-wait-ms", settings.max_wait_ms, 0),
+                             ("--max-body-mb", settings.max_body_mb, 0.001)):
+        if not value >= low:
+            raise ConfigError(f"{flag} {value}: at least {low}")
 
 
 def import_checkpoint(format: str, src: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:

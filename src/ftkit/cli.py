@@ -210,6 +210,28 @@ def export(
     typer.echo(f"model exported to {out} (load it with {how}`ftkit predict {out} ...`)")
 
 
+@command()
+def serve(
+    model: Path = typer.Argument(..., help="a finished run folder, or a model folder from `ftkit export` (ONNX too)"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 opens the service to the network"),
+    port: int = typer.Option(8000, help="TCP port"),
+    workers: int = typer.Option(1, help="server processes, each with its own copy of the model"),
+    runtime: str = typer.Option("auto", help="auto (what the folder holds), torch, or onnx (an ONNX export)"),
+    max_batch_size: int = typer.Option(32, help="inputs per model call: requests arriving together share one"),
+    max_wait_ms: float = typer.Option(5.0, help="how long a batch waits for more requests, in milliseconds"),
+    max_inputs: int = typer.Option(256, help="inputs per request (more: 413)"),
+    max_text_chars: int = typer.Option(100_000, help="characters per text (more: 413)"),
+    max_body_mb: float = typer.Option(20.0, help="request body cap in MiB (images and audio included)"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """Serve the model over HTTP (FastAPI): POST /predict {"inputs": [...]} (images, audio: base64 or
+    a multipart upload), GET /health, /info, /metrics (Prometheus), /docs. Requests that arrive
+    together are predicted as one batch. Binds to 127.0.0.1 unless --host says otherwise."""
+    api.serve(model, host=host, port=port, workers=workers, runtime=runtime, max_batch_size=max_batch_size,
+              max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_text_chars=max_text_chars,
+              max_body_mb=max_body_mb, log_level="warning" if quiet else "info")
+
+
 @command(fit_flags=DATA + " strategy epochs seed", strategy="fix the strategy [the advised one]")
 def auto(
     time_budget: str = typer.Option(..., "--time-budget", help="all of it, from start to report: e.g. 30m, 1h, 900s"),

@@ -235,6 +235,7 @@ class AudioClassification(PerExampleEvaluation):
     body_lr = 3e-5
     train_eval_limit = 300  # training clips re-scored at each validation: each is a 30 s Whisper window
     eval_batch_limit = BATCH  # feature passes (linear probe, rank) too
+    input_kind = "audio"
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
         """Read, check and split (stratified, copies on one side); writes nothing. Clips longer than

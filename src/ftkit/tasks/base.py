@@ -70,6 +70,11 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 assert set(CAPABILITY_METHODS) <= {f.name for f in fields(Capabilities)}
 
 
+# What a predictor's predict() takes, per input: a string; a string or a list of words (NER); an image
+# or an audio file (a path locally; `ftkit serve` writes uploaded bytes to a temporary file).
+INPUT_KINDS = ("text", "words", "image", "audio")
+
+
 @runtime_checkable
 class Task(Protocol):
     """What the engine calls on every task (runs/fit.py, runs/probe.py, evaluation/, data/doctor,
@@ -84,6 +89,7 @@ class Task(Protocol):
     advise_strategies: tuple[str, ...]  # what `ftkit advise` / `tune` try by default; () = theirs
     strategy_lr: Mapping[str, float]  # per-strategy default lr overrides
     body_lr: Optional[float]  # lr for updating the whole pretrained body; None: strategies' FULL_LR
+    input_kind: str  # what predict() takes (INPUT_KINDS): how `ftkit serve` reads a request's inputs
 
     def eval_batch(self, cfg) -> int: ...  # examples per evaluation / feature batch
 
@@ -117,6 +123,7 @@ class TaskBase:
     advise_strategies: ClassVar[tuple[str, ...]] = ()
     strategy_lr: ClassVar[Mapping[str, float]] = MappingProxyType({})
     body_lr: ClassVar[Optional[float]] = None
+    input_kind: ClassVar[str] = "text"
 
     def eval_batch(self, cfg) -> int:
         """Examples per evaluation / feature batch: train.eval_batch_size, capped where a task's

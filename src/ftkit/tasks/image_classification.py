@@ -302,6 +302,7 @@ class ImageClassification(PerExampleEvaluation):
     # (bench/RESULTS.md) 5e-5 underfit badly (0.41 after 2 epochs), 1e-3 reached 0.80.
     body_lr = 1e-3
     capabilities = replace(CLASSIFIER, schema_scan=True, retention_reader=True)
+    input_kind = "image"
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
         d = cfg.data

@@ -96,6 +96,7 @@ class SpeechRecognition(TaskBase):
     default_metric = "wer"
     metrics = ("wer", "cer", "loss")
     capabilities = Capabilities(zero_shot=True, encoder_cache=True, label_smoothing=False)
+    input_kind = "audio"
     body_lr = 1e-5  # Whisper fine-tuning recipes use 1e-5 (base) to 6e-6 (large); 5e-5 makes it forget
     # a probe's readout is Whisper's pretrained output layer (or a CTC head), not a new head: 1e-3 wrecks it
     strategy_lr = {"linear-probe": 1e-4}

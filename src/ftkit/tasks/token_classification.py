@@ -344,6 +344,7 @@ class TokenClassification(TaskBase):
     default_metric = "f1"
     metrics = ("f1", "precision", "recall", "accuracy", "loss")
     capabilities = Capabilities(schema_scan=True, text_max_length=True, label_smoothing=False)
+    input_kind = "words"
 
     def prepare_data(self, cfg: FitConfig) -> Splits:
         d = cfg.data

@@ -1,0 +1,1 @@
+"""`ftkit serve`: one saved model behind HTTP (FastAPI + uvicorn), micro-batched (app.py)."""
