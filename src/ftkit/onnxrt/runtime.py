@@ -1,0 +1,129 @@
+"""onnxruntime side: `load_onnx(folder)` returns the ONNX predictor of the folder's task, with the
+torch predictor's interface and output format (predict, predict_frame, read, evaluate, labels, meta).
+
+Each predictor (runtime_text.py, runtime_media.py, runtime_speech.py) subclasses the task's torch
+predictor and overrides only the methods that run the model, so the task's reading, tokenising,
+windows, aggregation and temperature scaling are shared code. Text and NER predictors import no
+torch (tokenizers + onnxruntime only); image neither; audio and speech need transformers' feature
+extractors, which import torch.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ftkit.errors import ConfigError, ModelLoadError
+
+# task -> (module, class) of its ONNX predictor; a module is imported only when its task is loaded
+PREDICTORS = {"text-classification": ("runtime_text", "OnnxTextClassifier"),
+              "token-classification": ("runtime_text", "OnnxTagger"),
+              "image-classification": ("runtime_media", "OnnxImageClassifier"),
+              "audio-classification": ("runtime_media", "OnnxAudioClassifier"),
+              "speech-recognition": ("runtime_speech", "OnnxTranscriber")}
+NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
+               "tensor(double)": np.float64, "tensor(bool)": np.bool_, "tensor(uint8)": np.uint8}
+
+
+def load_onnx(folder: Path, threads: Optional[int] = None):
+    """The ONNX predictor of an `export_onnx` folder (ftkit.json with "runtime": "onnx")."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    if meta.get("runtime") != "onnx" or "onnx" not in meta:
+        raise ConfigError(f"{folder}: not an ONNX export (ftkit.json has no \"runtime\": \"onnx\"); "
+                          "make one with `ftkit export --format onnx`")
+    if meta.get("task") not in PREDICTORS:
+        raise ConfigError(f"{folder}: no ONNX predictor for task {meta.get('task')!r} "
+                          f"(choose from {', '.join(PREDICTORS)})")
+    module, name = PREDICTORS[meta["task"]]
+    cls = getattr(importlib.import_module(f"ftkit.onnxrt.{module}"), name)
+    return cls(folder, threads=threads)
+
+
+def read_meta(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "ftkit.json").read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(f"{folder}: no ftkit.json (not a saved ftkit model)") from None
+    except ValueError as err:
+        raise ModelLoadError(f"{folder / 'ftkit.json'}: not valid JSON ({err})") from None
+
+
+def default_threads() -> int:
+    """The CPUs this process may use (its affinity mask, e.g. a container's or taskset's share),
+    else os.cpu_count: onnxruntime's own default counts the machine's physical cores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class Session:
+    """One onnxruntime CPU session; `run(feeds)` casts each input to the dtype the graph declares
+    (feature extractors hand out int32 masks, the graph takes int64) and drops inputs it lacks."""
+
+    def __init__(self, path: Path, threads: Optional[int] = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1  # batches run one after another
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: no per-node warnings on stderr
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001  (onnxruntime raises its own Fail / InvalidGraph kinds)
+            raise ModelLoadError(f"{path}: onnxruntime cannot load the graph ({str(err).splitlines()[0]})") from None
+        self.inputs = {i.name: NUMPY_TYPES.get(i.type) for i in self.session.get_inputs()}
+
+    def run(self, feeds: dict) -> list[np.ndarray]:
+        given = {k: np.asarray(v, dtype=self.inputs[k]) for k, v in feeds.items() if k in self.inputs}
+        missing = set(self.inputs) - set(given)
+        if missing:
+            raise ModelLoadError(f"the ONNX graph needs inputs {sorted(missing)} that the preprocessing did not make")
+        return self.session.run(None, given)
+
+
+def onnx_session(folder: Path, meta: dict, threads: Optional[int]) -> Session:
+    return Session(folder / meta["onnx"]["file"], threads)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis in float32, as the torch predictors compute it."""
+    x = logits.astype(np.float32)
+    x = np.exp(x - x.max(axis=-1, keepdims=True))
+    return x / x.sum(axis=-1, keepdims=True)
+
+
+def pad_ids(ids: list[np.ndarray], pad_id: int) -> dict[str, np.ndarray]:
+    """(batch, longest) input_ids padded with pad_id and their attention mask (TextEncoded.batch)."""
+    width = max(len(x) for x in ids)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, x in enumerate(ids):
+        input_ids[row, :len(x)], mask[row, :len(x)] = x, 1
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
+def longest_first_probs(run: Callable[[np.ndarray], np.ndarray], lengths: np.ndarray, batch_size: int,
+                        n_classes: int) -> np.ndarray:
+    """(n, classes) softmax of `run(indices)` (the logits of those rows), longest rows first so
+    batches carry little padding: the batches tasks.base.longest_first_proba makes."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    probs = np.zeros((len(order), n_classes), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        probs[idx] = softmax(run(idx))
+    return probs
+
+
+class NotExportable:
+    """An ONNX predictor holds no torch weights: `ftkit export` of it has nothing to write."""
+
+    def export(self, folder: Path) -> None:
+        raise ConfigError(f"{getattr(self, 'folder', 'this model')} is already an ONNX export; export the "
+                          "run or the torch model folder it came from instead")

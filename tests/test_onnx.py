@@ -1,0 +1,179 @@
+"""ONNX export (fp32 and int8) and the onnxruntime predictors: for every task the ONNX predictor
+gives the torch predictor's outputs (same labels, probabilities within 1e-4), int8 is smaller and
+reports the metric before and after, a graph that drifts from torch fails the export, and the
+text predictor runs without importing torch."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import build_tiny_ctc, write_conll, ner_sentences
+from ftkit.config import FitConfig
+from ftkit.errors import ConfigError, FtkitError
+from ftkit.models.loading import resolve
+from ftkit.onnxrt.export import export_onnx
+from ftkit.onnxrt.runtime import load_onnx
+from ftkit.tasks import get_task
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+def saved_model(task_name: str, model, labels: list[str], folder, **data):
+    """A model folder as fit saves it (build + save, no training): seconds, not a run."""
+    cfg = FitConfig.model_validate({"task": task_name, "model": {"name": str(model)}, "data": {"train": "-", **data}})
+    task = get_task(task_name)
+    net, processor = task.build(cfg, resolve(str(model)), labels)
+    text = task.capabilities.text_max_length
+    meta = {"labels": labels, "max_length": cfg.data.max_length if text else None, "base_model": str(model),
+            "base_model_location": str(model), "trust_remote_code": False, "eval_precision": "fp32",
+            "adapter": False, "temperature": None}
+    folder.mkdir()
+    task.save(net, processor, folder, meta, cfg)
+    return folder
+
+
+def exported(model_dir, tmp_path, name="onnx", **options):
+    out = tmp_path / name
+    out.mkdir()
+    return out, export_onnx(model_dir, out, **options)
+
+
+def assert_same_predictions(torch_results: list[dict], onnx_results: list[dict]):
+    assert len(torch_results) == len(onnx_results)
+    for a, b in zip(torch_results, onnx_results):
+        assert a.keys() == b.keys() and a["label"] == b["label"]
+        assert a["probabilities"].keys() == b["probabilities"].keys()
+        assert max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in a["probabilities"]) <= 1e-4
+
+
+# ---------------------------------------------------------------- text classification
+
+def test_text_export_predicts_as_torch(finished_run, sentiment, tmp_path):
+    model_dir = finished_run / "model"
+    out, record = exported(model_dir, tmp_path, check_data=sentiment["test"])
+    meta = json.loads((out / "ftkit.json").read_text())
+    assert meta["runtime"] == "onnx" and meta["onnx"]["file"] == "model.onnx" and meta["onnx"]["opset"] >= 17
+    assert meta["onnx"]["quantized"] is None and meta["labels"] == ["neg", "pos"]
+    assert record["parity"]["max_abs_diff"] <= 1e-4 and record["parity"]["examples"] == 80
+    assert json.loads((out / "export.json").read_text()) == json.loads(json.dumps(record))
+
+    torch_pred, onnx_pred = get_task("text-classification").predictor(model_dir), load_onnx(out)
+    texts = ["the movie was good", "awful boring plot", " ".join(["a very dull story"] * 12)]
+    assert_same_predictions(torch_pred.predict(texts), onnx_pred.predict(texts))
+    examples = torch_pred.read(str(sentiment["test"]))
+    (m_torch, p_torch), (m_onnx, p_onnx) = torch_pred.evaluate(examples), onnx_pred.evaluate(examples)
+    assert m_torch["accuracy"] == m_onnx["accuracy"] and np.abs(p_torch - p_onnx).max() <= 1e-4
+    frame_torch = torch_pred.predict_frame(str(sentiment["test"]), None, None)
+    frame_onnx = onnx_pred.predict_frame(str(sentiment["test"]), None, None)
+    assert list(frame_torch.columns) == list(frame_onnx.columns)
+    assert (frame_torch["predicted"] == frame_onnx["predicted"]).all()
+
+
+def test_text_temperature_is_applied(finished_run, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(finished_run / "model", model_dir)
+    meta = json.loads((model_dir / "ftkit.json").read_text())
+    (model_dir / "ftkit.json").write_text(json.dumps({**meta, "temperature": 3.0, "max_length": 6}))
+    out, _ = exported(model_dir, tmp_path)  # built-in samples
+    texts = ["good fun", "bad", "the plot was dull and the actor boring but the film fun"]  # the last truncated
+    hot, plain = load_onnx(out).predict(texts), get_task("text-classification").predictor(finished_run / "model").predict(texts)
+    assert_same_predictions(get_task("text-classification").predictor(model_dir).predict(texts), hot)
+    assert abs(hot[0]["score"] - plain[0]["score"]) > 1e-3  # the temperature did something
+
+
+def test_text_int8_is_smaller_and_reports_accuracy(finished_run, sentiment, tmp_path):
+    out, record = exported(finished_run / "model", tmp_path, quantize="int8", check_data=sentiment["test"])
+    int8 = record["int8"]
+    assert int8["metric"] == "accuracy" and 0 <= int8["accuracy_after"] <= 1
+    assert int8["accuracy_before"] == pytest.approx(json.loads((finished_run / "summary.json").read_text())
+                                                    ["metrics"]["test"]["accuracy"])
+    assert abs(int8["accuracy_after"] - int8["accuracy_before"]) <= 0.1
+    assert record["size_bytes"]["int8"] < record["size_bytes"]["fp32"]
+    assert json.loads((out / "ftkit.json").read_text())["onnx"]["quantized"] == "int8"
+    assert load_onnx(out).predict(["good film"])[0]["label"] in ("neg", "pos")
+
+
+def test_unknown_quantization_names_the_flag(finished_run, tmp_path):
+    with pytest.raises(ConfigError, match="--quantize"):
+        exported(finished_run / "model", tmp_path, quantize="int4")
+
+
+def test_a_graph_that_drifts_from_torch_fails_the_export(finished_run, tmp_path, monkeypatch):
+    from ftkit.onnxrt import graphs
+
+    write = graphs.write_graph
+
+    def corrupt(graph, path, opset):  # export, then shift one class's bias in the graph
+        import onnx
+        from onnx import numpy_helper
+
+        write(graph, path, opset)
+        model = onnx.load(str(path))
+        (bias,) = [i for i in model.graph.initializer if i.name.endswith("classifier.bias")]
+        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + np.float32([0.01, 0]), bias.name))
+        onnx.save(model, str(path))
+
+    monkeypatch.setattr(graphs, "write_graph", corrupt)
+    with pytest.raises(FtkitError, match="parity check.*differ from torch by up to"):
+        exported(finished_run / "model", tmp_path)
+
+
+def test_text_predictor_runs_without_torch(finished_run, tmp_path):
+    out, _ = exported(finished_run / "model", tmp_path)
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from ftkit.onnxrt.runtime import load_onnx
+        pred = load_onnx(Path({str(out)!r}), threads=1)
+        print(pred.predict(["the movie was good"])[0]["label"])
+        assert "torch" not in sys.modules, "torch was imported"
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in ("neg", "pos")
+
+
+# ---------------------------------------------------------------- NER
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory, tiny_model):
+    """An untrained tagger with short windows (max_length 8, stride 3): sentences span windows."""
+    folder = tmp_path_factory.mktemp("tagger") / "model"
+    return saved_model("token-classification", tiny_model, ["O", "B-NEG", "I-NEG", "B-POS"], folder,
+                       max_length=8, stride=3)
+
+
+def test_ner_export_predicts_as_torch(tagger, ner, tmp_path):
+    out, record = exported(tagger, tmp_path, check_data=ner["test"])
+    assert record["parity"]["max_abs_diff"] <= 1e-4
+    torch_pred, onnx_pred = get_task("token-classification").predictor(tagger), load_onnx(out)
+    inputs = ["the movie was good and the plot was awful boring and the actor fun", ["bad", "film"], ""]
+    a, b = torch_pred.predict(inputs), onnx_pred.predict(inputs)
+    assert [r["tags"] for r in a] == [r["tags"] for r in b] and [r["tokens"] for r in a] == [r["tokens"] for r in b]
+    assert [[e["type"] for e in r["entities"]] for r in a] == [[e["type"] for e in r["entities"]] for r in b]
+    sentences = torch_pred.read(str(ner["test"]))
+    (m_torch, p_torch), (m_onnx, p_onnx) = torch_pred.evaluate(sentences), onnx_pred.evaluate(sentences)
+    assert m_torch["f1"] == m_onnx["f1"] and m_torch["loss"] == pytest.approx(m_onnx["loss"], abs=1e-4)
+    assert max(np.abs(x - y).max() for x, y in zip(p_torch, p_onnx)) <= 1e-4
+
+
+def test_ner_int8_reports_entity_f1(tagger, ner, tmp_path):
+    _, record = exported(tagger, tmp_path, quantize="int8", check_data=ner["test"])
+    assert record["int8"]["metric"] == "f1" and record["int8"]["accuracy_after"] is not None
+    assert record["size_bytes"]["int8"] < record["size_bytes"]["fp32"]
+
+
+def test_ner_predictor_runs_without_torch(tagger, tmp_path):
+    out, _ = exported(tagger, tmp_path)
+    code = f"""import sys; from ftkit.onnxrt.runtime import load_onnx
+r = load_onnx({str(out)!r}).predict(["the movie was good"])[0]; print(len(r["tags"]))
+assert "torch" not in sys.modules"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4"
