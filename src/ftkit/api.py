@@ -93,18 +93,53 @@ def load(path: str | Path, *, runtime: str = "auto") -> Model:
 RUNTIMES = ("auto", "torch", "onnx")
 
 
-def export(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
-    """A standalone model folder (safetensors; Hugging Face format where the model is one; LoRA
-    merged in), written whole or not at all: a killed export leaves no `out` that looks done."""
+def export(run_dir: str | Path, out: str | Path, *, format: str = "safetensors", quantize: str | None = None,
+           data: str | Path | None = None, overwrite: bool = False) -> Path:
+    """A standalone model folder, written whole or not at all (a killed export leaves no `out` that
+    looks done). format "safetensors": Hugging Face format where the model is one, LoRA merged in.
+    format "onnx": model.onnx for onnxruntime, checked against torch on real inputs (`data`, default
+    the run's test file) and, with quantize="int8", dynamically quantized with the accuracy before
+    and after; both in OUT/export.json."""
     out = Path(out)
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"--format {format}: one of {', '.join(EXPORT_FORMATS)}")
+    if quantize is not None and format != "onnx":
+        raise ConfigError(f"--quantize {quantize}: quantization is for --format onnx")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise RunDirError(f"--out {out} is not empty; pass --overwrite to replace it")
-    predictor = load(run_dir).predictor
+    run = load(run_dir)
+    if format == "onnx":
+        from ftkit.onnxrt.export import export_onnx
+
+        check, columns = _check_data(run, data)
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            export_onnx(run.model_dir, tmp, quantize=quantize, check_data=check, columns=columns)
+            failpoint("export")
+        return out
+    predictor = run.predictor
     with atomic_path(out) as tmp:
         tmp.mkdir()
         predictor.export(tmp)
         failpoint("export")
     return out
+
+
+EXPORT_FORMATS = ("safetensors", "onnx")
+
+
+def _check_data(run: Model, data: str | Path | None) -> tuple[Path | None, dict]:
+    """The labelled file an ONNX export is checked and scored on: `data`, else the run's test file
+    (read with the run's columns); None for an exported folder or a test split cut from train."""
+    if data is not None:
+        if not Path(data).exists():
+            raise ConfigError(f"--data {data}: no such file or folder")
+        return Path(data), {}
+    if not isinstance(run, Run):
+        return None, {}
+    saved = run.dir.saved_config().get("data", {})
+    test = saved.get("test")
+    return (Path(test), {}) if test and Path(test).exists() else (None, {})
 
 
 def evaluate(run_dir: str | Path, data: str | Path, *, text_column: str | None = None,
@@ -125,14 +160,14 @@ eval = evaluate
 
 
 def predict_file(run_dir: str | Path, data: str | Path | None = None, *, texts: list[str] | None = None,
-                 text_column: str | None = None, out: str | Path | None = None):
+                 text_column: str | None = None, out: str | Path | None = None, runtime: str = "auto"):
     """Predictions for a file (`data`) or for `texts` (texts, or image / audio paths), as a DataFrame
     (see `ftkit predict`); also written to `out` (.csv or .jsonl) when given."""
     if (data is None) == (not texts):
         raise FtkitError("give either --data PATH or one or more --text (images: --image, audio: --audio)")
     if out is not None and Path(out).suffix.lower() not in (".csv", ".jsonl"):
         raise FtkitError(f"--out {out}: use a .csv or .jsonl file")
-    run = load(run_dir)  # a wrong folder is refused before pandas and torch load
+    run = load(run_dir, runtime=runtime)  # a wrong folder is refused before pandas and torch load
     from ftkit.predict import predict_frame, write_predictions
 
     frame = predict_frame(run, None if data is None else str(data), list(texts) if texts else texts, text_column)

@@ -159,10 +159,11 @@ def predict(
     text_column: str | None = typer.Option(None, help="default: the run's text (NER: tokens; images, audio: "
                                               "path) column"),
     out: Path | None = typer.Option(None, help="write .csv or .jsonl (default: JSON lines to stdout)"),
+    runtime: str = typer.Option("auto", help="auto (what the folder holds), torch, or onnx (an ONNX export)"),
     quiet: bool = typer.Option(False),
 ) -> None:
     """Predict labels (with probabilities) or entities for a file or for texts."""
-    frame = api.predict_file(run_dir, data, texts=text, text_column=text_column, out=out)
+    frame = api.predict_file(run_dir, data, texts=text, text_column=text_column, out=out, runtime=runtime)
     if out is None:
         sys.stdout.write(frame.to_json(orient="records", lines=True, force_ascii=False))
     else:
@@ -200,14 +201,19 @@ def report(
 def export(
     run_dir: Path = typer.Argument(..., help="folder of a finished run"),
     out: Path = typer.Option(..., help="folder for the standalone model"),
+    format: str = typer.Option("safetensors", "--format", help="safetensors (Hugging Face folder) or onnx"),
+    quantize: str | None = typer.Option(None, help="int8: onnxruntime dynamic quantization (--format onnx)"),
+    data: Path | None = typer.Option(None, help="labelled file to check and score the ONNX export on "
+                                     "[the run's test file]"),
     overwrite: bool = typer.Option(False, help="replace --out if it exists"),
     quiet: bool = typer.Option(False),
 ) -> None:
     """A standalone model folder (safetensors; Hugging Face format where the model is one); LoRA
-    adapters are merged in. `ftkit predict` and `ftkit eval` take it like a run folder."""
-    api.export(run_dir, out, overwrite=overwrite)
-    how = "transformers' from_pretrained or " if (out / "config.json").is_file() else ""
-    typer.echo(f"model exported to {out} (load it with {how}`ftkit predict {out} ...`)")
+    adapters are merged in. --format onnx: model.onnx for onnxruntime, its outputs checked against
+    torch at export; --quantize int8 reports the accuracy before and after. `ftkit predict`,
+    `ftkit eval` and `ftkit serve` take the folder like a run folder."""
+    api.export(run_dir, out, format=format, quantize=quantize, data=data, overwrite=overwrite)
+    show.print_export(out)
 
 
 @command()

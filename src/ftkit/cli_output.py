@@ -174,3 +174,24 @@ def usage_message(err: ClickException) -> str:
     text = text[:1].lower() + text[1:]
     ctx = getattr(err, "ctx", None)
     return f"{text}; see `{ctx.command_path} --help`" if ctx is not None else text
+
+
+def print_export(out: Path) -> None:
+    """Where the model went; for an ONNX export the parity check, sizes and int8 accuracy (export.json)."""
+    report = out / "export.json"
+    if not report.is_file():
+        how = "transformers' from_pretrained or " if (out / "config.json").is_file() else ""
+        typer.echo(f"model exported to {out} (load it with {how}`ftkit predict {out} ...`)")
+        return
+    info = json.loads(report.read_text())
+    parity = info.get("parity", {})
+    typer.echo(f"ONNX model in {out}: onnxruntime vs torch max |diff| {parity.get('max_abs_diff', float('nan')):.2e} "
+               f"over {parity.get('examples', '?')} inputs")
+    for name, size in info.get("size_bytes", {}).items():
+        typer.echo(f"  {name}: {size / 2**20:.1f} MiB")
+    int8 = info.get("int8")
+    if int8:
+        metric = int8.get("metric", "accuracy")
+        typer.echo(f"  int8 {metric}: {int8['accuracy_before']:.4f} before, {int8['accuracy_after']:.4f} after"
+                   + (f" (on {int8['data']})" if int8.get("data") else ""))
+    typer.echo(f"serve it: ftkit serve {out}   predict: ftkit predict {out} --text ...")

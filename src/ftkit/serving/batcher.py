@@ -3,7 +3,10 @@
 One model call at a time, in one worker thread (torch and onnxruntime use their own threads inside
 a call; two concurrent calls would only fight over the same cores). While a batch runs, new
 requests queue; the next batch takes what has queued, then waits at most `max_wait_ms` for more,
-up to `max_batch_size` inputs. A request is never split, so its outputs stay in its order.
+up to `max_batch_size` inputs. A request is never split, so its outputs stay in its order. The
+wait is skipped when requests come one at a time (the one before arrived longer than
+`max_wait_ms` earlier): a lone client then pays no batching delay (measured: 28 -> 23 ms per
+request for MiniLM on 2 cores).
 
 A batch that fails on bad input (ftkit's DataError: e.g. a clip that decodes but cannot be
 resampled) is re-run one request at a time, so only the bad request gets the error.
@@ -25,6 +28,7 @@ POLL_S = 0.0005  # how often a forming batch looks for more requests
 class Pending:
     inputs: list
     future: asyncio.Future
+    gap: float  # seconds since the request before it arrived
 
 
 class MicroBatcher:
@@ -37,6 +41,7 @@ class MicroBatcher:
         self._queue: Optional[asyncio.Queue] = None
         self._task: Optional[asyncio.Task] = None
         self._executor: Optional[ThreadPoolExecutor] = None
+        self._last_arrival = float("-inf")
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -56,7 +61,9 @@ class MicroBatcher:
     async def submit(self, inputs: list) -> list:
         """The predictor's outputs for `inputs`, computed in a batch with whatever else is waiting."""
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(Pending(inputs, future))
+        now = time.perf_counter()
+        gap, self._last_arrival = now - self._last_arrival, now
+        await self._queue.put(Pending(inputs, future, gap))
         return await future
 
     async def _run(self) -> None:
@@ -67,7 +74,8 @@ class MicroBatcher:
     async def _collect(self) -> list[Pending]:
         batch = [await self._queue.get()]
         size = len(batch[0].inputs)
-        deadline = time.perf_counter() + self.max_wait
+        alone = batch[0].gap > self.max_wait  # requests arrive one at a time: do not wait for more
+        deadline = time.perf_counter() + (0.0 if alone else self.max_wait)
         while size < self.max_batch_size:
             if self._queue.empty():
                 left = deadline - time.perf_counter()

@@ -227,6 +227,11 @@ class TextClassification(PerExampleEvaluation):
         return read_examples(path, d.text_column, label_column, d.drop_empty)
 
 
+# Texts per forward pass at prediction, longest first: on a CPU smaller batches carry less padding
+# (MiniLM-L6, 64 reviews, 2 cores: 108/s at 64, 145 at 32, 162 at 16, 165 at 8, 135 at 4).
+PREDICT_BATCH = 16
+
+
 class TextClassifier:
     """A saved text classifier: plain transformers weights plus ftkit.json (labels, max length)."""
 
@@ -249,10 +254,10 @@ class TextClassifier:
             check_known(examples, labels)
         return encode(examples, self.tokenizer, self.meta["max_length"], labels)
 
-    def predict_proba(self, examples: TextExamples, batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, examples: TextExamples, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         return self._scaled_probs(self.encode(examples), batch_size)
 
-    def _scaled_probs(self, data: TextEncoded, batch_size: int = 64) -> np.ndarray:
+    def _scaled_probs(self, data: TextEncoded, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         probs = predict_proba(self.model, data, batch_size, self.meta.get("eval_precision", "fp32"))
         return apply_temperature(probs, self.meta.get("temperature"))  # fitted in fit with eval.calibrate
 

@@ -1,0 +1,193 @@
+"""HTTP serving throughput: `ftkit serve` (torch, ONNX, ONNX int8) against a naive FastAPI +
+transformers `pipeline` wrapper (bench/serve_peer.py), on the demo's fine-tuned MiniLM-L6.
+
+Each server runs alone on 127.0.0.1 (a free port), started and stopped here. The load generator
+(httpx, asyncio) keeps C clients busy, each sending one review per request and waiting for the
+answer, for a bounded number of requests (and at most --seconds per level); it records
+requests/s, p50/p99 latency and failed requests. Offline, the ONNX fp32 and int8 predictors are
+timed on the test reviews (examples/s) and scored (accuracy on the 1,000 test reviews).
+
+    .venv/bin/python bench/serve.py [--run RUN_DIR] [--clients 1,8,64] [--out bench/results/serve.json]
+
+Without --run it fine-tunes MiniLM-L6 on 2,000 Rotten Tomatoes reviews (1 epoch, ~1 min) first.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "work" / "serve"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+FTKIT = [sys.executable, "-m", "ftkit.cli"]
+
+
+def sh(*args) -> None:
+    subprocess.run([str(a) for a in args], check=True, env=ENV, cwd=ROOT)
+
+
+def prepare(run: Path | None) -> tuple[Path, Path]:
+    """(run folder, test CSV): the given run, or MiniLM-L6 fine-tuned here on 2,000 reviews."""
+    data = WORK / "data" / "rotten-tomatoes"
+    if not (data / "test.csv").is_file():
+        sh(*FTKIT, "datasets", "rotten-tomatoes", "--out", WORK / "data", "--n-train", "2000")
+    if run is None:
+        run = WORK / "run"
+        if not (run / "summary.json").is_file():
+            sh(*FTKIT, "fit", "--model", "minilm-l6", "--train", data / "train.csv", "--test", data / "test.csv",
+               "--epochs", "1", "--batch-size", "16", "--lr", "5e-5", "--out", run, "--overwrite", "--quiet",
+               "--set", "data.validation_size=0")
+    return run, data / "test.csv"
+
+
+def export(run: Path, quantize: bool) -> Path:
+    out = WORK / ("onnx-int8" if quantize else "onnx")
+    if not (out / "ftkit.json").is_file():
+        sh(*FTKIT, "export", run, "--format", "onnx", "--out", out, "--overwrite",
+           *(["--quantize", "int8"] if quantize else []))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(name: str, target: Path, port: int) -> subprocess.Popen:
+    if name == "peer":
+        cmd = [sys.executable, "-m", "uvicorn", "bench.serve_peer:app", "--port", str(port), "--log-level", "warning"]
+        env = {**ENV, "MODEL_DIR": str(target / "model")}
+    else:
+        cmd = [*FTKIT, "serve", str(target), "--port", str(port), "--quiet"]
+        env = ENV
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} server exited: {proc.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.3)
+    raise SystemExit(f"{name} server did not answer /health")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def load(port: int, texts: list[str], clients: int, requests: int, seconds: float) -> dict:
+    """C clients, each: send one text, wait, repeat; until `requests` answers or `seconds` passed."""
+    latencies, failed, sent = [], 0, 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(http: httpx.AsyncClient, k: int) -> None:
+        nonlocal failed, sent
+        while sent < requests and time.perf_counter() < deadline:
+            text = texts[(sent + k) % len(texts)]
+            sent += 1
+            tick = time.perf_counter()
+            try:
+                reply = await http.post("/predict", json={"inputs": [text]})
+                ok = reply.status_code == 200 and len(reply.json()["predictions"]) == 1
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - tick)
+            else:
+                failed += 1
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits) as http:
+        await http.post("/predict", json={"inputs": texts[:4]})  # warm-up
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http, k) for k in range(clients)))
+        wall = time.perf_counter() - started
+    latencies.sort()
+    return {"clients": clients, "requests": len(latencies) + failed, "failed": failed,
+            "requests_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": round(1000 * statistics.median(latencies), 1),
+            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1)}
+
+
+def offline(folder: Path, test: Path) -> dict:
+    """examples/s of predict() over the test reviews (batches of 64) and test accuracy, in a fresh process."""
+    code = f"""
+import json, time, ftkit
+run = ftkit.load({str(folder)!r})
+p = run.predictor
+ex = p.read({str(test)!r})
+p.predict(ex.texts[:64])
+t = time.perf_counter(); n = 0
+for i in range(0, len(ex.texts), 64):
+    p.predict(ex.texts[i:i + 64]); n += len(ex.texts[i:i + 64])
+speed = n / (time.perf_counter() - t)
+metrics, _ = p.evaluate(ex)
+print(json.dumps({{"examples_per_s": round(speed, 1), "accuracy": metrics["accuracy"]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    if out.returncode:
+        raise SystemExit(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", type=Path)
+    ap.add_argument("--clients", default="1,8,64")
+    ap.add_argument("--requests", type=int, default=640, help="answers per level (at least 8 per client)")
+    ap.add_argument("--seconds", type=float, default=45.0, help="longest time per level")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "serve.json")
+    args = ap.parse_args()
+    run, test = prepare(args.run)
+    targets = {"peer": run, "ftkit-torch": run, "ftkit-onnx": export(run, False), "ftkit-int8": export(run, True)}
+    texts = pd.read_csv(test)["text"].astype(str).tolist()
+    result = {"run": str(run), "cpus": os.cpu_count(), "servers": {}, "offline": {}}
+    for name, target in targets.items():
+        port = free_port()
+        proc = start(name, target, port)
+        try:
+            levels = [asyncio.run(load(port, texts, c, max(args.requests, 8 * c), args.seconds))
+                      for c in map(int, args.clients.split(","))]
+        finally:
+            stop(proc)
+        result["servers"][name] = levels
+        print(name, json.dumps(levels), flush=True)
+    for name in ("ftkit-torch", "ftkit-onnx", "ftkit-int8"):
+        result["offline"][name] = offline(targets[name], test)
+        print(name, result["offline"][name], flush=True)
+    top = str(max(map(int, args.clients.split(","))))
+    by = {n: {str(lv["clients"]): lv for lv in levels} for n, levels in result["servers"].items()}
+    result["ratios"] = {
+        f"ftkit-torch / peer requests/s at {top} clients":
+            round(by["ftkit-torch"][top]["requests_per_s"] / by["peer"][top]["requests_per_s"], 2),
+        "int8 / onnx fp32 examples/s (offline)":
+            round(result["offline"]["ftkit-int8"]["examples_per_s"] / result["offline"]["ftkit-onnx"]["examples_per_s"], 2),
+        "int8 - onnx fp32 accuracy (points)":
+            round(100 * (result["offline"]["ftkit-int8"]["accuracy"] - result["offline"]["ftkit-onnx"]["accuracy"]), 2)}
+    print(json.dumps(result["ratios"], indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
