@@ -177,3 +177,87 @@ assert "torch" not in sys.modules"""
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "4"
+
+
+# ---------------------------------------------------------------- images
+
+def test_image_export_predicts_as_torch(tiny_resnet, images, tmp_path):
+    model_dir = saved_model("image-classification", tiny_resnet, ["horizontal", "vertical"], tmp_path / "model")
+    out, record = exported(model_dir, tmp_path, check_data=images["test"])
+    assert record["parity"]["max_abs_diff"] <= 1e-4 and record["parity"]["examples"] == 30
+    torch_pred, onnx_pred = get_task("image-classification").predictor(model_dir), load_onnx(out)
+    paths = sorted(str(p) for p in (images["test"] / "vertical").iterdir())[:5]
+    assert_same_predictions(torch_pred.predict(paths), onnx_pred.predict(paths))
+    _, record = exported(model_dir, tmp_path, "int8", quantize="int8", check_data=images["test"])
+    assert record["int8"]["accuracy_after"] is not None and record["size_bytes"]["int8"] < record["size_bytes"]["fp32"]
+
+
+def test_image_predictor_runs_without_torch(tiny_resnet, images, tmp_path):
+    model_dir = saved_model("image-classification", tiny_resnet, ["horizontal", "vertical"], tmp_path / "model")
+    out, _ = exported(model_dir, tmp_path)
+    path = sorted((images["test"] / "vertical").iterdir())[0]
+    code = f"""import sys; from ftkit.onnxrt.runtime import load_onnx
+print(load_onnx({str(out)!r}).predict([{str(path)!r}])[0]["label"])
+assert "torch" not in sys.modules"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- audio
+
+RATE = 8000
+
+
+def write_tones(folder, n: int, seed: int, longest: float = 1.5):
+    """folder/low/*.wav (~300 Hz) and folder/high/*.wav (~1200 Hz), 0.5-`longest` s."""
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        label = ("low", "high")[i % 2]
+        hz = (300 if label == "low" else 1200) * rng.uniform(0.9, 1.1)
+        t = np.arange(int(RATE * rng.uniform(0.5, longest))) / RATE
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        clip = 0.3 * np.sin(2 * np.pi * hz * t) + 0.02 * rng.standard_normal(len(t))
+        soundfile.write(folder / label / f"{i:03d}.wav", clip.astype(np.float32), RATE)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    return write_tones(tmp_path_factory.mktemp("tones") / "test", 12, 2)
+
+
+@pytest.fixture(scope="module")
+def tiny_wav2vec2(tmp_path_factory):
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("wav2vec2")
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                            conv_dim=(16, 16, 16), conv_stride=(5, 8, 8), conv_kernel=(10, 8, 8), num_conv_pos_embeddings=8,
+                            num_conv_pos_embedding_groups=2, do_stable_layer_norm=True, feat_extract_norm="layer",
+                            classifier_proj_size=8, num_labels=2)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("family", ["whisper", "wav2vec2"])
+def test_audio_export_predicts_as_torch(family, tiny_whisper, tiny_wav2vec2, tones, tmp_path):
+    """Whisper (a 2 s window: a 5 s clip is scored in 3 windows, averaged) and wav2vec2 (any length)."""
+    import soundfile
+
+    model = tiny_whisper if family == "whisper" else tiny_wav2vec2
+    model_dir = saved_model("audio-classification", model, ["high", "low"], tmp_path / "model")
+    out, record = exported(model_dir, tmp_path, check_data=tones)
+    assert record["parity"]["max_abs_diff"] <= 1e-4 and record["parity"]["examples"] == 12
+    t = np.arange(5 * RATE) / RATE
+    soundfile.write(tmp_path / "long.wav", (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), RATE)
+    paths = [tmp_path / "long.wav", *sorted((tones / "low").iterdir())[:3]]
+    torch_pred, onnx_pred = get_task("audio-classification").predictor(model_dir), load_onnx(out)
+    assert_same_predictions(torch_pred.predict(paths), onnx_pred.predict(paths))
+    _, record = exported(model_dir, tmp_path, "int8", quantize="int8", check_data=tones)
+    assert record["int8"]["accuracy_after"] is not None and record["size_bytes"]["int8"] > 0
+    # (no size check: these encoders hold ~30 kB of weights, less than the quantize nodes add)

@@ -10,13 +10,16 @@ import numpy as np
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.onnxrt.runtime import NotExportable, longest_first_probs, onnx_session, pad_ids, read_meta, softmax
 from ftkit.onnxrt.tokenizer import load_tokenizer
+from ftkit.tasks import text_classification
 from ftkit.tasks.text_classification import TextClassifier, TextEncoded
 from ftkit.tasks.token_classification import IGNORE, Sentences, Tagger, TokenEncoded, ner_metrics
+
+TEXT_BATCH = getattr(text_classification, "PREDICT_BATCH", 64)  # the torch predictor's default batch
 
 
 class OnnxTextClassifier(NotExportable, TextClassifier):
     """TextClassifier on onnxruntime: same encode (truncation at meta["max_length"]), batches
-    (longest first, 64 rows), softmax and temperature."""
+    (longest first), softmax and temperature."""
 
     def __init__(self, folder: Path, threads: Optional[int] = None):
         self.folder = folder
@@ -25,7 +28,7 @@ class OnnxTextClassifier(NotExportable, TextClassifier):
         self.tokenizer = load_tokenizer(folder, self.meta["onnx"]["tokenizer"])
         self.session = onnx_session(folder, self.meta, threads)
 
-    def _scaled_probs(self, data: TextEncoded, batch_size: int = 64) -> np.ndarray:
+    def _scaled_probs(self, data: TextEncoded, batch_size: int = TEXT_BATCH) -> np.ndarray:
         def logits(idx: np.ndarray) -> np.ndarray:
             return self.session.run(pad_ids([data.ids[i] for i in idx], data.pad_id))[0]
 
