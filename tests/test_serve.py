@@ -297,3 +297,16 @@ def test_cli_refuses_bad_settings_in_one_line(finished_run):
         assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(ConfigError, match="--workers 0"):
         ftkit.serve(finished_run, workers=0)
+
+
+def test_serve_an_onnx_export(finished_run, tmp_path):
+    onnx = ftkit.export(finished_run, tmp_path / "onnx", format="onnx", quantize="int8")
+    texts = ["a wonderful film", "dull and boring"]
+    with serving(onnx, runtime="onnx") as client:
+        info = client.get("/info").json()
+        assert info["runtime"] == "onnx" and info["task"] == "text-classification"
+        reply = client.post("/predict", json={"inputs": texts})
+        assert reply.status_code == 200
+        same_predictions(reply.json()["predictions"], ftkit.load(onnx).predict(texts))
+    with pytest.raises(ConfigError, match="holds an ONNX model"):
+        ftkit.serve_app(onnx, runtime="torch")

@@ -86,7 +86,8 @@ def load(path: str | Path, *, runtime: str = "auto") -> Model:
     if runtime != "auto" and model.runtime != runtime:
         how = (f"export one first: ftkit export {path} --format onnx --out DIR" if runtime == "onnx"
                else "serve the run folder (or an `ftkit export` without --format onnx)")
-        raise ConfigError(f"--runtime {runtime}: {path} holds a {model.runtime} model; {how}")
+        held = "an ONNX" if model.runtime == "onnx" else "a torch"
+        raise ConfigError(f"--runtime {runtime}: {path} holds {held} model; {how}")
     return model
 
 
