@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import build_tiny_ctc, write_conll, ner_sentences
+from conftest import build_tiny_ctc
 from ftkit.config import FitConfig
 from ftkit.errors import ConfigError, FtkitError
 from ftkit.models.loading import resolve
@@ -261,3 +261,31 @@ def test_audio_export_predicts_as_torch(family, tiny_whisper, tiny_wav2vec2, ton
     _, record = exported(model_dir, tmp_path, "int8", quantize="int8", check_data=tones)
     assert record["int8"]["accuracy_after"] is not None and record["size_bytes"]["int8"] > 0
     # (no size check: these encoders hold ~30 kB of weights, less than the quantize nodes add)
+
+
+# ---------------------------------------------------------------- speech recognition
+
+def test_ctc_speech_export_transcribes_as_torch(speech, tmp_path):
+    model_dir = saved_model("speech-recognition", build_tiny_ctc(tmp_path / "ctc"), [], tmp_path / "model")
+    out, record = exported(model_dir, tmp_path, check_data=speech["test"])
+    assert record["parity"]["max_abs_diff"] <= 1e-4 and record["parity"]["examples"] == 10
+    torch_pred, onnx_pred = get_task("speech-recognition").predictor(model_dir), load_onnx(out)
+    examples = torch_pred.read(str(speech["test"]))
+    (m_torch, h_torch), (m_onnx, h_onnx) = torch_pred.evaluate(examples), onnx_pred.evaluate(examples)
+    assert h_torch == h_onnx and m_torch["wer"] == m_onnx["wer"]
+    assert m_torch["loss"] == pytest.approx(m_onnx["loss"], rel=1e-4)
+    paths = examples.paths[:3]
+    assert torch_pred.predict(paths) == onnx_pred.predict(paths)
+
+
+@pytest.mark.slow
+def test_ctc_speech_int8_reports_wer(speech, tmp_path):
+    model_dir = saved_model("speech-recognition", build_tiny_ctc(tmp_path / "ctc"), [], tmp_path / "model")
+    _, record = exported(model_dir, tmp_path, "int8", quantize="int8", check_data=speech["test"])
+    assert record["int8"]["metric"] == "wer" and record["int8"]["accuracy_after"] is not None
+
+
+def test_whisper_speech_recognition_is_refused_clearly(tiny_whisper, tmp_path):
+    model_dir = saved_model("speech-recognition", tiny_whisper, [], tmp_path / "model")
+    with pytest.raises(ConfigError, match="not available for Whisper speech recognition"):
+        exported(model_dir, tmp_path)
