@@ -37,6 +37,10 @@ KEYWORDS = {
     "tracking": "tracking.backend",
     "tracking_uri": "tracking.uri",
     "reference_data": "retention.reference_data",
+    "workers": "distributed.workers",
+    "address": "distributed.address",
+    "cpus_per_worker": "distributed.cpus_per_worker",
+    "gpus_per_worker": "distributed.gpus_per_worker",
 }
 # Dotted key -> the flag the user typed, so errors name it.
 FLAGS = {dotted: "--" + kw.replace("_", "-") for kw, dotted in KEYWORDS.items()}
@@ -213,6 +217,20 @@ class TrackingConfig(_Section):
     run_name: Optional[str] = Field(None, description="MLflow run name (null: the run folder's name)")
 
 
+class DistributedConfig(_Section):
+    """Data-parallel training on Ray Train (ftkit/distributed/): N workers, each on its shard of every
+    batch, gradients summed. train.batch_size stays the global batch, so results keep their meaning."""
+
+    workers: int = Field(1, ge=1, le=1024, description="training processes (Ray Train workers); each trains on "
+                         "its share of every batch (1: one process, no Ray)")
+    address: Optional[str] = Field(None, description="Ray cluster to run the workers on: auto (the running one) or "
+                                   "ray://host:port (null: start a local Ray instance and stop it afterwards)")
+    cpus_per_worker: int = Field(1, ge=1, le=1024, description="CPU cores reserved per worker (its torch threads)")
+    gpus_per_worker: float = Field(0, ge=0, le=8, description="GPUs per worker (0: CPU workers, gloo; >0: NCCL)")
+    max_failures: int = Field(2, ge=0, le=100, description="worker failures Ray restarts from the last checkpoint "
+                              "before the run fails")
+
+
 class FitConfig(_Section):
     task: str = Field("text-classification", description="see `ftkit tasks`")
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -222,6 +240,7 @@ class FitConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     seed: int = Field(0, ge=0, description="seeds the split, the head init, data order and dropout")
     out: Optional[str] = Field(None, description="run folder (default: runs/<time>-<model>)")
 

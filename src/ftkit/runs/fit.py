@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ import torch
 from ftkit.config import FitConfig, to_dict
 from ftkit.data.doctor import Report, check_data
 from ftkit.data.splits import limit_train
+from ftkit import distributed
+from ftkit.distributed.launch import LAUNCH_FILE, Job
 from ftkit.errors import ConfigError, RunDirError, StrategyError
 from ftkit.evaluation.honest import assess, check_eval
 from ftkit.evaluation.overfitting import diagnose
@@ -35,7 +38,7 @@ from ftkit.strategies import FreezeSummary, default_lr, get_strategy, train_lr
 from ftkit.strategies.groups import layer_groups
 from ftkit.tasks import get_task, tasks_with
 from ftkit.tasks.base import Encoded, Splits, Task
-from ftkit.tracking import Tracker, open_tracker
+from ftkit.tracking import NoTracker, Tracker, default_uri, open_tracker
 from ftkit.training import device as dev
 from ftkit.training.loop import Loop, LoopInputs, loop_inputs
 from ftkit.training.regularize import L2SP, set_dropout
@@ -60,6 +63,9 @@ def fit_run(cfg: FitConfig, *, resume: bool = False, overwrite: bool = False, qu
     `score_test=False` / `save_model=False` for trials that must not see the test split and
     whose weights nobody keeps (the best configuration is refit)."""
     cfg = cfg if cfg.out else cfg.model_copy(update={"out": default_out(cfg)})
+    if distributed.wanted(cfg):  # --workers N / --address: the same flow in N Ray Train workers
+        return _fit_distributed(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=command,
+                                on_validate=on_validate, score_test=score_test, save_model=save_model)
     with folder_lock(cfg.out):  # one command per run folder; the OS releases it if we are killed
         if resume and RunDir(cfg.out).finished():
             return complete(RunDir(cfg.out), report=score_test)
@@ -88,18 +94,71 @@ def complete(run: RunDir, report: bool = True) -> Path:
     return run.path
 
 
+def _fit_distributed(cfg: FitConfig, *, resume: bool, overwrite: bool, quiet: bool, command: list[str] | None,
+                     on_validate, score_test: bool, save_model: bool) -> Path:
+    """`--workers N`: this process places the workers (refusing what cannot be placed before
+    anything is written), holds the run folder's lock, checks the folder, and waits while every
+    worker runs `fit_worker`: the same flow as one process, rank 0 writing the run folder."""
+    if on_validate is not None:
+        raise ConfigError("--workers: tuning trials train in one process each (--workers-per-trial is not "
+                          "supported yet); drop distributed.workers from the trial settings")
+    given = cfg
+    cfg = distributed.absolute(cfg)
+    if cfg.tracking.backend != "none" and not cfg.tracking.uri:  # this folder's ./mlruns, not each worker's
+        cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"uri": default_uri(None)[0]})})
+    with distributed.cluster(cfg, quiet), folder_lock(cfg.out):
+        run = RunDir(cfg.out)
+        if resume and run.finished():
+            return complete(run, report=score_test)
+        began = run.check(resume, overwrite)
+        job = Job(cfg, began, uuid.uuid4().hex[:12], quiet, tuple(command or []), score_test, save_model,
+                  record=to_dict(given.model_copy(update={"out": str(given.out)})))
+        distributed.launch(job, fit_worker)
+    return Path(given.out)
+
+
+def fit_worker(job: Job, team) -> None:
+    """One Ray Train worker's part of a `--workers N` fit (ftkit.distributed runs it in each): the
+    same `_fit` as one process, with its `team`. Rank 0 writes the run folder (and tracks it);
+    the others prepare the same model and data, train their shards, and stop after the loop. A
+    worker Ray restarted after a failure resumes what this launch began."""
+    launched = Path(job.cfg.out) / "checkpoints" / LAUNCH_FILE
+    began_here = launched.is_file() and json.loads(launched.read_text()).get("launch") == job.launch
+    options = dict(resume=job.resume or began_here, overwrite=False, quiet=True, command=list(job.command),
+                   on_validate=None, score_test=job.score_test, save_model=job.save_model, team=team, job=job)
+    if team.rank != 0:
+        _fit(job.cfg, NoTracker(), **options)
+        return
+    tracker = open_tracker(job.cfg)
+    try:
+        _fit(job.cfg, tracker, **options)
+    except BaseException as err:
+        tracker.fail(err)
+        raise
+
+
 def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, quiet: bool,
-         command: list[str] | None, on_validate, score_test: bool, save_model: bool) -> Path:
+         command: list[str] | None, on_validate, score_test: bool, save_model: bool, team=None,
+         job: Optional[Job] = None) -> Path:
     started = time.perf_counter()
     run = RunDir(cfg.out)
-    resume = run.check(resume, overwrite)
-    p = prepare(cfg)  # steps 1-3: nothing written yet
+    if team is None:  # workers: the driver checked the folder (and holds its lock)
+        resume = run.check(resume, overwrite)
+    leader = team is None or team.rank == 0
+    p = prepare(cfg, announce=leader)  # steps 1-3: nothing written yet
     cfg, task, splits, model, data, device, precision = p.cfg, p.task, p.splits, p.model, p.data, p.device, p.precision
     metric, params, processor = p.metric, p.params, p.processor
     l2sp = l2sp_penalty(model, cfg)
     reference = load_reference(cfg, task, model, processor, p.source)  # --reference-data, or None
+    if not leader:  # another worker: train its shards beside the leader, which writes everything
+        _train(p, run, resume, True, None, reference, l2sp, team)
+        team.gather(team.throughput())
+        return run.path
     if not resume:
-        run.start(to_dict(cfg.model_copy(update={"out": str(run.path)})), command or [], splits.record, overwrite)
+        record = job.record if job is not None else to_dict(cfg.model_copy(update={"out": str(run.path)}))
+        run.start(record, command or [], splits.record, overwrite)
+        if job is not None:  # a worker Ray restarts finds this and resumes instead of starting over
+            write_json(run.checkpoints / LAUNCH_FILE, {"launch": job.launch})
     tracker.start(cfg, run.path, command or [], resume)
     run.on_log = tracker.log_record  # metrics.jsonl records reach the tracker as they are written
     write_json(run.path / "doctor.json", p.doctor.to_dict())
@@ -108,7 +167,9 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     before = _zero_shot(task, model, data, cfg, precision, run, resume) if score_test else None
 
     # 4. train: the one loop, resumable (a head-only phase on cached features first, if asked)
-    state, extra, resumed = _train(p, run, resume, quiet, on_validate, reference, l2sp)
+    state, extra, resumed = _train(p, run, resume, quiet, on_validate, reference, l2sp, team)
+    if team is not None:
+        extra["distributed"] = distributed.summary(job.cfg.distributed, team, team.gather(team.throughput()))
 
     # 5. evaluate the final (best) model on every held-out split, with CIs, calibration, groups
     scored = data if score_test else {k: v for k, v in data.items() if k != "test"}
@@ -140,24 +201,31 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     return run.path
 
 
-def _train(p: "Prepared", run: RunDir, resume: bool, quiet: bool, on_validate, reference, l2sp):
-    """The head-only phase (linear probe, LP-FT's first) and/or the loop -> (state, extra, resumed)."""
+def _train(p: "Prepared", run: RunDir, resume: bool, quiet: bool, on_validate, reference, l2sp, team=None):
+    """The head-only phase (linear probe, LP-FT's first) and/or the loop -> (state, extra, resumed).
+    With a team, the head-only phase (cheap, on cached features) runs on the leader alone and the
+    other workers take its head; the loop runs on every worker."""
     progress = NoProgress() if quiet else RichProgress()
 
-    def make_inputs(m) -> LoopInputs:
+    def make_inputs(m, team=None) -> LoopInputs:
         return loop_inputs(p.task, p.cfg, m, p.data, p.splits.labels, metric=p.metric, device=p.device,
                            precision=p.precision, params=p.params, weights=p.weights, train_probe=p.train_probe,
-                           reference=reference, l2sp=l2sp, on_validate=on_validate)
+                           reference=reference, l2sp=l2sp, on_validate=on_validate, team=team)
 
     extra: dict = {}
     state, resumed = None, False
-    if p.params.probe is not None:
+    leader = team is None or team.rank == 0
+    if p.params.probe is not None and leader:
         ctx = ProbeContext(p.model, p.task, p.cfg, p.data, p.probe_rows, p.splits.labels, p.metric, p.device,
                            p.precision, progress, make_inputs, on_validate)
         state, extra["probe"] = _probe_phase(ctx, p.params.probe, run, resume)
         resumed = extra["probe"].get("resumed", False)
+    if p.params.probe is not None and team is not None and p.params.probe.then_full:
+        team.from_leader(1)  # the leader's head phase is done and saved: the others load its head
+        if not leader:
+            load_head(p.model, RunDir(run.path / "probe"))
     if p.params.probe is None or p.params.probe.then_full:
-        loop = Loop(make_inputs(p.model), p.cfg.train, run, progress)
+        loop = Loop(make_inputs(p.model, team), p.cfg.train, run, progress)
         resumed = resume and loop.resume()
         state = loop.run_all()
     return state, extra, resumed

@@ -37,3 +37,17 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     weights = 1.0 / counts[inverse]
     return weights / weights.sum()
+
+
+def shard(rows: np.ndarray, rank: int, size: int) -> tuple[np.ndarray, float]:
+    """Worker `rank`'s share of one global batch (of `size` workers) and the weight of its mean loss.
+
+    Contiguous slices, the first len(rows) % size one row longer, so the shards tile the batch the
+    one-process loop trains on. The weight (its share of the rows) makes the summed gradients of
+    the workers' mean losses the gradient of the whole batch's mean loss, whatever the remainder.
+    A worker left without a row (a last batch smaller than the team) trains on the batch's first
+    row with weight 0: it still takes part in the gradient sum every worker waits for."""
+    part = np.array_split(np.asarray(rows), size)[rank]
+    if len(part) == 0:
+        return np.asarray(rows)[:1], 0.0
+    return part, len(part) / len(rows)

@@ -4,6 +4,11 @@ through `train`; tasks supply the loss and the evaluation, the run folder receiv
 A step is one optimizer update (``grad_accum`` batches). The loop position (epoch, batch within
 the epoch) is part of the checkpoint, and batch order is a pure function of (seed, epoch), so a
 killed run resumes on exactly the batches it had left.
+
+Data-parallel workers (ftkit.distributed, Ray Train) run this same loop with a `Team`: each trains
+on its shard of every global batch (batches.shard), the gradients are summed before each optimizer
+step, and only the leader (rank 0) validates, keeps the best weights, checkpoints and logs; its
+stop decisions reach every worker. Without a team nothing of that runs: one process is unchanged.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -19,7 +24,7 @@ import torch
 from ftkit.config import TrainConfig
 from ftkit.evaluation.metrics import better
 from ftkit.training import checkpoint
-from ftkit.training.batches import epoch_batches
+from ftkit.training.batches import epoch_batches, shard
 from ftkit.training.device import autocast
 from ftkit.training.optim import make_optimizer, make_schedule
 from ftkit.training.regularize import with_penalty
@@ -28,6 +33,30 @@ from ftkit.training.rehearsal import with_rehearsal
 log = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("accuracy", "macro_f1", "loss", "f1", "precision", "recall", "wer", "cer")
+STOP_REASONS = (None, "early stopping", "time limit", "pruned")  # LoopState.stop_reason, as the leader sends it
+
+
+class Team(Protocol):
+    """The workers of one data-parallel run, as the loop sees them (ftkit.distributed implements it
+    over torch.distributed). A protocol here, so the loop does not depend on Ray or the engine."""
+
+    rank: int  # 0 is the leader
+    size: int
+
+    def sum_grads(self, params: list[torch.Tensor]) -> None:
+        """Sum these parameters' gradients over the workers, in place (None counts as zeros)."""
+
+    def total(self, value: torch.Tensor) -> float:
+        """The sum of a scalar over the workers."""
+
+    def from_leader(self, code: int) -> int:
+        """The leader's value of a small integer, on every worker."""
+
+    def seed_batch(self, seed: int, epoch: int, batch: int) -> None:
+        """Seed the global generators (dropout, SpecAugment) for this batch of this worker."""
+
+    def note_rows(self, rows: int) -> None:
+        """Count the training rows this worker trained on (its throughput)."""
 
 
 @dataclass
@@ -49,11 +78,12 @@ class LoopInputs:
     sample_weights: Optional[np.ndarray] = None  # train.oversample: per-row draw probabilities
     # Called with each validation record; returning True stops the run (tuning prunes a trial).
     on_validate: Optional[Callable[[dict], bool]] = None
+    team: Optional[Team] = None  # data-parallel workers (ftkit.distributed); None: this process alone
 
 
 def loop_inputs(task, cfg, model: torch.nn.Module, data: dict, labels: list[str], *, metric: str,
                 device: torch.device, precision: str, params, weights: Optional[np.ndarray] = None,
-                train_probe=None, reference=None, l2sp=None, on_validate=None) -> LoopInputs:
+                train_probe=None, reference=None, l2sp=None, on_validate=None, team=None) -> LoopInputs:
     """The inputs `fit` trains on (and `ftkit advise` profiles): the task's loss, plus rehearsal of
     the original task (`reference`) and the L2-SP pull (`l2sp`) when asked; validation on
     data["validation"] when present; the strategy's (`params`) lr scales and unfreezing."""
@@ -63,7 +93,7 @@ def loop_inputs(task, cfg, model: torch.nn.Module, data: dict, labels: list[str]
         model=model, train_data=data["train"], val_data=data.get("validation"), train_probe=train_probe,
         loss=loss, evaluate=lambda m, d: task.evaluate(m, d, labels, cfg.train.eval_batch_size, precision)[0],
         metric=metric, seed=cfg.seed, device=device, precision=precision, lr_scales=params.lr_scales,
-        unfreeze=params.unfreeze, sample_weights=weights, on_validate=on_validate)
+        unfreeze=params.unfreeze, sample_weights=weights, on_validate=on_validate, team=team)
 
 
 @dataclass
@@ -103,6 +133,8 @@ def _brief(metrics: dict) -> dict:
 class Loop:
     def __init__(self, inputs: LoopInputs, cfg: TrainConfig, run, progress):
         self.x, self.cfg, self.run, self.progress = inputs, cfg, run, progress
+        self.team = inputs.team
+        self.leader = inputs.team is None or inputs.team.rank == 0  # validates, checkpoints and logs
         self.batches_per_epoch = math.ceil(len(inputs.train_data) / cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.grad_accum)
         self.total_steps = max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
@@ -116,11 +148,13 @@ class Loop:
     def resume(self) -> bool:
         path = checkpoint.latest(self.run.checkpoints)
         if path is None:  # killed before the first checkpoint: start over, dropping its logs
-            self.run.truncate_metrics(0)
+            if self.leader:
+                self.run.truncate_metrics(0)
             return False
         loop = checkpoint.restore(path, self.x.model, self.optimizer, self.scheduler)
         self.state = LoopState(**loop)
-        self.run.truncate_metrics(self.state.global_step)
+        if self.leader:
+            self.run.truncate_metrics(self.state.global_step)
         log.info("resumed from %s (epoch %d, step %d)", path.name, self.state.epoch, self.state.global_step)
         return True
 
@@ -130,7 +164,7 @@ class Loop:
         while s.global_step < self.total_steps and not s.stopped_early:
             self._train_epoch()
         self.progress.stop()
-        if self.cfg.restore_best and s.best_step is not None and self.run.best_weights.is_file():
+        if self.leader and self.cfg.restore_best and s.best_step is not None and self.run.best_weights.is_file():
             checkpoint.load_weights(self.x.model, self.run.best_weights)
             log.info("restored the best weights (step %d, %s %.4f)", s.best_step, self.x.metric, s.best_value)
         return s
@@ -144,6 +178,8 @@ class Loop:
         train_mode(model)
         tick = time.perf_counter()
         for b in range(s.batch, len(batches)):
+            if self.team is not None:
+                self.team.seed_batch(self.x.seed, s.epoch, b)
             self._window.append(self.backward(batches[b]))
             s.samples += len(batches[b])
             s.batch = b + 1
@@ -153,6 +189,7 @@ class Loop:
             s.train_seconds += time.perf_counter() - tick
             self._after_step(len(batches))
             self._check_time()
+            self._agree()
             tick = time.perf_counter()
             if s.global_step >= self.total_steps or s.stopped_early:
                 break
@@ -160,14 +197,23 @@ class Loop:
             s.epoch, s.batch = s.epoch + 1, 0
             if self.cfg.eval_every is None:
                 self._validate()
+                self._agree()
             self._checkpoint()
         if s.stop_reason == "time limit" and (not s.history or s.history[-1]["step"] != s.global_step):
             self._validate()  # the steps since the last validation are scored before stopping
 
+    def _agree(self) -> None:
+        """Workers: the leader's stop decision (its validation and clock decide) on every worker."""
+        if self.team is None:
+            return
+        s = self.state
+        code = self.team.from_leader(STOP_REASONS.index(s.stop_reason) if s.stopped_early else 0)
+        s.stopped_early, s.stop_reason = code != 0, STOP_REASONS[code]
+
     def _check_time(self) -> None:
         """train.max_seconds: a budget on training + validation time; the best weights so far are kept."""
         s, limit = self.state, self.cfg.max_seconds
-        if limit and not s.stopped_early and s.train_seconds + s.eval_seconds >= limit:
+        if limit and self.leader and not s.stopped_early and s.train_seconds + s.eval_seconds >= limit:
             s.stopped_early, s.stop_reason = True, "time limit"
             log.info("time limit: stopping after %.0f s (train.max_seconds=%g)", s.train_seconds + s.eval_seconds, limit)
 
@@ -183,14 +229,30 @@ class Loop:
         """One batch (these training rows) of the epoch: collate, forward, loss / grad_accum,
         backward (gradients accumulate). Returns the batch's unscaled loss; reading it syncs
         the device, as every step does."""
+        if self.team is not None:
+            return self._shard_backward(rows)
         batch = {k: v.to(self.x.device) for k, v in self.x.train_data.batch(rows).items()}
         with autocast(self.x.precision, self.x.device):
             loss = self.x.loss(self.x.model, batch) / self.cfg.grad_accum
         loss.backward()
         return loss.item() * self.cfg.grad_accum
 
+    def _shard_backward(self, rows) -> float:
+        """A worker's share of the batch, its mean loss weighted by its share of the rows: the
+        gradients summed over the workers are the whole batch's. Returns the whole batch's loss."""
+        rows, weight = shard(rows, self.team.rank, self.team.size)
+        self.team.note_rows(len(rows) if weight else 0)
+        batch = {k: v.to(self.x.device) for k, v in self.x.train_data.batch(rows).items()}
+        with autocast(self.x.precision, self.x.device):
+            loss = self.x.loss(self.x.model, batch) * (weight / self.cfg.grad_accum)
+        loss.backward()
+        return self.team.total(loss.detach().float()) * self.cfg.grad_accum
+
     def optimizer_step(self) -> None:
-        """One optimizer update from the accumulated gradients: clipping, AdamW, schedule, zero_grad."""
+        """One optimizer update from the accumulated gradients (summed over the workers of a team
+        first): clipping, AdamW, schedule, zero_grad."""
+        if self.team is not None:
+            self.team.sum_grads([p for p in self.x.model.parameters() if p.requires_grad])
         if self.cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.x.model.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
@@ -202,6 +264,9 @@ class Loop:
         s, cfg = self.state, self.cfg
         loss = self._window[-1]
         sps = s.samples / max(s.train_seconds, 1e-9)
+        if not self.leader:  # a worker only trains: the leader logs, validates and checkpoints
+            self._window.clear()
+            return
         self.progress.update(s.global_step, loss, sps)
         if s.global_step % cfg.log_every == 0 or s.global_step == self.total_steps:
             self.run.log({"step": s.global_step, "epoch": self._epoch_float(n_batches), "split": "train",
@@ -222,7 +287,7 @@ class Loop:
     # ------------------------------------------------------------------ evaluation
     def _validate(self) -> None:
         s, metric = self.state, self.x.metric
-        if self.x.val_data is None:
+        if self.x.val_data is None or not self.leader:
             return
         tick = time.perf_counter()
         metrics = self.x.evaluate(self.x.model, self.x.val_data)
@@ -252,4 +317,6 @@ class Loop:
             log.info("early stopping: validation %s did not improve for %d evaluations", metric, s.bad_evals)
 
     def _checkpoint(self) -> None:
+        if not self.leader:  # every worker holds the same weights and moments: the leader saves them
+            return
         checkpoint.save(self.run.checkpoints, self.x.model, self.optimizer, self.scheduler, vars(self.state))

@@ -1,0 +1,191 @@
+"""`ftkit fit --workers N` on Ray Train (issue 19): the same loop in N workers.
+
+Fast tests: the batch shards, the config section, and the refusals (which run before Ray starts).
+The Ray runs use a local instance of 2 one-core workers on tiny models; the deterministic setup
+(no dropout, fp32) makes 2 workers equal 1 worker at the same global batch within float
+tolerance. The kill and resume tests need several Ray launches (~30 s each) and are `slow`; the
+NCCL test is `gpu` and skips without CUDA.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ftkit
+from ftkit.config import build_config
+from ftkit.errors import ConfigError
+from ftkit.training.batches import epoch_batches, shard
+
+from conftest import run_cli, summary
+
+TOL = 1e-4  # 2 workers vs 1: the same sums in another order, over a few dozen steps
+
+
+def exact(tiny_model, sentiment, out: Path, **sets) -> dict:
+    """A deterministic tiny run: no dropout, fp32; batch 7 leaves remainders (7 = 4 + 3, last 6)."""
+    overrides = {"model.dropout": 0.0, "train.precision": "fp32", "train.threads": 1, "eval.bootstrap": 0,
+                 "train.checkpoint_every": 5, "train.log_every": 1, **sets}
+    return dict(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]), out=str(out),
+                epochs=2, batch_size=7, lr=3e-3, quiet=True, overrides=overrides)
+
+
+def scores(run: Path) -> dict:
+    s = summary(run)
+    return {"test": s["metrics"]["test"], "validation": s["metrics"]["validation"], "best": s["best"]["value"],
+            "history": [h["validation"] for h in s["history"]], "steps": s["timing"]["steps"]}
+
+
+def assert_close(a: dict, b: dict, tol: float = TOL) -> float:
+    """Every number of `a` within `tol` of `b`'s; returns the largest difference."""
+    worst = 0.0
+
+    def walk(x, y, where):
+        nonlocal worst
+        if isinstance(x, dict):
+            assert set(x) == set(y), where
+            for k in x:
+                walk(x[k], y[k], f"{where}.{k}")
+        elif isinstance(x, list):
+            assert len(x) == len(y), where
+            for i, (u, v) in enumerate(zip(x, y)):
+                walk(u, v, f"{where}[{i}]")
+        elif isinstance(x, (int, float)) and not isinstance(x, bool):
+            worst = max(worst, abs(x - y))
+            assert abs(x - y) <= tol, f"{where}: {x} vs {y}"
+    walk(a, b, "")
+    return worst
+
+
+# ------------------------------------------------------------------ fast: no Ray
+
+@pytest.mark.parametrize("n,size", [(7, 2), (16, 3), (1, 2), (5, 8)])
+def test_shards_tile_the_global_batch(n, size):
+    rows = np.arange(100, 100 + n)
+    parts = [shard(rows, r, size) for r in range(size)]
+    real = [p for p, w in parts if w > 0]
+    assert np.array_equal(np.concatenate(real), rows)  # every row once, in order
+    assert sum(w for _, w in parts) == pytest.approx(1.0)
+    assert max(len(p) for p in real) - min(len(p) for p in real) <= 1  # remainder spread one row each
+    assert all(len(p) == 1 and w == 0 for p, w in parts if w == 0)  # an idle worker still joins the sum
+
+
+def test_batch_order_is_the_same_for_any_team():
+    """Workers shard the one-process batches: the per-epoch order stays a function of (seed, epoch)."""
+    lengths = np.random.default_rng(0).integers(3, 30, 50)
+    a, b = epoch_batches(lengths, 8, 3, 1, True), epoch_batches(lengths, 8, 3, 1, True)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_config_section_names_the_flag():
+    cfg = build_config(values={"distributed.workers": 2, "distributed.cpus_per_worker": 1})
+    assert cfg.distributed.workers == 2 and cfg.distributed.address is None
+    with pytest.raises(ConfigError, match="--workers"):
+        build_config(values={"distributed.workers": 0})
+    with pytest.raises(ConfigError, match="--gpus-per-worker"):
+        build_config(values={"distributed.gpus_per_worker": -1})
+
+
+def test_one_worker_stays_the_one_process_path(tiny_model, sentiment, tmp_path):
+    """distributed.workers=1 (the default) never starts Ray; the summary has no `distributed`."""
+    run = ftkit.fit(**exact(tiny_model, sentiment, tmp_path / "one", **{"train.epochs": 1}))
+    assert "distributed" not in summary(run.path)
+    import sys
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
+
+
+@pytest.mark.parametrize("sets,words", [
+    (["distributed.workers=64"], "do not fit this machine"),
+    (["distributed.workers=2", "distributed.cpus_per_worker=64"], "do not fit this machine"),
+    (["distributed.workers=2", "distributed.gpus_per_worker=1"], "GPU"),
+])
+def test_refused_before_anything_is_written(tiny_model, sentiment, tmp_path, sets, words):
+    import torch
+
+    if "distributed.gpus_per_worker=1" in sets and torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has the GPUs")
+    out = tmp_path / "refused"
+    flags = ["fit", "--model", tiny_model, "--train", sentiment["train"], "--out", out, "--quiet"]
+    result = run_cli(*flags, *[x for s in sets for x in ("--set", s)])
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ Ray: 2 local workers
+
+@pytest.fixture(scope="module")
+def two_workers(tiny_model, sentiment, tmp_path_factory) -> Path:
+    """One uninterrupted 2-worker run, shared by the tests that compare against it."""
+    out = tmp_path_factory.mktemp("dist") / "two"
+    return ftkit.fit(**exact(tiny_model, sentiment, out, **{"distributed.workers": 2})).path
+
+
+def test_two_workers_equal_one_worker(tiny_model, sentiment, tmp_path, two_workers):
+    one = ftkit.fit(**exact(tiny_model, sentiment, tmp_path / "one")).path
+    worst = assert_close(scores(two_workers), scores(one))
+    s = summary(two_workers)
+    assert s["distributed"]["workers"] == 2 and s["distributed"]["backend"] == "gloo"
+    assert s["distributed"]["address"] == "local"
+    per = s["distributed"]["per_worker"]
+    assert [w["rank"] for w in per] == [0, 1] and all(w["samples_per_second"] > 0 for w in per)
+    assert sum(w["samples"] for w in per) == s["timing"]["samples"]  # the shards tile every batch
+    # once, by rank 0: one validation record per evaluation, the usual files
+    records = [json.loads(line) for line in (two_workers / "metrics.jsonl").read_text().splitlines()]
+    assert len([r for r in records if r["split"] == "validation"]) == len(s["history"])
+    assert (two_workers / "model").is_dir() and (two_workers / "predictions.csv").is_file()
+    assert not (two_workers / "checkpoints").exists()
+    print(f"2 workers vs 1: largest difference {worst:.2e}")
+
+
+@pytest.mark.slow
+def test_killed_worker_is_restarted_from_the_last_checkpoint(tiny_model, sentiment, tmp_path, two_workers,
+                                                             monkeypatch):
+    """Worker 1 dies (SIGKILL) after its 8th step; Ray restarts the team, which resumes from the
+    checkpoint of step 5 and ends exactly as the uninterrupted run with the same N."""
+    marker = tmp_path / "killed-once"
+    monkeypatch.setenv("FTKIT_KILL_WORKER", f"1:8:{marker}")
+    run = ftkit.fit(**exact(tiny_model, sentiment, tmp_path / "killed", **{"distributed.workers": 2})).path
+    assert marker.exists()  # it did die
+    assert scores(run) == scores(two_workers)
+    assert summary(run)["resumed"] is True
+
+
+@pytest.mark.slow
+def test_resume_after_the_whole_job_died(tiny_model, sentiment, tmp_path, two_workers):
+    """No restarts allowed: a worker's death ends the job (the command fails); `--resume` with the
+    same N finishes it with the uninterrupted run's metrics."""
+    out, marker = tmp_path / "died", tmp_path / "killed-once"
+    flags = ["fit", "--model", tiny_model, "--train", sentiment["train"], "--test", sentiment["test"], "--out", out,
+             "--epochs", "2", "--batch-size", "7", "--lr", "3e-3", "--quiet"]
+    sets = ["model.dropout=0.0", "train.precision=fp32", "train.threads=1", "eval.bootstrap=0",
+            "train.checkpoint_every=5", "train.log_every=1", "distributed.workers=2", "distributed.max_failures=0"]
+    sets = [x for s in sets for x in ("--set", s)]
+    os.environ["FTKIT_KILL_WORKER"] = f"0:12:{marker}"
+    try:
+        died = run_cli(*flags, *sets, isolated=True)
+    finally:
+        del os.environ["FTKIT_KILL_WORKER"]
+    assert died.returncode != 0 and marker.exists() and not (out / "summary.json").exists()
+    assert (out / "checkpoints" / "latest.json").is_file()
+    resumed = run_cli(*flags, *sets, "--resume", isolated=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert scores(out) == scores(two_workers)
+
+
+@pytest.mark.gpu
+def test_nccl_two_gpu_workers_equal_one(tiny_model, sentiment, tmp_path):
+    import torch
+
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 1:
+        pytest.skip("needs CUDA")
+    gpus = 1 if torch.cuda.device_count() >= 2 else 0.5  # two workers share one GPU if that is all there is
+    sets = {"train.device": "cuda", "distributed.gpus_per_worker": gpus}
+    two = ftkit.fit(**exact(tiny_model, sentiment, tmp_path / "two", **sets, **{"distributed.workers": 2})).path
+    one = ftkit.fit(**exact(tiny_model, sentiment, tmp_path / "one", **{"train.device": "cuda"})).path
+    assert summary(two)["distributed"]["backend"] == "nccl"
+    assert_close(scores(two), scores(one), tol=1e-3)
