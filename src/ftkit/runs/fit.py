@@ -113,7 +113,9 @@ def _fit_distributed(cfg: FitConfig, *, resume: bool, overwrite: bool, quiet: bo
         began = run.check(resume, overwrite)
         job = Job(cfg, began, uuid.uuid4().hex[:12], quiet, tuple(command or []), score_test, save_model,
                   record=to_dict(given.model_copy(update={"out": str(given.out)})))
-        distributed.launch(job, fit_worker)
+        # a cluster's nodes share Ray's run state beside the run folders (shared storage, like --out)
+        storage = Path(cfg.out).parent / ".ray" if cfg.distributed.address else None
+        distributed.launch(job, fit_worker, storage)
     return Path(given.out)
 
 
