@@ -37,13 +37,13 @@ LAYERS: list[tuple[str, list[str]]] = [
                "ftkit.training", "ftkit.strategies"]),
     ("tasks", ["ftkit.tasks"]),
     ("engine", ["ftkit.runs.rundir", "ftkit.runs.fit", "ftkit.runs.probe", "ftkit.runs.precheck",
-                "ftkit.reporting", "ftkit.tracking", "ftkit.distributed", "ftkit.serving", "ftkit.onnxrt"]),
+                "ftkit.reporting", "ftkit.tracking", "ftkit.distributed", "ftkit.serving", "ftkit.onnxrt", "ftkit.studio"]),
     ("outer", ["ftkit.runs.auto", "ftkit.runs.compare", "ftkit.runs.repeat",
                "ftkit.runs.baselines", "ftkit.runs", "ftkit.hpo", "ftkit.selection",
                "ftkit.advisor"]),
     ("api", ["ftkit.api", "ftkit.predict"]),
     ("surface", ["ftkit.cli", "ftkit.cli_import", "ftkit.cli_options", "ftkit.cli_output",
-                 "ftkit.studio", "ftkit"]),
+                 "ftkit"]),
 ]
 
 

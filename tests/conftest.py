@@ -358,3 +358,26 @@ def speech(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("speech")
     return {"train": write_speech_table(root / "train", words[:30]),
             "test": write_speech_table(root / "test", words[30:], seed=1)}
+
+
+# ---------------------------------------------------------------- headless chromium (report, studio)
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        pytest.skip("headless chromium + chromedriver not installed (`make test` installs Debian's chromium "
+                    "and chromium-driver when run as root with apt-get)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium missing: `make test` installs [dev]")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu"):
+        options.add_argument(arg)
+    options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()

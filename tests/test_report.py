@@ -9,7 +9,6 @@ import pytest
 import yaml
 from conftest import run_cli, summary
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 RUN_SECTIONS = ["overview", "metrics", "curves", "lr", "confusion", "per-class", "calibration", "data",
                 "overfitting", "advice", "files"]
 
@@ -154,24 +153,6 @@ def test_outer_loop_reports_link_each_run_report(finished_run, tmp_path):
 
 
 # ---------------------------------------------------------------- in a browser
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        pytest.skip("headless chromium + chromedriver not installed (`make test` installs Debian's chromium "
-                    "and chromium-driver when run as root with apt-get)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium missing: `make test` installs [dev]")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu"):
-        options.add_argument(arg)
-    options.binary_location = str(CHROMIUM)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    yield driver
-    driver.quit()
-
 
 def _check_page(driver, page: Path, headings: list[str]) -> None:
     for width in (1280, 390):  # a wide screen, then a phone

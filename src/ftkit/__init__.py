@@ -9,7 +9,7 @@ from ftkit.version import __version__
 # The api functions reachable as ftkit.<name> (`ftkit.models`, `.tasks`, `.strategies`, `.datasets` and
 # `.predict` are subpackages/modules: their api functions are ftkit.api.models(), ...).
 API = ("fit", "load", "Run", "Model", "cv", "seeds", "compare", "doctor", "advise", "rank", "tune", "auto", "report",
-       "export", "evaluate", "eval", "predict_file", "import_checkpoint", "env", "serve", "serve_app")
+       "export", "evaluate", "eval", "predict_file", "import_checkpoint", "env", "serve", "serve_app", "check", "studio")
 __all__ = [
     "FitConfig",
     "FtkitError",
@@ -18,6 +18,7 @@ __all__ = [
     "__version__",
     "advise",
     "auto",
+    "check",
     "compare",
     "cv",
     "doctor",
@@ -34,6 +35,7 @@ __all__ = [
     "seeds",
     "serve",
     "serve_app",
+    "studio",
     "tune",
 ]
 

@@ -339,6 +339,34 @@ def fit(config: str | Path | FitConfig | dict | None = None, *, overrides: dict 
     return Run(fit_run(cfg, resume=resume, overwrite=overwrite, quiet=quiet, command=command))
 
 
+def check(config: str | Path | FitConfig | dict | None = None, *, overrides: dict | list | None = None,
+          overwrite: bool = False, **options: Any) -> FitConfig:
+    """What `ftkit fit` would refuse (config, data, --out), without training or loading torch:
+    the resolved config, or the same one-line error fit would give."""
+    from ftkit.runs.precheck import precheck
+
+    cfg = make_config(config, options, overrides)
+    precheck(cfg, resume=False, overwrite=overwrite)
+    return cfg
+
+
+def studio(runs: str | Path = "runs", *, host: str = "127.0.0.1", port: int = 8765, max_upload_mb: float = 200.0,
+           log_level: str = "info") -> None:
+    """The local web studio (see `ftkit studio`) until stopped: start, watch, compare and try runs
+    under `runs`. It drives this module's functions (check, doctor, advise, load, models) and starts
+    fit / auto as `ftkit` processes, so every run is an ordinary run folder."""
+    import sys
+
+    import uvicorn
+
+    from ftkit.studio.app import create_studio
+
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port}: a TCP port, 1..65535")
+    app = create_studio(Path(runs), sys.modules[__name__], max_upload_mb=max_upload_mb)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
 def cv(config: str | Path | FitConfig | dict | None = None, *, folds: int = 5, out: str | Path = "runs/cv",
        overrides: dict | list | None = None, resume: bool = False, overwrite: bool = False, quiet: bool = False,
        **options: Any) -> dict:

@@ -31,7 +31,7 @@ DATA = "task model train validation test text_column label_column image_column a
 
 
 @command(fit_flags=DATA + " group_column reference_data strategy epochs batch_size lr seed out allow_leakage "
-         "tracking tracking_uri")
+         "tracking tracking_uri workers address cpus_per_worker gpus_per_worker")
 def fit(
     seeds: int = typer.Option(1, "--seeds", help="repeat with seeds seed..seed+N-1; mean ± std in OUT/seeds.json"),
     baseline: list[str] | None = typer.Option(
@@ -236,6 +236,21 @@ def serve(
     api.serve(model, host=host, port=port, workers=workers, runtime=runtime, max_batch_size=max_batch_size,
               max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_text_chars=max_text_chars,
               max_body_mb=max_body_mb, log_level="warning" if quiet else "info")
+
+
+@command()
+def studio(
+    runs: Path = typer.Option(Path("runs"), help="folder of the run folders to show (new runs go there too)"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 opens it to the network"),
+    port: int = typer.Option(8765, help="TCP port"),
+    max_upload_mb: float = typer.Option(200.0, help="cap on one uploaded file (a zip: 4x unpacked)"),
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """A local web app: upload data, see the doctor's findings and advice, start `auto` or `fit`,
+    watch the curves live, stop and resume, compare runs and try a model. Runs are ordinary run
+    folders under --runs (the CLI can resume or report them)."""
+    typer.echo(f"ftkit studio on http://{host}:{port} (runs: {runs}); Ctrl-C stops it, runs keep going")
+    api.studio(runs, host=host, port=port, max_upload_mb=max_upload_mb, log_level="warning" if quiet else "info")
 
 
 @command(fit_flags=DATA + " strategy epochs seed", strategy="fix the strategy [the advised one]")

@@ -18,7 +18,7 @@ import socket
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from ftkit.errors import RunDirError
 
@@ -64,6 +64,24 @@ def refuse_if_locked(folder: str | Path, flag: str = "--out") -> None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
         raise RunDirError(_in_use(folder, flag, _read(fd))) from None
+    finally:
+        os.close(fd)
+
+
+def lock_holder(folder: str | Path) -> Optional[dict]:
+    """{"pid", "host", "command", "started"} of the running command that holds FOLDER's lock, or
+    None when none does (the studio shows a run as running, and stops it, by this)."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _read(fd) or {"pid": None}
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
     finally:
         os.close(fd)
 

@@ -134,8 +134,14 @@ def _quantize(task, out: Path, scratch: Path, examples, labelled: bool, torch_ou
 
     fp32 = scratch / "fp32.onnx"
     shutil.move(out / MODEL_FILE, fp32)
-    quantize_dynamic(str(fp32), str(out / MODEL_FILE), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS,
-                     extra_options={"MatMulConstBOnly": True})  # weights only, not activation x activation
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)  # onnxruntime logs a line per tensor it leaves unquantized
+    try:
+        quantize_dynamic(str(fp32), str(out / MODEL_FILE), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=QUANTIZED_OPS,
+                         extra_options={"MatMulConstBOnly": True})  # weights only, not activation x activation
+    finally:
+        logging.disable(previous)
     meta = read_meta(out)
     meta["onnx"]["quantized"] = "int8"
     write_json(out / "ftkit.json", meta)

@@ -22,12 +22,15 @@ import logging
 import sys
 
 from ftkit.config import FitConfig
+from ftkit.distributed import check_local, wanted
 
 
 def precheck(cfg: FitConfig, *, resume: bool, overwrite: bool) -> None:
     """Raise what `fit_run(cfg, resume=resume, overwrite=overwrite)` would raise on bad input."""
     if resume or cfg.tracking.backend != "none":
         return
+    if wanted(cfg):  # --workers N: what this machine cannot place is refused before torch loads
+        check_local(cfg)
     if cfg.out:  # without --out, fit makes a new folder
         from ftkit.runs.rundir import RunDir
 

@@ -1,0 +1,1 @@
+"""`ftkit studio`: the local web app (app.py) over the run folders under --runs."""

@@ -1,0 +1,213 @@
+"""ftkit studio in headless Chromium: each screen clicked through as a person would, on a real
+uvicorn server (a free 127.0.0.1 port) over a runs folder in tmp_path, with tiny models.
+
+FTKIT_SCREENSHOTS=docs/studio saves a screenshot of each screen there (README's pictures).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from conftest import POSITIVE, sentiment_rows, write_csv
+
+from ftkit import api
+from ftkit.studio.app import create_studio
+
+SHOTS = os.environ.get("FTKIT_SCREENSHOTS")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def studio_at(root: Path, **options):
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_studio(root, api, **options), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        assert thread.is_alive() and time.time() < deadline
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def wait_for(check, seconds: float = 90, what: str = "the page"):
+    deadline = time.time() + seconds
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception:  # noqa: BLE001  (the element is not there yet)
+            pass
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def shot(driver, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        driver.set_window_size(1280, 1000)
+        driver.save_screenshot(str(Path(SHOTS) / f"{name}.png"))
+
+
+def text_of(driver, css: str) -> str:
+    return driver.find_element("css selector", css).text
+
+
+def no_js_errors(driver) -> None:
+    # 4xx answers the test asked for show up as "network" entries; script errors are "javascript"
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e.get("source") != "network"]
+    assert not severe, severe
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("studio-data")
+    rows = sentiment_rows(120, 3)
+    rows += rows[:2]  # two duplicates for the doctor to find
+    return {"train": write_csv(root / "reviews.csv", rows), "bad": write_csv(root / "bad.csv", [{"x": "1"}])}
+
+
+def fill(driver, css: str, value: str) -> None:
+    el = driver.find_element("css selector", css)
+    el.clear()
+    el.send_keys(value)
+
+
+def start_fit(driver, base: str, data_file: Path, model: Path, name: str, epochs: int, settings: str = "") -> None:
+    driver.get(base + "/new")
+    driver.find_element("css selector", "#file").send_keys(str(data_file))
+    driver.find_element("css selector", "#inspect").click()
+    wait_for(lambda: not driver.find_element("css selector", "#setup").get_attribute("hidden"), what="the detected columns")
+    fill(driver, "#model_path", str(model))
+    driver.execute_script("document.querySelector('#mode').value = 'fit'")
+    fill(driver, "#epochs", str(epochs))
+    fill(driver, "#name", name)
+    fill(driver, "#settings", settings)
+    driver.find_element("css selector", "#start").click()
+    wait_for(lambda: driver.current_url.endswith("/runs/" + name), what="the live page")
+
+
+def test_new_run_screen_shows_columns_doctor_and_refuses_bad_input(browser, tmp_path, tiny_model, data):
+    with studio_at(tmp_path / "runs", max_upload_mb=1) as base:
+        browser.set_window_size(1280, 1000)
+        browser.get(base + "/new")
+        browser.find_element("css selector", "#file").send_keys(str(data["train"]))
+        browser.find_element("css selector", "#inspect").click()
+        look = wait_for(lambda: text_of(browser, "#look") if "rows" in text_of(browser, "#look") else "", what="look")
+        assert "text-classification" in look and "122 rows" in look and "text, label" in look
+        findings = text_of(browser, "#findings")
+        assert "duplicates" in findings and "2 repeated input(s)" in findings
+        assert browser.find_element("css selector", "#text_column").get_attribute("value") == "text"
+        assert browser.find_element("css selector", "#label_column").get_attribute("value") == "label"
+        assert "minilm" in browser.find_element("css selector", "#model").get_attribute("value")  # a text model first
+        fill(browser, "#model_path", str(tiny_model))
+        browser.find_element("css selector", "#advise").click()  # advise: strategies with time estimates
+        advice = wait_for(lambda: text_of(browser, "#advice") if "est. total" in text_of(browser, "#advice") else "",
+                          120, "the advice")
+        assert "full" in advice and "lora" in advice and text_of(browser, "#recommendation")
+        fill(browser, "#label_column", "nope")
+        browser.execute_script("document.querySelector('#mode').value = 'fit'")
+        browser.find_element("css selector", "#start").click()
+        error = wait_for(lambda: text_of(browser, "#start-error"), what="the form's error")
+        assert "nope" in error and "\n" not in error  # the same one line `ftkit fit` prints
+        shot(browser, "new-run")
+        assert not [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]  # nothing started
+        # a file that is not data, and one over the upload cap: refused in the form, nothing kept
+        (tmp_path / "notes.exe").write_bytes(b"MZ\x90\x00")
+        (tmp_path / "big.csv").write_text("text,label\n" + "x,y\n" * 400_000)
+        for path, words in ((tmp_path / "notes.exe", "not a table"), (tmp_path / "big.csv", "capped")):
+            browser.get(base + "/new")
+            browser.find_element("css selector", "#file").send_keys(str(path))
+            browser.find_element("css selector", "#inspect").click()
+            assert words in wait_for(lambda: text_of(browser, "#inspect-error"), what="upload error")
+        uploads = tmp_path / "runs" / ".studio" / "uploads"
+        assert not any(p.name.endswith(".csv") and p.stat().st_size > 2**20 for p in uploads.rglob("*"))
+        no_js_errors(browser)
+
+
+def test_live_run_stop_resume_runs_compare_delete_and_try_it(browser, tmp_path, tiny_model, data):
+    root = tmp_path / "runs"
+    with studio_at(root) as base:
+        browser.set_window_size(1280, 1000)
+        # 1. a short run to the end: progress, curves, report
+        start_fit(browser, base, data["train"], tiny_model, "short", 3)
+        assert wait_for(lambda: text_of(browser, "#state") == "finished", 180, "the run to finish")
+        assert "accuracy" in text_of(browser, "#result")
+        assert "step" in text_of(browser, "#numbers") and "samples/s" in text_of(browser, "#numbers")
+        assert browser.find_elements("css selector", "#loss svg path")
+        assert browser.find_element("css selector", "#report-link")
+        shot(browser, "live-run")
+        assert (root / "short" / "summary.json").is_file()  # an ordinary run folder
+        # 2. a long run: Stop keeps it resumable, Resume goes on
+        start_fit(browser, base, data["train"], tiny_model, "long", 400,
+                  "train.patience=100000\ntrain.checkpoint_every=20")  # no early stop: it runs until stopped
+        wait_for(lambda: text_of(browser, "#state") == "running" and "step 0 " not in text_of(browser, "#numbers"),
+                 120, "training steps")
+        browser.find_element("css selector", "#stop").click()
+        wait_for(lambda: text_of(browser, "#state") == "stopped", 60, "the run to stop")
+        stopped_at = json.loads((root / "long" / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+        wait_for(lambda: browser.find_element("css selector", "#resume").is_displayed(), 10, "Resume")
+        browser.find_element("css selector", "#resume").click()
+        wait_for(lambda: text_of(browser, "#state") == "running", 60, "the run to resume")
+        wait_for(lambda: json.loads((root / "long" / "metrics.jsonl").read_text().splitlines()[-1])["step"] > stopped_at,
+                 120, "steps after resuming")
+        browser.find_element("css selector", "#stop").click()
+        wait_for(lambda: text_of(browser, "#state") == "stopped", 60, "the run to stop again")
+        # 3. runs: filter, sort, compare, delete (with confirmation)
+        browser.get(base + "/runs")
+        wait_for(lambda: len(browser.find_elements("css selector", "#runs tr[data-run]")) == 2, what="two runs")
+        table = text_of(browser, "#runs")
+        assert "finished" in table and "stopped" in table and "accuracy" in table
+        fill(browser, "#filter", "short")
+        assert [r.get_attribute("data-run") for r in browser.find_elements("css selector", "#runs tr[data-run]")] == ["short"]
+        fill(browser, "#filter", "")
+        browser.find_element("css selector", "th[data-key=name]").click()
+        assert [r.get_attribute("data-run") for r in browser.find_elements("css selector", "#runs tr[data-run]")] == ["long", "short"]
+        shot(browser, "runs")
+        for box in browser.find_elements("css selector", ".pick"):
+            box.click()
+        browser.find_element("css selector", "#compare").click()
+        wait_for(lambda: len(browser.find_elements("css selector", "#table tr")) == 3, what="the comparison")
+        assert browser.find_elements("css selector", "#loss svg path") and "short" in text_of(browser, "#loss")
+        shot(browser, "compare")
+        browser.get(base + "/runs")
+        wait_for(lambda: browser.find_elements("css selector", "button.delete[data-run=long]"), what="delete")
+        browser.find_element("css selector", "button.delete[data-run=long]").click()
+        browser.switch_to.alert.dismiss()  # "no": nothing happens
+        assert (root / "long").is_dir()
+        browser.find_element("css selector", "button.delete[data-run=long]").click()
+        browser.switch_to.alert.accept()
+        wait_for(lambda: not (root / "long").exists(), 10, "the folder to go")
+        # 4. try it: the finished run's prediction for a typed text
+        browser.get(base + "/try")
+        wait_for(lambda: browser.find_element("css selector", "#run option"), what="finished runs")
+        fill(browser, "#text", f"a {POSITIVE[0]} film")
+        browser.find_element("css selector", "#go").click()
+        shown = wait_for(lambda: text_of(browser, "#out") if "%" in text_of(browser, "#out") else "", what="prediction")
+        expected = api.load(root / "short").predict([f"a {POSITIVE[0]} film"])[0]
+        assert expected["label"] in shown
+        shot(browser, "try-it")
+        no_js_errors(browser)
+    # the studio keeps no state of its own: a new one over the same folder shows the same runs
+    with studio_at(root) as base:
+        runs = httpx.get(base + "/api/runs").json()
+        assert [(r["name"], r["status"]) for r in runs] == [("short", "finished")]
