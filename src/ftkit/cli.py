@@ -223,7 +223,7 @@ def serve(
     port: int = typer.Option(8000, help="TCP port"),
     workers: int = typer.Option(1, help="server processes, each with its own copy of the model"),
     runtime: str = typer.Option("auto", help="auto (what the folder holds), torch, or onnx (an ONNX export)"),
-    max_batch_size: int = typer.Option(32, help="inputs per model call: requests arriving together share one"),
+    max_batch_size: int = typer.Option(64, help="inputs per model call: requests arriving together share one"),
     max_wait_ms: float = typer.Option(5.0, help="how long a batch waits for more requests, in milliseconds"),
     max_inputs: int = typer.Option(256, help="inputs per request (more: 413)"),
     max_text_chars: int = typer.Option(100_000, help="characters per text (more: 413)"),

@@ -74,6 +74,9 @@ class Session:
         options.inter_op_num_threads = 1  # batches run one after another
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: no per-node warnings on stderr
+        # No busy-waiting between calls: behind `ftkit serve` (2 cores, 64 clients) spinning threads took the
+        # CPU the server and its clients needed (50 -> see bench/RESULTS.md "Serving")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001  (onnxruntime raises its own Fail / InvalidGraph kinds)

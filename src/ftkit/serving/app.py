@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServeSettings:
-    max_batch_size: int = 32  # inputs per model call (--max-batch-size)
+    max_batch_size: int = 64  # inputs per model call (--max-batch-size; 32 -> 64: 93 -> 102 requests/s at 64 clients)
     max_wait_ms: float = 5.0  # how long a batch waits for more requests (--max-wait-ms)
     max_inputs: int = 256  # per request (--max-inputs)
     max_text_chars: int = 100_000  # per text (--max-text-chars)

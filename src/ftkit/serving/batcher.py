@@ -32,7 +32,7 @@ class Pending:
 
 
 class MicroBatcher:
-    def __init__(self, predict: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
+    def __init__(self, predict: Callable[[list], list], max_batch_size: int = 64, max_wait_ms: float = 5.0,
                  on_batch: Optional[Callable[[int, float], None]] = None):
         self.predict = predict
         self.max_batch_size = max_batch_size
