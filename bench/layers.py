@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                "ftkit.training", "ftkit.strategies"]),
     ("tasks", ["ftkit.tasks"]),
     ("engine", ["ftkit.runs.rundir", "ftkit.runs.fit", "ftkit.runs.probe", "ftkit.runs.precheck",
-                "ftkit.reporting", "ftkit.tracking", "ftkit.distributed", "ftkit.serving", "ftkit.onnxrt", "ftkit.studio"]),
+                "ftkit.reporting", "ftkit.tracking", "ftkit.distributed", "ftkit.serving", "ftkit.onnxrt", "ftkit.webstudio"]),
     ("outer", ["ftkit.runs.auto", "ftkit.runs.compare", "ftkit.runs.repeat",
                "ftkit.runs.baselines", "ftkit.runs", "ftkit.hpo", "ftkit.selection",
                "ftkit.advisor"]),

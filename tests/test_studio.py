@@ -19,7 +19,7 @@ import uvicorn
 from conftest import POSITIVE, sentiment_rows, write_csv
 
 from ftkit import api
-from ftkit.studio.app import create_studio
+from ftkit.webstudio.app import create_studio
 
 SHOTS = os.environ.get("FTKIT_SCREENSHOTS")
 

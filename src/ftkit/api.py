@@ -362,7 +362,7 @@ def studio(runs: str | Path = "runs", *, host: str = "127.0.0.1", port: int = 87
 
     import uvicorn
 
-    from ftkit.studio.app import create_studio
+    from ftkit.webstudio.app import create_studio
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port}: a TCP port, 1..65535")

@@ -68,21 +68,28 @@ def export_onnx(model_dir: Path, out: Path, *, quantize: Optional[str] = None, c
     return record
 
 
+# What each task's graph needs beside it: a text tokenizer, or an audio feature extractor (plus the
+# CTC settings for transcripts); images carry their preprocessing in ftkit.json.
+SUPPORT = {"text-classification": "tokenizer", "token-classification": "tokenizer", "image-classification": "none",
+           "audio-classification": "features", "speech-recognition": "ctc"}
+
+
 def _write_support(task: str, pred, out: Path, onnx: dict) -> None:
     """What inference reads besides the graph: tokenizer / feature extractor files and ftkit.json
     (the source's meta, adapter merged, plus the runtime and the graph's description)."""
     from ftkit.models.loading import quiet_transformers
 
-    if task in ("text-classification", "token-classification"):
+    support = SUPPORT[task]
+    if support == "tokenizer":
         from ftkit.onnxrt.tokenizer import tokenizer_settings
 
         onnx = {**onnx, "tokenizer": tokenizer_settings(pred.tokenizer)}
         with quiet_transformers():
             pred.tokenizer.save_pretrained(out)
-    elif task in ("audio-classification", "speech-recognition"):
+    elif support in ("features", "ctc"):
         with quiet_transformers():
             pred.proc.save_pretrained(out)
-    if task == "speech-recognition":
+    if support == "ctc":
         config = pred.model.config
         onnx = {**onnx, "ctc": {"blank": config.pad_token_id, "reduction": config.ctc_loss_reduction,
                                 "zero_infinity": bool(config.ctc_zero_infinity)}}
@@ -101,13 +108,13 @@ def _check_examples(task: str, pred, check_data: Optional[Path], columns: Option
 
 def _outputs(task: str, pred, examples, labelled: bool):
     """(metrics or None, probabilities): evaluate() on labelled data, else the probabilities only."""
-    if task == "speech-recognition":
+    if SUPPORT[task] == "ctc":
         from ftkit.onnxrt.speech_check import speech_outputs
 
         return speech_outputs(pred, examples, labelled)
     if labelled:
         return pred.evaluate(examples)
-    if task == "token-classification":
+    if get_task(task).input_kind == "words":
         return None, pred.word_probabilities(examples)
     return None, pred.predict_proba(examples)
 

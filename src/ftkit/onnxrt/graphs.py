@@ -103,9 +103,10 @@ BUILDERS = {"text-classification": lambda p, m: text_graph(p, m, per_token=False
 
 
 def build_graph(task: str, pred) -> Graph:
-    if task not in BUILDERS:
+    builder = BUILDERS.get(task)
+    if builder is None:
         raise ConfigError(f"ONNX export is not available for task {task!r} (choose from {', '.join(BUILDERS)})")
-    return BUILDERS[task](pred, merged(pred))
+    return builder(pred, merged(pred))
 
 
 def write_graph(graph: Graph, path: Path, opset: int = OPSET) -> None:

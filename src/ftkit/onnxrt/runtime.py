@@ -36,10 +36,11 @@ def load_onnx(folder: Path, threads: Optional[int] = None):
     if meta.get("runtime") != "onnx" or "onnx" not in meta:
         raise ConfigError(f"{folder}: not an ONNX export (ftkit.json has no \"runtime\": \"onnx\"); "
                           "make one with `ftkit export --format onnx`")
-    if meta.get("task") not in PREDICTORS:
+    entry = PREDICTORS.get(meta.get("task"))
+    if entry is None:
         raise ConfigError(f"{folder}: no ONNX predictor for task {meta.get('task')!r} "
                           f"(choose from {', '.join(PREDICTORS)})")
-    module, name = PREDICTORS[meta["task"]]
+    module, name = entry
     cls = getattr(importlib.import_module(f"ftkit.onnxrt.{module}"), name)
     return cls(folder, threads=threads)
 

@@ -18,6 +18,7 @@ TABLES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 TAGGED = (".conll", ".txt", ".bio", ".iob")
 IMAGES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 AUDIO = (".wav", ".flac", ".ogg", ".mp3")
+INPUT_TASKS = {"text": "text-classification", "image": "image-classification", "audio": "audio-classification"}
 LABEL_NAMES = ("label", "labels", "category", "class", "target", "sentiment", "tag", "y")
 MAX_FILES = 100_000
 
@@ -131,18 +132,19 @@ def _look_table(path: Path) -> Look:
     if label is None:
         rest = [c for c in columns if c not in (text, media)]
         label = min(rest, key=lambda c: head[c].nunique()) if rest else None
-    task = {"image": "image-classification", "audio": "audio-classification"}.get(kinds.get(media), "text-classification")
-    if task == "audio-classification" and label is not None and head[label].astype(str).str.split().str.len().mean() > 1.5:
-        task = "speech-recognition"  # many-word labels: transcripts
+    kind = kinds.get(media) if media is not None else "text"
+    transcripts = (kind == "audio" and label is not None
+                   and head[label].astype(str).str.split().str.len().mean() > 1.5)  # many-word labels
+    task = "speech-recognition" if transcripts else INPUT_TASKS[kind]
     out = Look(str(path), task, columns, rows=len(frame), label_column=label,
                preview=head.head(5).astype(str).to_dict(orient="records"))
-    if task == "text-classification":
+    if kind == "text":
         out.text_column = text
-    elif task == "image-classification":
+    elif kind == "image":
         out.image_column = media
     else:
         out.audio_column = media
-        if task == "speech-recognition":
+        if transcripts:
             out.text_column, out.label_column = label, None
     return out
 

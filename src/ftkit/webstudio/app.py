@@ -33,9 +33,9 @@ from starlette.datastructures import UploadFile
 
 from ftkit.errors import FtkitError
 from ftkit.io import write_json
-from ftkit.studio import pages
-from ftkit.studio import runs as R
-from ftkit.studio.uploads import look, save_upload
+from ftkit.webstudio import pages
+from ftkit.webstudio import runs as R
+from ftkit.webstudio.uploads import look, save_upload
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 FIT_KEYS = ("task", "model", "train", "test", "text_column", "label_column", "image_column", "audio_column",
