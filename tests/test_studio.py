@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from conftest import POSITIVE, sentiment_rows, write_csv
+from conftest import POSITIVE, run_cli, sentiment_rows, write_csv, write_image_folder
 
 from ftkit import api
 from ftkit.webstudio.app import create_studio
@@ -211,3 +211,26 @@ def test_live_run_stop_resume_runs_compare_delete_and_try_it(browser, tmp_path, 
     with studio_at(root) as base:
         runs = httpx.get(base + "/api/runs").json()
         assert [(r["name"], r["status"]) for r in runs] == [("short", "finished")]
+
+
+def test_try_it_predicts_an_uploaded_image_as_the_run_does(tiny_resnet, images, tmp_path):
+    """Try it's upload path (multipart, as the page's file input sends it): the same prediction as
+    `ftkit.load(run).predict`; a file that is not an image gets a 4xx line and the studio keeps serving."""
+    root = tmp_path / "runs"
+    result = run_cli("fit", "--task", "image-classification", "--model", tiny_resnet, "--train", images["train"],
+                     "--out", root / "img", "--epochs", "1", "--batch-size", "16", "--quiet",
+                     "--set", "train.threads=1", "--set", "data.image_size=20", "--set", "data.validation_size=0")
+    assert result.returncode == 0, result.stderr
+    picture = sorted(f for f in write_image_folder(tmp_path / "new", 3, 7).rglob("*") if f.is_file())[0]
+    local = api.load(root / "img").predict([str(picture)])
+    with studio_at(root) as base, httpx.Client(base_url=base, timeout=60) as client:
+        reply = client.post("/api/predict/img", files={"file": (picture.name, picture.read_bytes(), "image/png")})
+        assert reply.status_code == 200, reply.text
+        served = reply.json()["predictions"]
+        assert [p["label"] for p in served] == [p["label"] for p in local]
+        assert served[0]["score"] == pytest.approx(local[0]["score"], abs=1e-5)
+        bad = client.post("/api/predict/img", files={"file": ("broken.png", b"\x89PNG\r\n", "image/png")})
+        assert 400 <= bad.status_code < 500 and "broken.png" in bad.text
+        assert client.post("/api/predict/img", files={"file": (picture.name, picture.read_bytes(), "image/png")}
+                           ).json()["predictions"] == served
+    assert not list((root / ".studio").rglob("try-*"))  # the upload's scratch folder is gone

@@ -277,10 +277,14 @@ def _api(app: FastAPI, studio: Studio) -> None:
 
 def _predict_file(studio: Studio, name: str, filename: str, data: bytes) -> list:
     suffix = Path(re.sub(r"[^A-Za-z0-9._-]", "_", filename)).suffix[:10]
+    (studio.root / R.STUDIO).mkdir(parents=True, exist_ok=True)  # runs made by the CLI have no .studio yet
     with tempfile.TemporaryDirectory(dir=studio.root / R.STUDIO, prefix="try-") as folder:
         path = Path(folder) / f"input{suffix}"
         path.write_bytes(data)
-        out = studio.predict(name, [str(path)])
+        try:
+            out = studio.predict(name, [str(path)])
+        except FtkitError as error:  # name the upload, not its scratch copy; no CLI advice (--set ...)
+            raise FtkitError(str(error).replace(str(path), filename).split("; fix or remove it")[0]) from None
     for p in out:
         if "audio" in p:
             p["audio"] = filename
