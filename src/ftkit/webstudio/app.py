@@ -50,7 +50,7 @@ class Studio:
         self.cap = int(max_upload_mb * 2**20)
         self.children: list[subprocess.Popen] = []
         self.predictors: dict[str, Any] = {}
-        root.mkdir(parents=True, exist_ok=True)
+        (root / R.STUDIO).mkdir(parents=True, exist_ok=True)  # a runs folder made by the CLI has none yet
 
     def folder(self, name: str) -> Path:
         if not NAME.match(name) or not R.is_run(self.root / name):
@@ -277,7 +277,6 @@ def _api(app: FastAPI, studio: Studio) -> None:
 
 def _predict_file(studio: Studio, name: str, filename: str, data: bytes) -> list:
     suffix = Path(re.sub(r"[^A-Za-z0-9._-]", "_", filename)).suffix[:10]
-    (studio.root / R.STUDIO).mkdir(parents=True, exist_ok=True)  # runs made by the CLI have no .studio yet
     with tempfile.TemporaryDirectory(dir=studio.root / R.STUDIO, prefix="try-") as folder:
         path = Path(folder) / f"input{suffix}"
         path.write_bytes(data)
