@@ -170,22 +170,43 @@ def load_wrk(port: int, texts: list[str], clients: int, seconds: float) -> dict:
             "client": "wrk"}
 
 
-def offline(folder: Path, test: Path) -> dict:
-    """examples/s of predict() over the test reviews (batches of 64) and test accuracy, in a fresh process."""
-    code = f"""
-import json, time, ftkit
-run = ftkit.load({str(folder)!r})
-p = run.predictor
-ex = p.read({str(test)!r})
-p.predict(ex.texts[:64])
-t = time.perf_counter(); n = 0
-for i in range(0, len(ex.texts), 64):
-    p.predict(ex.texts[i:i + 64]); n += len(ex.texts[i:i + 64])
-speed = n / (time.perf_counter() - t)
-metrics, _ = p.evaluate(ex)
-print(json.dumps({{"examples_per_s": round(speed, 1), "accuracy": metrics["accuracy"]}}))
+OFFLINE = """
+import json, statistics, sys, time
+import ftkit
+from ftkit.onnxrt.runtime import load_onnx
+folders, test, rounds = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+torch_pred = ftkit.load(folders["ftkit-torch"]).predictor
+texts = torch_pred.read(test).texts
+result = {}
+for threads in (2, 1):
+    preds = {"ftkit-torch": torch_pred} if threads == 2 else {}
+    preds.update({n: load_onnx(folders[n], threads) for n in ("ftkit-onnx", "ftkit-int8")})
+    wall = {n: [] for n in preds}; cpu = {n: [] for n in preds}
+    for name, p in preds.items():
+        p.predict(texts[:64])  # warm-up
+    for r in range(rounds):  # interleaved rounds: a load spike hits every predictor alike
+        for name, p in preds.items():
+            t, c = time.perf_counter(), time.process_time()
+            for i in range(0, len(texts), 64):
+                p.predict(texts[i:i + 64])
+            wall[name].append(time.perf_counter() - t); cpu[name].append(time.process_time() - c)
+    for name, p in preds.items():
+        row = result.setdefault(name, {"accuracy": p.evaluate(p.read(test))[0]["accuracy"]})
+        row[f"threads_{threads}"] = {"examples_per_s": round(len(texts) / statistics.median(wall[name]), 1),
+                                     "examples_per_cpu_s": round(len(texts) / statistics.median(cpu[name]), 1),
+                                     "rounds_s": [round(x, 2) for x in wall[name]]}
+    result[f"int8 / fp32 per round, {threads} threads"] = [round(f / q, 2) for f, q in zip(wall["ftkit-onnx"], wall["ftkit-int8"])]
+print(json.dumps(result))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT)
+
+
+def offline(targets: dict, test: Path, rounds: int) -> dict:
+    """examples/s of predict() over the test reviews (chunks of 64) and test accuracy, torch and
+    the two ONNX exports in one fresh process, in interleaved rounds (wall and CPU seconds; ONNX at
+    2 and 1 intra-op threads), so the ratio is measured under the same conditions for both."""
+    folders = {n: str(targets[n]) for n in ("ftkit-torch", "ftkit-onnx", "ftkit-int8")}
+    out = subprocess.run([sys.executable, "-c", OFFLINE, json.dumps(folders), str(test), str(rounds)],
+                         capture_output=True, text=True, env=ENV, cwd=ROOT)
     if out.returncode:
         raise SystemExit(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -199,12 +220,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=45.0, help="longest time per level")
     ap.add_argument("--wrk-seconds", type=float, default=20.0, help="seconds per level with wrk")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "serve.json")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved offline rounds over the test reviews")
+    ap.add_argument("--offline-only", action="store_true", help="skip the HTTP load levels")
     args = ap.parse_args()
     run, test = prepare(args.run)
     targets = {"peer": run, "ftkit-torch": run, "ftkit-onnx": export(run, False), "ftkit-int8": export(run, True)}
     texts = pd.read_csv(test)["text"].astype(str).tolist()
     result = {"run": str(run), "cpus": os.cpu_count(), "servers": {}, "offline": {}}
-    for name, target in targets.items():
+    for name, target in ({} if args.offline_only else targets).items():
         port = free_port()
         proc = start(name, target, port)
         try:
@@ -215,18 +238,21 @@ def main() -> None:
             stop(proc)
         result["servers"][name] = levels
         print(name, json.dumps(levels), flush=True)
-    for name in ("ftkit-torch", "ftkit-onnx", "ftkit-int8"):
-        result["offline"][name] = offline(targets[name], test)
-        print(name, result["offline"][name], flush=True)
+    result["offline"] = offline(targets, test, args.rounds)
+    print(json.dumps(result["offline"]), flush=True)
     top = str(max(map(int, args.clients.split(","))))
     by = {n: {str(lv["clients"]): lv for lv in levels} for n, levels in result["servers"].items()}
+    off = result["offline"]
     result["ratios"] = {
-        f"ftkit-torch / peer requests/s at {top} clients":
-            round(by["ftkit-torch"][top]["requests_per_s"] / by["peer"][top]["requests_per_s"], 2),
-        "int8 / onnx fp32 examples/s (offline)":
-            round(result["offline"]["ftkit-int8"]["examples_per_s"] / result["offline"]["ftkit-onnx"]["examples_per_s"], 2),
+        **({f"ftkit-torch / peer requests/s at {top} clients":
+            round(by["ftkit-torch"][top]["requests_per_s"] / by["peer"][top]["requests_per_s"], 2)} if by else {}),
+        **{f"int8 / onnx fp32 examples/s (offline, {t} threads, median of rounds)":
+           statistics.median(off[f"int8 / fp32 per round, {t} threads"]) for t in (2, 1)},
+        **{f"int8 / onnx fp32 examples per CPU second ({t} threads)":
+           round(off["ftkit-int8"][f"threads_{t}"]["examples_per_cpu_s"] / off["ftkit-onnx"][f"threads_{t}"]["examples_per_cpu_s"], 2)
+           for t in (2, 1)},
         "int8 - onnx fp32 accuracy (points)":
-            round(100 * (result["offline"]["ftkit-int8"]["accuracy"] - result["offline"]["ftkit-onnx"]["accuracy"]), 2)}
+            round(100 * (off["ftkit-int8"]["accuracy"] - off["ftkit-onnx"]["accuracy"]), 2)}
     print(json.dumps(result["ratios"], indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
