@@ -234,3 +234,75 @@ def test_try_it_predicts_an_uploaded_image_as_the_run_does(tiny_resnet, images, 
         assert client.post("/api/predict/img", files={"file": (picture.name, picture.read_bytes(), "image/png")}
                            ).json()["predictions"] == served
     assert not list((root / ".studio").rglob("try-*"))  # the upload's scratch folder is gone
+
+
+def write_tone_clips(folder: Path, n: int, seed: int) -> Path:
+    """folder/low/*.wav (~300 Hz) and folder/high/*.wav (~1200 Hz), 0.5-1 s at 8 kHz."""
+    import numpy as np
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        label = ("low", "high")[i % 2]
+        t = np.arange(int(8000 * rng.uniform(0.5, 1.0))) / 8000
+        clip = 0.3 * np.sin(2 * np.pi * (300 if label == "low" else 1200) * rng.uniform(0.9, 1.1) * t)
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        soundfile.write(folder / label / f"{i:03d}.wav", clip.astype(np.float32), 8000)
+    return folder
+
+
+def test_try_it_predicts_an_uploaded_clip_as_the_run_does(tiny_whisper, tmp_path):
+    """Try it with an audio clip (multipart, as the page's file input sends it): the prediction of
+    `ftkit.load(run).predict`; bytes that are not audio get a 4xx line naming the upload."""
+    root = tmp_path / "runs"
+    train = write_tone_clips(tmp_path / "tones", 16, 1)
+    result = run_cli("fit", "--task", "audio-classification", "--model", tiny_whisper, "--train", train,
+                     "--out", root / "clips", "--strategy", "linear-probe", "--epochs", "2", "--batch-size", "8",
+                     "--quiet", "--set", "train.threads=1", "--set", "data.validation_size=0")
+    assert result.returncode == 0, result.stderr
+    clip = sorted(write_tone_clips(tmp_path / "new", 2, 9).rglob("*.wav"))[0]
+    local = api.load(root / "clips").predict([str(clip)])
+    with studio_at(root) as base, httpx.Client(base_url=base, timeout=60) as client:
+        reply = client.post("/api/predict/clips", files={"file": (clip.name, clip.read_bytes(), "audio/wav")})
+        assert reply.status_code == 200, reply.text
+        served = reply.json()["predictions"]
+        assert [p["label"] for p in served] == [p["label"] for p in local]
+        assert served[0]["score"] == pytest.approx(local[0]["score"], abs=1e-5)
+        bad = client.post("/api/predict/clips", files={"file": ("noise.wav", b"RIFF\x00\x01junk", "audio/wav")})
+        assert 400 <= bad.status_code < 500 and "noise.wav" in bad.text and "\n" not in bad.json()["error"]
+        assert client.get("/api/runs").status_code == 200  # still serving
+    assert not list((root / ".studio").rglob("try-*"))
+
+
+@pytest.mark.slow  # auto spends its whole budget (90 s: the advice alone took 40 s beside other work)
+def test_auto_run_started_from_the_new_run_screen_shows_its_stages_and_finishes(browser, tmp_path, tiny_model, data):
+    """New run with mode auto (the default) and a time budget: the live page walks through
+    doctor -> advise -> choose -> tune -> final and ends with the final run's metric; the folder
+    is an ordinary `ftkit auto` folder."""
+    root = tmp_path / "runs"
+    with studio_at(root) as base:
+        browser.set_window_size(1280, 1000)
+        browser.get(base + "/new")
+        browser.find_element("css selector", "#file").send_keys(str(data["train"]))
+        browser.find_element("css selector", "#inspect").click()
+        wait_for(lambda: not browser.find_element("css selector", "#setup").get_attribute("hidden"), what="columns")
+        fill(browser, "#model_path", str(tiny_model))
+        assert browser.find_element("css selector", "#mode").get_attribute("value") == "auto"
+        fill(browser, "#time_budget", "90s")
+        fill(browser, "#name", "auto1")
+        browser.find_element("css selector", "#start").click()
+        wait_for(lambda: browser.current_url.endswith("/runs/auto1"), what="the live page")
+        wait_for(lambda: browser.find_elements("css selector", "#stages span"), 60, "the stages")
+        seen_running = text_of(browser, "#state") == "running"
+        end = wait_for(lambda: text_of(browser, "#state") if text_of(browser, "#state") in ("finished", "failed", "stopped")
+                       else "", 300, "auto to end")
+        assert end == "finished", text_of(browser, "#error")
+        stages = [s.text for s in browser.find_elements("css selector", "#stages span")]
+        assert [s.split()[0] for s in stages] == ["doctor", "advise", "choose", "tune", "final"]
+        assert all(s.endswith("✓") for s in stages), stages
+        assert "accuracy" in text_of(browser, "#result")
+        no_js_errors(browser)
+    assert seen_running or (root / "auto1" / "auto.json").is_file()
+    report = json.loads((root / "auto1" / "auto.json").read_text())
+    assert (root / "auto1" / "final" / "summary.json").is_file() and report["final_run"]
+    assert api.load(root / "auto1" / "final").predict(["a fine film"])[0]["label"]
