@@ -88,12 +88,12 @@ def input_segments(x, columns: tuple[str, ...], where: str) -> tuple[str, ...]:
         values = list(x)
     else:
         what = "a single string" if isinstance(x, str) else describe(x)
-        raise DataError(f"{where}: {what}; this model reads {len(columns)} texts per input ({names}): "
+        raise DataError(f"{where}: got {what}; this model reads {len(columns)} texts per input ({names}): "
                         f"give a list of {len(columns)} strings or an object with those keys")
     for column, v in zip(columns, values):
         if not isinstance(v, str) or not v.strip():
-            raise DataError(f"{where}: {column!r} is {'empty' if isinstance(v, str) else describe(v)}; "
-                            "each column needs a non-empty string")
+            what = "empty" if isinstance(v, str) else f"{describe(v)}, not a string"
+            raise DataError(f"{where}: {column!r} is {what}; each column needs a non-empty string")
     return tuple(values)
 
 
