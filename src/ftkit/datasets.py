@@ -105,6 +105,32 @@ def _review_pairs(reviews: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"first": first.text, "second": second.text, "label": same})
 
 
+CLAIMS = {"fresh": "The critic liked this film.", "rotten": "The critic did not like this film."}
+
+
+@DATASETS.register("rt-review-claim", "Rotten Tomatoes reviews with a claim about the critic's verdict, true or "
+                   "false (yes/no): an entailment-style text pair (--text-column review,claim; 11,750 train / 1,000 test)")
+def rt_review_claim(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
+    """train.csv / test.csv with columns review, claim, label: a review snippet, one of two claims
+    ("The critic liked this film." / "The critic did not like this film.", drawn per review with
+    numpy seed 0 for train and 1 for test, half and half) and `yes` when the claim states the review's
+    fresh/rotten verdict, else `no`. Built on rotten-tomatoes' leak-free split (its 1,000 test
+    reviews; its training reviews with repeats dropped). The claim is drawn independently of the
+    verdict, so the review alone says nothing of the label and the claim alone only the base rate
+    (58% of the reviews are fresh): the model has to read the pair."""
+    test, train = _rt_split(_rt_corpus())
+    train = train[~train.text.map(normalise).duplicated()]
+    return _write(out_dir, {"train": _with_claims(train, 0).iloc[:n_train], "test": _with_claims(test, 1).iloc[:n_test]})
+
+
+def _with_claims(reviews: pd.DataFrame, seed: int) -> pd.DataFrame:
+    verdicts = list(CLAIMS)
+    drawn = np.random.default_rng(seed).integers(0, 2, len(reviews))
+    claim_of = [verdicts[i] for i in drawn]
+    return pd.DataFrame({"review": reviews.text.values, "claim": [CLAIMS[v] for v in claim_of],
+                         "label": ["yes" if v == y else "no" for v, y in zip(claim_of, reviews.label)]})
+
+
 @DATASETS.register("wnut-ner", "WNUT-16-style Twitter NER, 10 entity types, BIO (2,394 tweets), CoNLL files")
 def wnut_ner(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
     """test.conll: 20% of the tweets (seeded, random_state=0); train.conll: the rest."""

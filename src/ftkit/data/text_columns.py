@@ -59,7 +59,6 @@ def drop_or_fail_empty(table: Table, columns: tuple[str, ...], drop_empty: bool)
                 empty.setdefault(i, column)
     if not empty:
         return table
-    what = "text" if len(columns) == 1 else "text pair" if len(columns) == 2 else "input"
     if not drop_empty:
         first = min(empty)
         raise DataError(f"{table.where(first)}: empty text in column {empty[first]!r} ({len(empty)} such "
@@ -67,7 +66,7 @@ def drop_or_fail_empty(table: Table, columns: tuple[str, ...], drop_empty: bool)
     log.warning("%s: skipped %d rows with empty text", table.path, len(empty))
     kept = [i for i in range(len(table)) if i not in empty]
     if not kept:
-        raise DataError(f"{table.path}: every row has an empty {what} in column(s) {', '.join(map(repr, columns))}")
+        raise DataError(f"{table.path}: every row has empty text in column(s) {', '.join(map(repr, columns))}")
     return table.subset(kept)
 
 
