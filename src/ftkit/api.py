@@ -194,6 +194,8 @@ def serve_app(model: str | Path, *, runtime: str = "auto", max_batch_size: int =
     info = {"task": meta["task"], "labels": meta.get("labels", []), "base_model": meta.get("base_model"),
             "runtime": loaded.runtime, "model": str(loaded.path), "strategy": loaded.summary.get("strategy"),
             "metrics": loaded.metrics.get("test", {}), "ftkit_version": __version__}
+    if len(meta.get("text_columns") or ()) > 1:  # a text pair: /predict takes a list or object per input
+        info["text_columns"] = meta["text_columns"]
     return create_app(predictor, info, get_task(meta["task"]).input_kind, settings)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ftkit.errors import ConfigError
 
@@ -84,7 +84,9 @@ class DataConfig(_Section):
     train: Optional[str] = Field(None, description="training data: CSV, TSV, JSONL or Parquet")
     validation: Optional[str] = Field(None, description="validation data; split from train if absent")
     test: Optional[str] = Field(None, description="test data; split from train if absent")
-    text_column: str = Field("text", description="column holding the input text")
+    text_column: str = Field("text", description="column holding the input text; several, comma-separated "
+                             "(premise,hypothesis; a list in YAML): a text pair, or more columns joined by the "
+                             "separator token")
     label_column: str = Field("label", description="column holding the label")
     validation_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for validation (0: none)")
     test_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for test when no --test")
@@ -122,6 +124,28 @@ class DataConfig(_Section):
     tags_column: str = Field("tags", description="JSONL key holding each sentence's tags (NER)")
     stride: int = Field(32, ge=0, description="NER: sub-tokens shared by consecutive windows of a long sentence")
     label_all_tokens: bool = Field(False, description="NER: every sub-token carries its word's tag, not only the first")
+
+    @field_validator("text_column", mode="before")
+    @classmethod
+    def check_text_columns(cls, value: Any) -> Any:
+        """A YAML list of columns is the comma-separated string; no name may be empty or repeated."""
+        if isinstance(value, (list, tuple)):
+            if not all(isinstance(v, str) for v in value):
+                raise ValueError("a list of column names must hold only strings")
+            value = ",".join(value)
+        if isinstance(value, str):
+            names = [n.strip() for n in value.split(",")]
+            if "" in names:
+                raise ValueError(f"{value!r} has an empty column name; write premise,hypothesis")
+            if len(set(names)) < len(names):
+                raise ValueError(f"{value!r} names a column twice")
+            value = ",".join(names)
+        return value
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        """The text column(s): one for plain texts, two for a pair, more are joined (data/text_columns.py)."""
+        return tuple(self.text_column.split(","))
 
 
 class EvalConfig(_Section):

@@ -81,6 +81,56 @@ def plot_vs_review(out_dir: str | Path, n_train: int | None = None, n_test: int 
     return _write(out_dir, {"reference": frame.iloc[:n_train]})
 
 
+@DATASETS.register("rt-same-sentiment", "pairs of Rotten Tomatoes reviews, same or different verdict: a text-pair "
+                   "task (--text-column first,second; 5,875 train / 500 test pairs)")
+def rt_same_sentiment(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
+    """train.csv / test.csv with columns first, second, label: two review snippets and whether their
+    critics agree (`same`: both fresh or both rotten, else `different`). Built on rotten-tomatoes'
+    split, so no review is on both sides: its 1,000 test reviews make the 500 test pairs, its training
+    reviews (repeats within them dropped) the training pairs. Each side is shuffled again
+    (random_state=0) and paired in order, each review in one pair only; n_train / n_test count pairs.
+    58% of the reviews are fresh, so about half the pairs are `same` (0.58^2 + 0.42^2 = 0.51): a
+    model must judge both reviews, as one review alone says nothing about the label."""
+    test, train = _rt_split(_rt_corpus())
+    train = train[~train.text.map(normalise).duplicated()]
+    return _write(out_dir, {"train": _review_pairs(train).iloc[:n_train], "test": _review_pairs(test).iloc[:n_test]})
+
+
+def _review_pairs(reviews: pd.DataFrame) -> pd.DataFrame:
+    """Consecutive reviews of a seeded shuffle as (first, second, same/different) rows."""
+    shuffled = reviews.sample(frac=1, random_state=0).reset_index(drop=True)
+    n = len(shuffled) // 2
+    first, second = shuffled.iloc[0:2 * n:2].reset_index(drop=True), shuffled.iloc[1:2 * n:2].reset_index(drop=True)
+    same = (first.label == second.label).map({True: "same", False: "different"})
+    return pd.DataFrame({"first": first.text, "second": second.text, "label": same})
+
+
+CLAIMS = {"fresh": "The critic liked this film.", "rotten": "The critic did not like this film."}
+
+
+@DATASETS.register("rt-review-claim", "Rotten Tomatoes reviews with a claim about the critic's verdict, true or "
+                   "false (yes/no): an entailment-style text pair (--text-column review,claim; 11,750 train / 1,000 test)")
+def rt_review_claim(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
+    """train.csv / test.csv with columns review, claim, label: a review snippet, one of two claims
+    ("The critic liked this film." / "The critic did not like this film.", drawn per review with
+    numpy seed 0 for train and 1 for test, half and half) and `yes` when the claim states the review's
+    fresh/rotten verdict, else `no`. Built on rotten-tomatoes' leak-free split (its 1,000 test
+    reviews; its training reviews with repeats dropped). The claim is drawn independently of the
+    verdict, so the review alone says nothing of the label and the claim alone only the base rate
+    (58% of the reviews are fresh): the model has to read the pair."""
+    test, train = _rt_split(_rt_corpus())
+    train = train[~train.text.map(normalise).duplicated()]
+    return _write(out_dir, {"train": _with_claims(train, 0).iloc[:n_train], "test": _with_claims(test, 1).iloc[:n_test]})
+
+
+def _with_claims(reviews: pd.DataFrame, seed: int) -> pd.DataFrame:
+    verdicts = list(CLAIMS)
+    drawn = np.random.default_rng(seed).integers(0, 2, len(reviews))
+    claim_of = [verdicts[i] for i in drawn]
+    return pd.DataFrame({"review": reviews.text.values, "claim": [CLAIMS[v] for v in claim_of],
+                         "label": ["yes" if v == y else "no" for v, y in zip(claim_of, reviews.label)]})
+
+
 @DATASETS.register("wnut-ner", "WNUT-16-style Twitter NER, 10 entity types, BIO (2,394 tweets), CoNLL files")
 def wnut_ner(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
     """test.conll: 20% of the tweets (seeded, random_state=0); train.conll: the rest."""

@@ -32,20 +32,25 @@ def _ref(split: str, table, i: int) -> dict:
 
 
 def scan_table(split: str, path: str, column: str, d) -> list[Finding]:
-    """A table of texts: empty texts, missing labels, labels mixing numbers and text."""
+    """A table of texts: empty texts (per text column: `column` may name several, "premise,hypothesis"),
+    missing labels, labels mixing numbers and text."""
     from ftkit.data.labels import is_blank, label_text
     from ftkit.data.readers import read_table
+    from ftkit.data.text_columns import split_columns
 
     table = read_table(path)
-    table.require(column, "--text-column")
+    columns = split_columns(column)
+    for name in columns:
+        table.require(name, "--text-column")
     table.require(d.label_column, "--label-column")
     found = []
-    empty = [i for i, v in enumerate(table.frame[column].tolist()) if is_blank(v)]
-    if empty:
-        found.append(Finding("schema", "warn" if d.drop_empty else "error", len(empty),
-                             f"{split}: {len(empty)} empty/NaN text(s) in column {column!r}",
-                             "fill them in or remove them (or --set data.drop_empty=true to skip them)",
-                             [_ref(split, table, i) for i in empty]))
+    for name in columns:
+        empty = [i for i, v in enumerate(table.frame[name].tolist()) if is_blank(v)]
+        if empty:
+            found.append(Finding("schema", "warn" if d.drop_empty else "error", len(empty),
+                                 f"{split}: {len(empty)} empty/NaN text(s) in column {name!r}",
+                                 "fill them in or remove them (or --set data.drop_empty=true to skip them)",
+                                 [_ref(split, table, i) for i in empty]))
     labels = [label_text(v) for v in table.frame[d.label_column].tolist()]
     missing = [i for i, v in enumerate(labels) if v is None]
     if missing:

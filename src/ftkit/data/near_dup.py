@@ -22,6 +22,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Optional
 
+from ftkit.data.text_columns import SEGMENT_MARK
+
 NUM_PERM = 64  # MinHash permutations: ~0.3 s for 3,000 texts, Jaccard estimates within ~0.06
 LSH_SLACK = 0.1  # LSH threshold = asked threshold - slack; candidates are then verified exactly
 IMAGE_BITS = 64  # pHash 8x8
@@ -31,7 +33,11 @@ _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
 
 def normalise(text: str) -> str:
-    """'  The FILM, was great!! ' -> 'the film was great' (case, accents' width, punctuation, spaces)."""
+    """'  The FILM, was great!! ' -> 'the film was great' (case, accents' width, punctuation, spaces).
+    The columns of a multi-column input (joined with text_columns.SEGMENT_MARK) are normalised one by
+    one and keep the mark between them: ("a b", "c") and ("a", "b c") stay different inputs."""
+    if SEGMENT_MARK in text:
+        return SEGMENT_MARK.join(normalise(side) for side in text.split(SEGMENT_MARK))
     text = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(_PUNCT.sub(" ", text).split())
 

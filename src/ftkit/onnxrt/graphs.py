@@ -58,11 +58,15 @@ def example_clips(rate: int, seconds: tuple = (1.0, 0.6)) -> list[np.ndarray]:
 
 
 def text_graph(pred, model: nn.Module, per_token: bool) -> Graph:
-    enc = pred.tokenizer(["the movie was good and fun", "bad"], padding=True, return_tensors="pt")
-    names = ["input_ids", "attention_mask"]
+    """Text pairs (several text columns) trace the pair encoding: token_type_ids become an input
+    when the tokenizer makes them (BERT), so the graph tells the two sides apart as torch does."""
+    pair = len(pred.meta.get("text_columns") or ()) > 1
+    enc = pred.tokenizer(["the movie was good and fun", "bad"], ["bad", "a fun film"] if pair else None,
+                         padding=True, return_tensors="pt")
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if pair and "token_type_ids" in enc else [])
     seq = {0: "batch", 1: "sequence"}
     return Graph(Outputs(model, names), tuple(enc[n] for n in names), names, ["logits"],
-                 {"input_ids": seq, "attention_mask": seq, "logits": seq if per_token else {0: "batch"}})
+                 {**{n: seq for n in names}, "logits": seq if per_token else {0: "batch"}})
 
 
 def image_graph(pred, model: nn.Module) -> Graph:

@@ -103,14 +103,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return x / x.sum(axis=-1, keepdims=True)
 
 
-def pad_ids(ids: list[np.ndarray], pad_id: int) -> dict[str, np.ndarray]:
-    """(batch, longest) input_ids padded with pad_id and their attention mask (TextEncoded.batch)."""
+def pad_ids(ids: list[np.ndarray], pad_id: int, types: Optional[list[np.ndarray]] = None) -> dict[str, np.ndarray]:
+    """(batch, longest) input_ids padded with pad_id and their attention mask (TextEncoded.batch);
+    with `types` (text pairs) their token_type_ids too, padded with 0."""
     width = max(len(x) for x in ids)
     input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(ids), width), dtype=np.int64)
     for row, x in enumerate(ids):
         input_ids[row, :len(x)], mask[row, :len(x)] = x, 1
-    return {"input_ids": input_ids, "attention_mask": mask}
+    feeds = {"input_ids": input_ids, "attention_mask": mask}
+    if types is not None:
+        feeds["token_type_ids"] = np.zeros((len(ids), width), dtype=np.int64)
+        for row, t in enumerate(types):
+            feeds["token_type_ids"][row, :len(t)] = t
+    return feeds
 
 
 def longest_first_probs(run: Callable[[np.ndarray], np.ndarray], lengths: np.ndarray, batch_size: int,

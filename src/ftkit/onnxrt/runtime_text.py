@@ -30,7 +30,8 @@ class OnnxTextClassifier(NotExportable, TextClassifier):
 
     def _scaled_probs(self, data: TextEncoded, batch_size: int = TEXT_BATCH) -> np.ndarray:
         def logits(idx: np.ndarray) -> np.ndarray:
-            return self.session.run(pad_ids([data.ids[i] for i in idx], data.pad_id))[0]
+            types = None if data.types is None else [data.types[i] for i in idx]  # text pairs
+            return self.session.run(pad_ids([data.ids[i] for i in idx], data.pad_id, types))[0]
 
         probs = longest_first_probs(logits, data.lengths, batch_size, len(self.labels))
         return apply_temperature(probs, self.meta.get("temperature"))  # fitted in fit with eval.calibrate

@@ -15,11 +15,14 @@ TEXTS = ["the movie was good and fun", "awful boring plot", "ok", "a film with w
 
 
 def text_samples(folder: Path, meta: dict) -> Path:
+    """One column of TEXTS; a model of several text columns gets each column TEXTS shifted by one
+    more row (the long text meets short and long partners: pair truncation is exercised)."""
     path = folder / "samples.csv"
+    columns = meta.get("text_columns") or [meta.get("text_column") or "text"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow([meta.get("text_column") or "text"])
-        writer.writerows([t] for t in TEXTS)
+        writer.writerow(columns)
+        writer.writerows([TEXTS[(i + j) % len(TEXTS)] for j in range(len(columns))] for i in range(len(TEXTS)))
     return path
 
 

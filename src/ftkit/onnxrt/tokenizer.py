@@ -13,13 +13,18 @@ from ftkit.errors import ModelLoadError
 class Encodings:
     """What the task encoders read from a BatchEncoding: `enc[key]` and `enc.word_ids(i)`."""
 
-    def __init__(self, encodings: list, samples: list[int]):
+    def __init__(self, encodings: list, samples: list[int], token_types: bool = False):
         self._encodings = encodings
         self.data = {"input_ids": [e.ids for e in encodings], "attention_mask": [e.attention_mask for e in encodings],
                      "offset_mapping": [e.offsets for e in encodings], "overflow_to_sample_mapping": samples}
+        if token_types:  # as the HF tokenizer: only when the model takes them (its model_input_names)
+            self.data["token_type_ids"] = [e.type_ids for e in encodings]
 
     def __getitem__(self, key: str):
         return self.data[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
 
     def word_ids(self, index: int) -> list[Optional[int]]:
         return self._encodings[index].word_ids
@@ -38,12 +43,15 @@ class RustTokenizer:
         self.pad_token_id: int = settings["pad_id"]
         self.model_max_length: int = settings["model_max_length"]
         self.truncation_side: str = settings.get("truncation_side", "right")
+        self.sep_token: Optional[str] = settings.get("sep_token")
+        self.token_types: bool = settings.get("token_types", False)
 
-    def __call__(self, inputs: list, *, truncation: bool = False, max_length: Optional[int] = None, stride: int = 0,
-                 is_split_into_words: bool = False, return_overflowing_tokens: bool = False,
-                 return_offsets_mapping: bool = False) -> Encodings:
+    def __call__(self, inputs: list, text_pair: Optional[list] = None, *, truncation: bool | str = False,
+                 max_length: Optional[int] = None, stride: int = 0, is_split_into_words: bool = False,
+                 return_overflowing_tokens: bool = False, return_offsets_mapping: bool = False) -> Encodings:
         """As `PreTrainedTokenizerFast.__call__` without padding: overflowing windows follow their
-        sentence, `overflow_to_sample_mapping` names it (offsets are always there: they cost nothing)."""
+        sentence, `overflow_to_sample_mapping` names it (offsets are always there: they cost nothing).
+        `text_pair`: the second texts of sentence pairs (truncation is longest-first either way)."""
         backend = self._tokenizer
         backend.no_padding()
         if truncation:
@@ -51,19 +59,21 @@ class RustTokenizer:
                                       direction=self.truncation_side)
         else:
             backend.no_truncation()
-        encoded = backend.encode_batch(list(inputs), is_pretokenized=is_split_into_words, add_special_tokens=True)
+        items = list(inputs) if text_pair is None else list(zip(inputs, text_pair))
+        encoded = backend.encode_batch(items, is_pretokenized=is_split_into_words, add_special_tokens=True)
         flat, samples = [], []
         for i, enc in enumerate(encoded):
             windows = [enc, *enc.overflowing] if return_overflowing_tokens else [enc]
             flat += windows
             samples += [i] * len(windows)
-        return Encodings(flat, samples)
+        return Encodings(flat, samples, self.token_types)
 
 
 def tokenizer_settings(tokenizer) -> dict:
     """What RustTokenizer needs beyond tokenizer.json, read off the HF tokenizer at export."""
     return {"pad_id": tokenizer.pad_token_id, "model_max_length": min(int(tokenizer.model_max_length), 2**31 - 1),
-            "truncation_side": tokenizer.truncation_side, "rust": bool(getattr(tokenizer, "is_fast", False))}
+            "truncation_side": tokenizer.truncation_side, "rust": bool(getattr(tokenizer, "is_fast", False)),
+            "sep_token": tokenizer.sep_token, "token_types": "token_type_ids" in tokenizer.model_input_names}
 
 
 def load_tokenizer(folder: Path, settings: dict):

@@ -50,8 +50,10 @@ class ServeSettings:
 
 
 class PredictRequest(BaseModel):
-    inputs: list[Union[str, list[str]]] = Field(
-        ..., description="texts (NER: a text or a list of words); images and audio: base64-encoded files")
+    inputs: list[Union[str, list[str], dict[str, str]]] = Field(
+        ..., description="texts (NER: a text or a list of words; a model of several text columns: a list of "
+        "texts or an object keyed by column, e.g. {\"premise\": ..., \"hypothesis\": ...}); images and audio: "
+        "base64-encoded files")
 
 
 class PredictResponse(BaseModel):
@@ -71,6 +73,7 @@ def create_app(predictor, info: dict, kind: str, settings: Optional[ServeSetting
     metrics = ServerMetrics()
     batcher = MicroBatcher(predictor.predict, settings.max_batch_size, settings.max_wait_ms, metrics.on_batch)
     limits = Limits(settings.max_inputs, settings.max_text_chars)
+    columns = tuple(info.get("text_columns") or ())  # several: each input is a list or object of texts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -101,7 +104,7 @@ def create_app(predictor, info: dict, kind: str, settings: Optional[ServeSetting
     async def predict(request: Request):
         tick = time.perf_counter()
         try:
-            response = await _predict(request, batcher, kind, limits, settings)
+            response = await _predict(request, batcher, kind, limits, settings, columns)
         except BadRequest as err:
             response = JSONResponse({"error": str(err)}, status_code=err.status)
         except FtkitError as err:  # bad input the predictor found (e.g. an input it cannot read)
@@ -117,13 +120,13 @@ def create_app(predictor, info: dict, kind: str, settings: Optional[ServeSetting
 
 
 async def _predict(request: Request, batcher: MicroBatcher, kind: str, limits: Limits,
-                   settings: ServeSettings) -> JSONResponse:
+                   settings: ServeSettings, columns: tuple[str, ...]) -> JSONResponse:
     body = await _read_body(request, settings.max_body_bytes)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         inputs = from_files(await _files(request, body, limits), kind, limits)
     else:  # JSON whatever the header says (curl -d sends form-urlencoded): the body decides
-        inputs = from_json(body, kind, limits)
+        inputs = from_json(body, kind, limits, columns)
     if kind not in ("image", "audio"):
         return JSONResponse({"predictions": await batcher.submit(inputs)})
     with tempfile.TemporaryDirectory(prefix="ftkit-serve-") as folder:

@@ -1,6 +1,8 @@
 """A /predict request's inputs, checked and turned into what the predictor's predict() takes.
 
-Texts go through as they are (NER: a string or a list of words). Images and audio arrive as base64
+Texts go through as they are (NER: a string or a list of words; a model of several text columns:
+a list of texts or an object keyed by column per input, checked here so one malformed pair is
+refused alone, with its index, before it reaches a batch). Images and audio arrive as base64
 strings in JSON or as multipart files; each is decoded and checked here (so one undecodable upload
 is refused alone, with its index, before it reaches a batch) and written to a temporary file, the
 same kind of path `ftkit predict --image/--audio` passes.
@@ -15,6 +17,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ftkit.data.text_columns import input_segments
+from ftkit.errors import DataError
 
 FORMAT = 'send JSON {"inputs": [...]}'
 
@@ -42,8 +47,9 @@ class Upload:
     suffix: str = ""
 
 
-def from_json(body: bytes, kind: str, limits: Limits) -> list[Any]:
-    """The inputs of a JSON body {"inputs": [...]}: texts (words: text or list of words) or Uploads."""
+def from_json(body: bytes, kind: str, limits: Limits, columns: tuple[str, ...] = ()) -> list[Any]:
+    """The inputs of a JSON body {"inputs": [...]}: texts (words: text or list of words; `columns`,
+    a model's several text columns: a list or object of texts each) or Uploads."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as err:
@@ -61,6 +67,8 @@ def from_json(body: bytes, kind: str, limits: Limits) -> list[Any]:
     _check_count(len(inputs), limits)
     if kind in ("image", "audio"):
         return [decode(_base64(x, i), f"inputs[{i}]", kind) for i, x in enumerate(inputs)]
+    if kind == "text" and len(columns) > 1:
+        return [_segments(x, i, columns, limits) for i, x in enumerate(inputs)]
     return [_text(x, i, kind, limits) for i, x in enumerate(inputs)]
 
 
@@ -89,6 +97,19 @@ def _text(x, i: int, kind: str, limits: Limits):
     else:
         what = "a string or a list of words" if kind == "words" else "a string"
         raise BadRequest(422, f"inputs[{i}] is {_json_type(x)}; each input is {what}")
+    if size > limits.max_text_chars:
+        raise BadRequest(413, f"inputs[{i}]: {size:,} characters; the limit is {limits.max_text_chars:,} "
+                              "(--max-text-chars)")
+    return x
+
+
+def _segments(x, i: int, columns: tuple[str, ...], limits: Limits):
+    """One input of a model that reads several text columns: [texts] or {column: text}."""
+    try:
+        texts = input_segments(x, columns, f"inputs[{i}]")
+    except DataError as err:
+        raise BadRequest(422, str(err)) from None
+    size = sum(len(t) for t in texts)
     if size > limits.max_text_chars:
         raise BadRequest(413, f"inputs[{i}]: {size:,} characters; the limit is {limits.max_text_chars:,} "
                               "(--max-text-chars)")

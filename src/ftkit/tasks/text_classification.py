@@ -1,4 +1,5 @@
-"""Text classification (sentiment, topics, intents): one text column, one label column."""
+"""Text classification (sentiment, topics, intents, sentence pairs): one label column and one text
+column, or several (`--text-column premise,hypothesis`: a text pair, see data/text_columns.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,9 @@ import pandas as pd
 from ftkit.lazy import torch  # loaded at first use: data is read and checked without it
 
 from ftkit.config import FitConfig
-from ftkit.data.labels import check_known, describe, is_blank, is_scalar, label_order, table_labels
+from ftkit.data.labels import check_known, label_order, table_labels
 from ftkit.data.readers import Table, read_table
+from ftkit.data.text_columns import input_segments, joined, read_columns, split_columns, tokenizer_sides
 from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError
 from ftkit.evaluation.calibration import apply_temperature
@@ -29,19 +31,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TextExamples:
-    texts: list[str]
+    texts: list[str]  # several text columns: joined with text_columns.SEGMENT_MARK
     labels: Optional[list[str]]  # None for unlabelled data (predict)
     source: str  # file the rows came from
     rows: list[int]  # line (CSV/JSONL) or row (Parquet) number of each example in source
     unit: str = "line"
+    segments: Optional[list[tuple[str, ...]]] = None  # several text columns: each row's texts, in column order
 
     def where(self, i: int) -> str:
         return f"{self.source} {self.unit} {self.rows[i]}"
 
     def subset(self, keep: list[int]) -> "TextExamples":
         labels = None if self.labels is None else [self.labels[i] for i in keep]
+        segments = None if self.segments is None else [self.segments[i] for i in keep]
         return TextExamples([self.texts[i] for i in keep], labels, self.source,
-                            [self.rows[i] for i in keep], self.unit)
+                            [self.rows[i] for i in keep], self.unit, segments)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -55,39 +59,29 @@ def read_examples(path: str, text_column: str, label_column: Optional[str], drop
 
 
 def examples_from(table: Table, text_column: str, label_column: Optional[str], drop_empty: bool) -> TextExamples:
-    table.require(text_column, "--text-column")
+    """`text_column` may name several columns ("premise,hypothesis"): every one must be there and
+    filled in on every row."""
+    columns = split_columns(text_column)
+    for column in columns:
+        table.require(column, "--text-column")
     if label_column is not None:
         table.require(label_column, "--label-column")
-    table = _drop_or_fail_empty(table, text_column, drop_empty)
-    texts = table.frame[text_column].tolist()
-    for i, text in enumerate(texts):
-        if not is_scalar(text):
-            raise DataError(f"{table.where(i)}: column {text_column!r} holds {describe(text)}, not text")
+    table, rows = read_columns(table, columns, drop_empty)
     labels = table_labels(table, label_column) if label_column is not None else None
-    return TextExamples([str(t) for t in texts], labels, str(table.path), table.lines, table.unit)
-
-
-def _drop_or_fail_empty(table: Table, column: str, drop_empty: bool) -> Table:
-    empty = [i for i, v in enumerate(table.frame[column].tolist()) if is_blank(v)]
-    if not empty:
-        return table
-    if not drop_empty:
-        raise DataError(f"{table.where(empty[0])}: empty text in column {column!r} ({len(empty)} such "
-                        "rows); fill them in, or pass --set data.drop_empty=true to skip them")
-    log.warning("%s: skipped %d rows with empty text", table.path, len(empty))
-    kept = sorted(set(range(len(table))) - set(empty))
-    if not kept:
-        raise DataError(f"{table.path}: every row has empty text in column {column!r}")
-    return table.subset(kept)
+    if len(columns) == 1:
+        return TextExamples([r[0] for r in rows], labels, str(table.path), table.lines, table.unit)
+    return TextExamples([joined(r) for r in rows], labels, str(table.path), table.lines, table.unit, rows)
 
 
 # ---------------------------------------------------------------- model inputs
 
 class TextEncoded:
-    """Token ids per example (unpadded); batches are padded to their own longest row."""
+    """Token ids per example (unpadded); batches are padded to their own longest row. `types`: the
+    token_type_ids of text pairs, when the tokenizer makes them (BERT: 0 first side, 1 second)."""
 
-    def __init__(self, ids: list[np.ndarray], labels: Optional[np.ndarray], pad_id: int, n_classes: int = 0):
-        self.ids, self.labels, self.pad_id, self.n_classes = ids, labels, pad_id, n_classes
+    def __init__(self, ids: list[np.ndarray], labels: Optional[np.ndarray], pad_id: int, n_classes: int = 0,
+                 types: Optional[list[np.ndarray]] = None):
+        self.ids, self.labels, self.pad_id, self.n_classes, self.types = ids, labels, pad_id, n_classes, types
         self.lengths = np.array([len(x) for x in ids], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -98,6 +92,8 @@ class TextEncoded:
         digest = hashlib.blake2b(self.lengths.tobytes(), digest_size=16)
         digest.update(np.concatenate(self.ids).tobytes() if self.ids else b"")
         digest.update(str(self.pad_id).encode())
+        if self.types is not None:
+            digest.update(b"types" + (np.concatenate(self.types).tobytes() if self.types else b""))
         return digest.hexdigest()
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
@@ -109,19 +105,33 @@ class TextEncoded:
             input_ids[row, :n] = self.ids[i]
             mask[row, :n] = 1
         out = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+        if self.types is not None:
+            types = np.zeros((len(indices), width), dtype=np.int64)  # (batch, seq); padding: 0
+            for row, i in enumerate(indices):
+                types[row, :self.lengths[i]] = self.types[i]
+            out["token_type_ids"] = torch.from_numpy(types)
         if self.labels is not None:
             out["labels"] = torch.from_numpy(self.labels[indices])
         return out
 
 
 def encode(examples: TextExamples, tokenizer, max_length: int, labels: Optional[list[str]]) -> TextEncoded:
-    ids = tokenizer(examples.texts, truncation=True, max_length=max_length)["input_ids"]
+    """Plain texts, or several columns through the tokenizer's pair API (data/text_columns.py)."""
+    types = None
+    if examples.segments is None:
+        ids = tokenizer(examples.texts, truncation=True, max_length=max_length)["input_ids"]
+    else:
+        first, second = tokenizer_sides(examples.segments, tokenizer.sep_token)
+        enc = tokenizer(first, second, truncation="longest_first", max_length=max_length)
+        ids = enc["input_ids"]
+        if "token_type_ids" in enc:
+            types = [np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"]]
     label_ids = None
     if labels is not None and examples.labels is not None:
         index = {name: i for i, name in enumerate(labels)}
         label_ids = np.array([index[v] for v in examples.labels], dtype=np.int64)
     return TextEncoded([np.asarray(x, dtype=np.int64) for x in ids], label_ids, tokenizer.pad_token_id,
-                       len(labels or []))
+                       len(labels or []), types)
 
 
 def predict_proba(model, data: TextEncoded, batch_size: int, precision: str) -> np.ndarray:
@@ -194,7 +204,7 @@ class TextClassification(PerExampleEvaluation):
         criterion = self.criterion(cfg, train)
 
         def loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # ids, mask (+ token types)
             return criterion(logits, batch["labels"])
 
         return loss
@@ -210,7 +220,8 @@ class TextClassification(PerExampleEvaluation):
         with quiet_transformers():
             model.save_pretrained(folder)  # safetensors
             tokenizer.save_pretrained(folder)
-        meta = {"task": self.name, **meta, "text_column": cfg.data.text_column, "label_column": cfg.data.label_column}
+        meta = {"task": self.name, **meta, "text_column": cfg.data.text_column,
+                "text_columns": list(cfg.data.text_columns), "label_column": cfg.data.label_column}
         (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))
 
     def predictor(self, folder: Path) -> "TextClassifier":
@@ -266,9 +277,22 @@ class TextClassifier:
         probs = self._scaled_probs(data)
         return classification_metrics(probs, data.labels, self.labels), probs
 
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        return tuple(self.meta.get("text_columns") or split_columns(self.meta["text_column"]))
+
+    def inputs(self, items: list, source: str) -> TextExamples:
+        """predict()'s inputs as examples: texts, or for a model of several text columns a list of
+        texts or an object keyed by column per input (a bad one is named as source[i])."""
+        rows = list(range(1, len(items) + 1))
+        columns = self.text_columns
+        if len(columns) == 1:
+            return TextExamples([str(t) for t in items], None, source, rows)
+        segments = [input_segments(x, columns, f"{source}[{i}]") for i, x in enumerate(items)]
+        return TextExamples([joined(s) for s in segments], None, source, rows, segments=segments)
+
     def predict(self, texts: list) -> list[dict]:
-        texts = [str(t) for t in texts]
-        probs = self.predict_proba(TextExamples(texts, None, "<input>", list(range(1, len(texts) + 1))))
+        probs = self.predict_proba(self.inputs(list(texts), "inputs"))
         return [{"label": self.labels[int(p.argmax())], "score": float(p.max()),
                  "probabilities": {name: float(v) for name, v in zip(self.labels, p)}} for p in probs]
 
@@ -290,7 +314,10 @@ class TextClassifier:
             examples = examples_from(table, column or self.meta["text_column"], None, drop_empty=False)
             base = table.frame.reset_index(drop=True)
         else:
-            examples = TextExamples(list(texts), None, "--text", list(range(1, len(texts) + 1)))
+            if len(self.text_columns) > 1:
+                raise DataError(f"--text: this model reads {len(self.text_columns)} text columns "
+                                f"({', '.join(self.text_columns)}); predict a file with them: --data FILE")
+            examples = self.inputs(list(texts), "--text")
             base = pd.DataFrame({"text": examples.texts})
         scored = self.frame(examples, self.predict_proba(examples)).drop(columns=["row", "text"])
         return pd.concat([base, scored.reset_index(drop=True)], axis=1)
