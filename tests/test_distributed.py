@@ -253,3 +253,106 @@ def test_nccl_workers_equal_one_process(tiny_model, sentiment, tmp_path):
     d = summary(two)["distributed"]
     assert d["backend"] == "nccl" and d["workers"] == workers
     assert_close(scores(two), scores(one), tol=1e-3)
+
+
+# ------------------------------------------------------------------ outer loops: --workers-per-trial
+
+def _tune_flags(tiny_model, sentiment, out: Path) -> list:
+    return ["tune", "--model", tiny_model, "--train", sentiment["train"], "--out", out, "--trials", "2", "--quiet"]
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--workers-per-trial", "2"], "need --executor ray"),  # the local executor runs trials in this process
+    (["--workers-per-trial", "0", "--executor", "ray"], "expected at least 1"),
+    (["--workers-per-trial", "2", "--executor", "ray", "--trial-cpus", "2"], "--cpus-per-worker"),
+    (["--workers-per-trial", "1024", "--executor", "ray"], "do not fit this machine"),
+    (["--workers-per-trial", "2", "--executor", "ray", "--set", "distributed.address=auto"], "give it as --address"),
+])
+def test_tune_workers_per_trial_refused_before_ray(tiny_model, sentiment, tmp_path, flags, words):
+    out = tmp_path / "t"
+    result = run_cli(*_tune_flags(tiny_model, sentiment, out), *flags)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "--workers-per-trial" in lines[0] and words in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_cv_workers_per_trial_refused_before_ray(tiny_model, sentiment, tmp_path):
+    out = tmp_path / "cv"
+    result = run_cli("cv", "--model", tiny_model, "--train", sentiment["train"], "--out", out, "--folds", "2",
+                     "--workers-per-trial", "1024", "--quiet")
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].count("--workers-per-trial 1024") == 1 and "do not fit" in lines[0]
+    assert not out.exists()
+
+
+def test_an_in_process_hook_cannot_reach_workers(tiny_model, sentiment, tmp_path):
+    """fit_run's on_validate of the local executor (a plain callable) is refused on several workers
+    before Ray starts; only a distributed.Relay (the Ray executor's) travels to them."""
+    from ftkit.runs.fit import fit_run
+
+    cfg = build_config(values={"model.name": str(tiny_model), "data.train": str(sentiment["train"]),
+                               "distributed.workers": 2, "out": str(tmp_path / "run")})
+    with pytest.raises(ConfigError, match="--workers-per-trial.*--executor ray"):
+        fit_run(cfg, on_validate=lambda record: False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_trial_placement_adds_up():
+    """A trial on several workers reserves workers x cpus_per_worker (and GPUs); trials run at most
+    as many at a time as fit the cluster, and one that cannot be placed is refused by its flag."""
+    pytest.importorskip("ray.tune")
+    from ftkit.config import DistributedConfig
+    from ftkit.hpo.ray_executor import check_cluster, trial_slots
+
+    assert trial_slots(DistributedConfig(), {"CPU": 9}, 3) == 3  # one-process trials: --trial-cpus each
+    assert trial_slots(DistributedConfig(workers=2, cpus_per_worker=2), {"CPU": 9}, 1) == 2
+    assert trial_slots(DistributedConfig(workers=2, gpus_per_worker=1), {"CPU": 16, "GPU": 3}, 1) == 1
+    check_cluster(DistributedConfig(workers=2, cpus_per_worker=2), {"CPU": 4}, None)
+    with pytest.raises(ConfigError, match=r"--workers-per-trial 2: .* 2 workers x 2 CPU .*ray://head:10001 \(3 CPUs"):
+        check_cluster(DistributedConfig(workers=2, cpus_per_worker=2), {"CPU": 3}, "ray://head:10001")
+    with pytest.raises(ConfigError, match="--gpus-per-worker"):
+        check_cluster(DistributedConfig(workers=2, gpus_per_worker=1), {"CPU": 8, "GPU": 1}, None)
+
+
+@pytest.mark.slow
+def test_tune_trials_train_on_two_workers_each(tiny_model, sentiment, tmp_path, shared_ray):
+    """--executor ray --workers-per-trial 2: each trial is a 2-worker fit whose validation scores
+    reach Optuna (through Ray Train's report, TuneReportCallback and Tune); the refit too has 2 workers."""
+    import optuna
+    from optuna.trial import TrialState
+
+    out = tmp_path / "t"
+    report = ftkit.tune(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]), out=out,
+                        trials=2, executor="ray", workers_per_trial=2, pruner="none", epochs=1, batch_size=8,
+                        space={"train.lr": {"low": 1e-3, "high": 6e-3, "log": True}}, quiet=True,
+                        overrides={"eval.bootstrap": 0})
+    study = optuna.load_study(study_name="ftkit", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    for trial in study.trials:
+        s = summary(out / f"trial-{trial.number:04d}")
+        assert s["distributed"]["workers"] == 2 and s["outputs"]["test_scored"] is False
+        assert len(trial.intermediate_values) >= len(s["history"]) >= 2  # each validation, reported
+        assert trial.value == s["best"]["value"]
+    assert report["trials"]["complete"] == 2 and report["executor"] == "ray"
+    best = summary(out / "best")
+    assert best["distributed"]["workers"] == 2 and "test" in best["metrics"]
+
+
+@pytest.mark.slow
+def test_cv_folds_train_on_two_workers_each(tiny_model, sentiment, tmp_path, shared_ray):
+    """ftkit cv --workers-per-trial 2: the same folds as one process, each an ordinary run folder
+    with a `distributed` block, and (deterministic setup) the same scores within float tolerance."""
+    kw = exact(tiny_model, sentiment, tmp_path / "unused")
+    for key in ("test", "out"):
+        kw.pop(key)
+    kw["epochs"] = 1
+    one = ftkit.cv(**kw, folds=2, out=tmp_path / "one")
+    two = ftkit.cv(**kw, folds=2, out=tmp_path / "two", workers_per_trial=2)
+    for fold in range(2):
+        s = summary(tmp_path / "two" / f"fold-{fold}")
+        assert s["distributed"]["workers"] == 2 and s["metrics"]["test"]["n"] == 120
+        assert s["data"] == summary(tmp_path / "one" / f"fold-{fold}")["data"]
+    assert two["split_seed"] == one["split_seed"]
+    assert_close(two["test"], one["test"])
