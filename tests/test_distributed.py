@@ -316,28 +316,62 @@ def test_trial_placement_adds_up():
         check_cluster(DistributedConfig(workers=2, gpus_per_worker=1), {"CPU": 8, "GPU": 1}, None)
 
 
+def test_asha_asks_a_trial_on_workers_to_stop(tmp_path):
+    """ASHA's own decisions (a real ASHAScheduler bracket; the trials are stand-ins for Tune's, which
+    carry an id and the config): a trial on several workers is not killed (its Ray Train placement
+    group would outlive it) but finds the stop file at its next validation and ends as pruned."""
+    pytest.importorskip("ray.tune")
+    from types import SimpleNamespace
+
+    from ftkit.hpo.ray_executor import FINISHED, STOP_FILE, AskingASHA, Score
+
+    asha = AskingASHA(time_attr="training_iteration", max_t=8, grace_period=1, reduction_factor=2, out=tmp_path)
+    asha.set_search_properties("value", "max")
+    trials = [SimpleNamespace(trial_id=f"t{n}", config={"trial_number": n}) for n in range(4)]
+    for trial in trials:
+        asha.on_trial_add(None, trial)
+    for trial, value in zip(trials[:3], (0.9, 0.95, 0.1)):
+        assert asha.on_trial_result(None, trial, {"training_iteration": 1, "value": value}) == asha.CONTINUE
+    stop = tmp_path / "trial-0002" / STOP_FILE
+    assert stop.is_file() and not (tmp_path / "trial-0000" / STOP_FILE).exists()  # only the poor one
+    assert asha.on_trial_result(None, trials[3], {"training_iteration": 1, "value": 0.0, FINISHED: 1}) == asha.STOP
+
+    reports: list = []
+    score = Score("accuracy", reports.append, str(stop))
+    assert score({"validation": {"accuracy": 0.25}}) is True and reports == [{"value": 0.25}]
+    assert Score("accuracy", reports.append, str(tmp_path / "none"))({"validation": {"accuracy": 0.5}}) is False
+
+
 @pytest.mark.slow
 def test_tune_trials_train_on_two_workers_each(tiny_model, sentiment, tmp_path, shared_ray):
     """--executor ray --workers-per-trial 2: each trial is a 2-worker fit whose validation scores
-    reach Optuna (through Ray Train's report, TuneReportCallback and Tune); the refit too has 2 workers."""
+    reach ASHA and Optuna (Ray Train's report on every worker, TuneReportCallback, Tune). Trial 0
+    (lr 5e-3) learns by its 3rd validation (of 9, every 9 steps); trial 1 (lr 1e-7) stays at
+    chance, so ASHA stops it at its rung of 4 reports and it ends, as pruned, at its next
+    validation. The refit trains on 2 workers too."""
     import optuna
     from optuna.trial import TrialState
 
     out = tmp_path / "t"
     report = ftkit.tune(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]), out=out,
-                        trials=2, executor="ray", workers_per_trial=2, pruner="none", epochs=1, batch_size=8,
-                        space={"train.lr": {"low": 1e-3, "high": 6e-3, "log": True}}, quiet=True,
-                        overrides={"eval.bootstrap": 0})
+                        trials=2, executor="ray", workers_per_trial=2, epochs=3, batch_size=8,
+                        space={"train.lr": {"low": 1e-7, "high": 6e-3, "log": True}}, quiet=True,
+                        points=[{"train.lr": 5e-3}, {"train.lr": 1e-7}],
+                        overrides={"eval.bootstrap": 0, "model.dropout": 0.0, "train.precision": "fp32",
+                                   "train.patience": None})
     study = optuna.load_study(study_name="ftkit", storage=f"sqlite:///{out / 'study.db'}")
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
     for trial in study.trials:
         s = summary(out / f"trial-{trial.number:04d}")
         assert s["distributed"]["workers"] == 2 and s["outputs"]["test_scored"] is False
         assert len(trial.intermediate_values) >= len(s["history"]) >= 2  # each validation, reported
-        assert trial.value == s["best"]["value"]
-    assert report["trials"]["complete"] == 2 and report["executor"] == "ray"
+        assert not (out / f"trial-{trial.number:04d}" / "stop-requested").exists()
+    first, second = (summary(out / f"trial-{n:04d}") for n in (0, 1))
+    assert study.trials[0].value == first["best"]["value"] == 1.0 and first["stopped"]["reason"] is None
+    assert second["stopped"]["reason"] == "pruned" and len(second["history"]) == 5  # asked at 4, honoured at 5
+    assert report["trials"]["complete"] == 1 and report["trials"]["pruned"] == 1
     best = summary(out / "best")
-    assert best["distributed"]["workers"] == 2 and "test" in best["metrics"]
+    assert best["distributed"]["workers"] == 2 and best["metrics"]["test"]["accuracy"] > 0.9
 
 
 @pytest.mark.slow

@@ -203,6 +203,7 @@ def _trainable(config: dict, ctx: Trials, max_seconds: Optional[float], threads:
     on_validate = (Relay(Score(ctx.metric, ray.train.report, str(stop)), callbacks=(TuneReportCallback(),))
                    if cfg.distributed.workers > 1 else Score(ctx.metric, ray_tune.report))
     summary = fit_trial(cfg, on_validate)
+    stop.unlink(missing_ok=True)  # asked to stop after it ended on its own, or honoured: not kept
     value = summary["best"]["value"]
     if summary["stopped"]["reason"] == "pruned":  # asked to stop by AskingASHA: Optuna records it pruned
         ray_tune.report({"value": float("nan") if value is None else value})
