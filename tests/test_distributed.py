@@ -253,3 +253,140 @@ def test_nccl_workers_equal_one_process(tiny_model, sentiment, tmp_path):
     d = summary(two)["distributed"]
     assert d["backend"] == "nccl" and d["workers"] == workers
     assert_close(scores(two), scores(one), tol=1e-3)
+
+
+# ------------------------------------------------------------------ outer loops: --workers-per-trial
+
+def _tune_flags(tiny_model, sentiment, out: Path) -> list:
+    return ["tune", "--model", tiny_model, "--train", sentiment["train"], "--out", out, "--trials", "2", "--quiet"]
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--workers-per-trial", "2"], "need --executor ray"),  # the local executor runs trials in this process
+    (["--workers-per-trial", "0", "--executor", "ray"], "expected at least 1"),
+    (["--workers-per-trial", "2", "--executor", "ray", "--trial-cpus", "2"], "--cpus-per-worker"),
+    (["--workers-per-trial", "1024", "--executor", "ray"], "do not fit this machine"),
+    (["--workers-per-trial", "2", "--executor", "ray", "--set", "distributed.address=auto"], "give it as --address"),
+])
+def test_tune_workers_per_trial_refused_before_ray(tiny_model, sentiment, tmp_path, flags, words):
+    out = tmp_path / "t"
+    result = run_cli(*_tune_flags(tiny_model, sentiment, out), *flags)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "--workers-per-trial" in lines[0] and words in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_cv_workers_per_trial_refused_before_ray(tiny_model, sentiment, tmp_path):
+    out = tmp_path / "cv"
+    result = run_cli("cv", "--model", tiny_model, "--train", sentiment["train"], "--out", out, "--folds", "2",
+                     "--workers-per-trial", "1024", "--quiet")
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].count("--workers-per-trial 1024") == 1 and "do not fit" in lines[0]
+    assert not out.exists()
+
+
+def test_an_in_process_hook_cannot_reach_workers(tiny_model, sentiment, tmp_path):
+    """fit_run's on_validate of the local executor (a plain callable) is refused on several workers
+    before Ray starts; only a distributed.Relay (the Ray executor's) travels to them."""
+    from ftkit.runs.fit import fit_run
+
+    cfg = build_config(values={"model.name": str(tiny_model), "data.train": str(sentiment["train"]),
+                               "distributed.workers": 2, "out": str(tmp_path / "run")})
+    with pytest.raises(ConfigError, match="--workers-per-trial.*--executor ray"):
+        fit_run(cfg, on_validate=lambda record: False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_trial_placement_adds_up():
+    """A trial on several workers reserves workers x cpus_per_worker (and GPUs); trials run at most
+    as many at a time as fit the cluster, and one that cannot be placed is refused by its flag."""
+    pytest.importorskip("ray.tune")
+    from ftkit.config import DistributedConfig
+    from ftkit.hpo.ray_executor import check_cluster, trial_slots
+
+    assert trial_slots(DistributedConfig(), {"CPU": 9}, 3) == 3  # one-process trials: --trial-cpus each
+    assert trial_slots(DistributedConfig(workers=2, cpus_per_worker=2), {"CPU": 9}, 1) == 2
+    assert trial_slots(DistributedConfig(workers=2, gpus_per_worker=1), {"CPU": 16, "GPU": 3}, 1) == 1
+    check_cluster(DistributedConfig(workers=2, cpus_per_worker=2), {"CPU": 4}, None)
+    with pytest.raises(ConfigError, match=r"--workers-per-trial 2: .* 2 workers x 2 CPU .*ray://head:10001 \(3 CPUs"):
+        check_cluster(DistributedConfig(workers=2, cpus_per_worker=2), {"CPU": 3}, "ray://head:10001")
+    with pytest.raises(ConfigError, match="--gpus-per-worker"):
+        check_cluster(DistributedConfig(workers=2, gpus_per_worker=1), {"CPU": 8, "GPU": 1}, None)
+
+
+def test_asha_asks_a_trial_on_workers_to_stop(tmp_path):
+    """ASHA's own decisions (a real ASHAScheduler bracket; the trials are stand-ins for Tune's, which
+    carry an id and the config): a trial on several workers is not killed (its Ray Train placement
+    group would outlive it) but finds the stop file at its next validation and ends as pruned."""
+    pytest.importorskip("ray.tune")
+    from types import SimpleNamespace
+
+    from ftkit.hpo.ray_executor import FINISHED, STOP_FILE, AskingASHA, Score
+
+    asha = AskingASHA(time_attr="training_iteration", max_t=8, grace_period=1, reduction_factor=2, out=tmp_path)
+    asha.set_search_properties("value", "max")
+    trials = [SimpleNamespace(trial_id=f"t{n}", config={"trial_number": n}) for n in range(4)]
+    for trial in trials:
+        asha.on_trial_add(None, trial)
+    for trial, value in zip(trials[:3], (0.9, 0.95, 0.1)):
+        assert asha.on_trial_result(None, trial, {"training_iteration": 1, "value": value}) == asha.CONTINUE
+    stop = tmp_path / "trial-0002" / STOP_FILE
+    assert stop.is_file() and not (tmp_path / "trial-0000" / STOP_FILE).exists()  # only the poor one
+    assert asha.on_trial_result(None, trials[3], {"training_iteration": 1, "value": 0.0, FINISHED: 1}) == asha.STOP
+
+    reports: list = []
+    score = Score("accuracy", reports.append, str(stop))
+    assert score({"validation": {"accuracy": 0.25}}) is True and reports == [{"value": 0.25}]
+    assert Score("accuracy", reports.append, str(tmp_path / "none"))({"validation": {"accuracy": 0.5}}) is False
+
+
+@pytest.mark.slow
+def test_tune_trials_train_on_two_workers_each(tiny_model, sentiment, tmp_path, shared_ray):
+    """--executor ray --workers-per-trial 2: each trial is a 2-worker fit whose validation scores
+    reach ASHA and Optuna (Ray Train's report on every worker, TuneReportCallback, Tune). Trial 0
+    (lr 5e-3) learns by its 3rd validation (of 9, every 9 steps); trial 1 (lr 1e-7) stays at
+    chance, so ASHA stops it at its rung of 4 reports and it ends, as pruned, at its next
+    validation. The refit trains on 2 workers too."""
+    import optuna
+    from optuna.trial import TrialState
+
+    out = tmp_path / "t"
+    report = ftkit.tune(model=str(tiny_model), train=str(sentiment["train"]), test=str(sentiment["test"]), out=out,
+                        trials=2, executor="ray", workers_per_trial=2, epochs=3, batch_size=8,
+                        space={"train.lr": {"low": 1e-7, "high": 6e-3, "log": True}}, quiet=True,
+                        points=[{"train.lr": 5e-3}, {"train.lr": 1e-7}],
+                        overrides={"eval.bootstrap": 0, "model.dropout": 0.0, "train.precision": "fp32",
+                                   "train.patience": None})
+    study = optuna.load_study(study_name="ftkit", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    for trial in study.trials:
+        s = summary(out / f"trial-{trial.number:04d}")
+        assert s["distributed"]["workers"] == 2 and s["outputs"]["test_scored"] is False
+        assert len(trial.intermediate_values) >= len(s["history"]) >= 2  # each validation, reported
+        assert not (out / f"trial-{trial.number:04d}" / "stop-requested").exists()
+    first, second = (summary(out / f"trial-{n:04d}") for n in (0, 1))
+    assert study.trials[0].value == first["best"]["value"] == 1.0 and first["stopped"]["reason"] is None
+    assert second["stopped"]["reason"] == "pruned" and len(second["history"]) == 5  # asked at 4, honoured at 5
+    assert report["trials"]["complete"] == 1 and report["trials"]["pruned"] == 1
+    best = summary(out / "best")
+    assert best["distributed"]["workers"] == 2 and best["metrics"]["test"]["accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_cv_folds_train_on_two_workers_each(tiny_model, sentiment, tmp_path, shared_ray):
+    """ftkit cv --workers-per-trial 2: the same folds as one process, each an ordinary run folder
+    with a `distributed` block, and (deterministic setup) the same scores within float tolerance."""
+    kw = exact(tiny_model, sentiment, tmp_path / "unused")
+    for key in ("test", "out"):
+        kw.pop(key)
+    kw["epochs"] = 1
+    one = ftkit.cv(**kw, folds=2, out=tmp_path / "one")
+    two = ftkit.cv(**kw, folds=2, out=tmp_path / "two", workers_per_trial=2)
+    for fold in range(2):
+        s = summary(tmp_path / "two" / f"fold-{fold}")
+        assert s["distributed"]["workers"] == 2 and s["metrics"]["test"]["n"] == 120
+        assert s["data"] == summary(tmp_path / "one" / f"fold-{fold}")["data"]
+    assert two["split_seed"] == one["split_seed"]
+    assert_close(two["test"], one["test"])

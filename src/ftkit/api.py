@@ -373,25 +373,28 @@ def studio(runs: str | Path = "runs", *, host: str = "127.0.0.1", port: int = 87
 
 
 def cv(config: str | Path | FitConfig | dict | None = None, *, folds: int = 5, out: str | Path = "runs/cv",
-       overrides: dict | list | None = None, resume: bool = False, overwrite: bool = False, quiet: bool = False,
-       **options: Any) -> dict:
-    """Stratified k-fold cross-validation over the training data (see `ftkit cv`); returns cv.json."""
+       workers_per_trial: int | None = None, overrides: dict | list | None = None, resume: bool = False,
+       overwrite: bool = False, quiet: bool = False, **options: Any) -> dict:
+    """Stratified k-fold cross-validation over the training data (see `ftkit cv`); returns cv.json.
+    ``workers_per_trial`` N: each fold trains on N Ray Train workers (distributed.workers)."""
     from ftkit.runs.repeat import cross_validate
 
     cfg = make_config(config, options, overrides)
-    return cross_validate(cfg, folds, Path(out), resume=resume, overwrite=overwrite, quiet=quiet)
+    return cross_validate(cfg, folds, Path(out), resume=resume, overwrite=overwrite, quiet=quiet,
+                          workers=workers_per_trial)
 
 
 def tune(config: str | Path | FitConfig | dict | None = None, *, out: str | Path = "runs/tune",
          trials: int | None = None, time_budget: str | float | None = None, resume: bool = False,
          sampler: str = "tpe", pruner: str = "median", executor: str = "local", address: str | None = None,
-         trial_cpus: int = 1, refit: bool = True, refit_on_all: bool = False, space: dict | None = None,
-         search_strategy: bool | None = None, points: list[dict] | None = None,
+         trial_cpus: int = 1, workers_per_trial: int | None = None, refit: bool = True, refit_on_all: bool = False,
+         space: dict | None = None, search_strategy: bool | None = None, points: list[dict] | None = None,
          overrides: dict | list | None = None, quiet: bool = False, **options: Any) -> dict:
     """Tune hyperparameters with Optuna (see `ftkit tune`) and refit the best; returns tune.json.
 
     ``space`` ({dotted key: {low, high, log} | {choices: [...]}}) replaces the default search space,
-    as does a ``tune: space:`` section in a YAML config; ``points`` are configurations tried first."""
+    as does a ``tune: space:`` section in a YAML config; ``points`` are configurations tried first.
+    ``workers_per_trial`` N (``executor="ray"``): each trial and the refit train on N Ray Train workers."""
     from ftkit.hpo.space import split_config
     from ftkit.hpo.tune import tune as run_tune
     from ftkit.runs.precheck import precheck_data
@@ -402,7 +405,8 @@ def tune(config: str | Path | FitConfig | dict | None = None, *, out: str | Path
     if search_strategy is None and options.get("strategy"):
         search_strategy = False  # a strategy given is kept
     return run_tune(cfg, Path(out), trials=trials, time_budget=time_budget, resume=resume, sampler=sampler,
-                    pruner=pruner, executor=executor, address=address, trial_cpus=trial_cpus, refit=refit,
+                    pruner=pruner, executor=executor, address=address, trial_cpus=trial_cpus,
+                    workers_per_trial=workers_per_trial, refit=refit,
                     refit_on_all=refit_on_all, space=space if space is not None else spec,
                     search_strategy=search_strategy, points=points, quiet=quiet)
 

@@ -50,16 +50,19 @@ def fit(
         show.print_repeat(result)
 
 
-@command("cv", fit_flags=DATA.replace(" test", "") + " strategy epochs batch_size lr seed")
+@command("cv", fit_flags=DATA.replace(" test", "") + " strategy epochs batch_size lr seed address cpus_per_worker")
 def cv(
     folds: int = typer.Option(5, "--folds", help="k of the stratified k-fold over --train"),
     out: Path = typer.Option(Path("runs/cv"), help="folder for one run per fold + cv.json"),
+    workers_per_trial: int | None = typer.Option(None, "--workers-per-trial",
+                                                 help="train each fold on N Ray Train workers (distributed.workers)"),
     resume: bool = typer.Option(False, help="keep finished folds, resume a killed one"),
     overwrite: bool = OVERWRITE_OPT, quiet: bool = QUIET_OPT, args: dict | None = None,
 ) -> None:
     """Cross-validate: k runs, each tested on one fold of --train; per-fold and mean ± std."""
-    show.print_repeat(api.cv(**args, folds=folds, out=out, resume=resume, overwrite=overwrite, quiet=quiet),
-                      out / "cv.json")
+    report = api.cv(**args, folds=folds, out=out, workers_per_trial=workers_per_trial, resume=resume,
+                    overwrite=overwrite, quiet=quiet)
+    show.print_repeat(report, out / "cv.json")
 
 
 @command(fit_flags=DATA + " seed", model="model for label noise and token lengths [minilm-l6]")
@@ -128,7 +131,7 @@ def evaluate(
     typer.echo(f"saved: {result['out']}")
 
 
-@command("tune", fit_flags=DATA + " strategy epochs batch_size lr seed",
+@command("tune", fit_flags=DATA + " strategy epochs batch_size lr seed cpus_per_worker",
          strategy="fix the strategy (default: searched among full, llrd, lora, freeze-bottom)")
 def tune(
     trials: int | None = typer.Option(None, "--trials", help="finished trials in total (a resumed study counts its own)"),
@@ -141,12 +144,15 @@ def tune(
     executor: str = typer.Option("local", help="local, or ray (trials in parallel on a Ray cluster)"),
     address: str | None = typer.Option(None, help="Ray cluster: auto or ray://host:port (default: start a local one)"),
     trial_cpus: int = typer.Option(1, "--trial-cpus", help="CPUs per Ray trial (its train.threads)"),
+    workers_per_trial: int | None = typer.Option(
+        None, "--workers-per-trial", help="with --executor ray: train each trial (and the refit) on N Ray Train "
+        "workers of --cpus-per-worker cores each"),
     quiet: bool = QUIET_OPT, args: dict | None = None,
 ) -> None:
     """Tune hyperparameters (Optuna; pruning, resumable), refit the best; table + OUT/tune.json."""
     report = api.tune(**args, out=out, trials=trials, time_budget=time_budget, resume=resume, sampler=sampler,
                       pruner=pruner, executor=executor, address=address, trial_cpus=trial_cpus,
-                      refit_on_all=refit_on_all, quiet=quiet)
+                      workers_per_trial=workers_per_trial, refit_on_all=refit_on_all, quiet=quiet)
     show.print_tune(report, out)
 
 

@@ -6,6 +6,6 @@ fit flow itself (runs/fit.py: prepare -> loop -> final evaluation -> save) runs 
 worker; this package knows nothing of it but the entry it is handed, so it sits below runs.fit.
 Ray and torch.distributed are imported inside functions: `ftkit --help` never loads them.
 """
-from ftkit.distributed.launch import Job, absolute, check_local, cluster, launch, summary, wanted
+from ftkit.distributed.launch import Job, Relay, absolute, check_local, cluster, launch, per_run, summary, wanted
 
-__all__ = ["Job", "absolute", "check_local", "cluster", "launch", "summary", "wanted"]
+__all__ = ["Job", "Relay", "absolute", "check_local", "cluster", "launch", "per_run", "summary", "wanted"]

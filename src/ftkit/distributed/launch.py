@@ -38,6 +38,19 @@ class Job:
     score_test: bool = True
     save_model: bool = True
     record: Optional[dict] = None  # the config as given (relative paths kept), for config.yaml
+    on_validate: Optional[Callable[[dict], bool]] = None  # Relay.worker: called on every worker
+
+
+@dataclass
+class Relay:
+    """How a data-parallel run inside an outer loop's trial reports its validations (fit_run's
+    `on_validate`): `worker` is called on every worker with the leader's validation record (it may
+    be a collective, as Ray Train's report is; picklable: it travels to the workers), and
+    `callbacks` are Ray Train callbacks of the driver's side that pass what the workers report on
+    (Ray Tune's TuneReportCallback hands rank 0's reports to the trial)."""
+
+    worker: Callable[[dict], bool]
+    callbacks: tuple = ()
 
 
 def wanted(cfg: FitConfig) -> bool:
@@ -45,12 +58,23 @@ def wanted(cfg: FitConfig) -> bool:
     return cfg.distributed.workers > 1 or cfg.distributed.address is not None
 
 
+def per_run(cfg: FitConfig, workers: Optional[int]) -> FitConfig:
+    """--workers-per-trial N of an outer loop (tune, cv): distributed.workers of every run it makes
+    (None: as configured)."""
+    if workers is None:
+        return cfg
+    if workers < 1:
+        raise ConfigError(f"--workers-per-trial {workers}: expected at least 1")
+    return cfg.model_copy(update={"distributed": cfg.distributed.model_copy(update={"workers": workers})})
+
+
 def backend(d: DistributedConfig) -> str:
     return "nccl" if d.gpus_per_worker > 0 else "gloo"
 
 
-def check_local(cfg: FitConfig) -> None:
-    """A local instance holds this machine only: refuse what it cannot place, before Ray starts."""
+def check_local(cfg: FitConfig, flag: str = "--workers") -> None:
+    """A local instance holds this machine only: refuse what it cannot place, before Ray starts.
+    `flag`: the option that asked for the workers (an outer loop's --workers-per-trial)."""
     d = cfg.distributed
     if d.gpus_per_worker > 0 and cfg.train.device == "cpu":
         raise ConfigError(f"--gpus-per-worker {d.gpus_per_worker:g} with --set train.device=cpu: "
@@ -59,7 +83,7 @@ def check_local(cfg: FitConfig) -> None:
         return
     cores = os.cpu_count() or 1
     if d.workers * d.cpus_per_worker > cores:
-        raise ConfigError(f"--workers {d.workers}: {d.workers} workers x {d.cpus_per_worker} CPU "
+        raise ConfigError(f"{flag} {d.workers}: {d.workers} workers x {d.cpus_per_worker} CPU "
                           f"(--cpus-per-worker) do not fit this machine's {cores} cores; lower them, or run "
                           "on a cluster with --address")
     if d.gpus_per_worker > 0:
@@ -119,9 +143,10 @@ def cluster(cfg: FitConfig, quiet: bool):
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def launch(job: Job, entry: Callable, storage: Optional[Path] = None) -> None:
+def launch(job: Job, entry: Callable, storage: Optional[Path] = None, callbacks: tuple = ()) -> None:
     """Run `entry(job, team)` in each of the N workers and wait; a worker's ftkit error is raised
-    here as itself (one line, exit 2), any other failure as the first worker's error."""
+    here as itself (one line, exit 2), any other failure as the first worker's error. `callbacks`:
+    Ray Train callbacks (a Relay's)."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -135,7 +160,8 @@ def launch(job: Job, entry: Callable, storage: Optional[Path] = None) -> None:
         scaling_config=ScalingConfig(num_workers=d.workers, use_gpu=d.gpus_per_worker > 0,
                                      resources_per_worker=per_worker),
         run_config=RunConfig(name=f"fit-{job.launch}", storage_path=str(storage),
-                             failure_config=FailureConfig(max_failures=d.max_failures)))
+                             failure_config=FailureConfig(max_failures=d.max_failures),
+                             callbacks=list(callbacks)))
     try:
         trainer.fit()
     except Exception as err:  # noqa: BLE001  (Ray's TrainingFailedError wraps the workers' errors)

@@ -71,6 +71,14 @@ class TorchTeam:
         dist.broadcast(value, 0)
         return int(value.item())
 
+    def share(self, value):
+        """The leader's `value` on every worker (a validation record: a few numbers)."""
+        import torch.distributed as dist
+
+        box = [value if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0, device=self.device)
+        return box[0]
+
     def seed_batch(self, seed: int, epoch: int, batch: int) -> None:
         """A pure function of (seed, epoch, batch, rank): each worker draws its own dropout masks,
         and a resumed worker draws the same ones again, with no per-worker generator state to save."""

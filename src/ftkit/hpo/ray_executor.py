@@ -7,6 +7,13 @@ an ordinary `fit` run folder OUT/trial-NNNN, so trials.csv / tune.json read the 
 local executor. Without --address a local Ray instance is started and shut down afterwards; with
 a remote cluster, OUT and the data must be on storage every node sees.
 
+--workers-per-trial N (distributed.workers): each trial is a data-parallel fit on N Ray Train
+workers (Ray Train v2 inside Tune). The trial's own process only waits, so it reserves no CPU
+(WAITING_TRIAL); its workers reserve N x cpus_per_worker themselves, which is why the trials run at most
+(cluster CPUs // that) at a time (Tune does not see the workers' requests). Every worker calls
+Ray Train's report with the leader's validation score and TuneReportCallback hands it to the
+trial, so ASHA still stops poor trials; a stopped trial's process ends, and its workers with it.
+
 Imported only for `--executor ray`: the local executor never needs Ray.
 """
 from __future__ import annotations
@@ -20,6 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+from ftkit.config import DistributedConfig
+from ftkit.distributed import Relay
 from ftkit.errors import ConfigError
 from ftkit.hpo import space as spaces
 from ftkit.hpo.objective import FINISH_SECONDS, FIRST_TRIAL_SHARE, STUDY, Trials, fit_trial, record, study_url
@@ -30,12 +39,18 @@ try:
     from ray import tune as ray_tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.integration.ray_train import TuneReportCallback
 except ImportError:  # pragma: no cover - depends on the install
     raise ConfigError("--executor ray needs Ray Tune: pip install 'ftkit[ray]'") from None
 
 log = logging.getLogger(__name__)
 
-FINISHED = "ftkit_finished"  # in a trial's last report only: the run ended on its own
+# A trial on several workers: its own process only waits while its Ray Train workers (placed by
+# Ray Train v2 in a placement group of their own, outside the trial's) hold the cores. Tune refuses
+# a trial that reserves nothing, so it reserves a token of memory and no CPU.
+WAITING_TRIAL = {"cpu": 0, "memory": 1 << 20}
+FINISHED = "ftkit_finished"
+STOP_FILE = "stop-requested"  # in a trial's run folder: AskingASHA stopped it  # in a trial's last report only: the run ended on its own
 TRIAL_SHARE = 0.5  # of the trials' time window, per trial: at least two waves of trials fit
 
 
@@ -84,6 +99,7 @@ def run_ray(study, ctx: Trials, budget, wanted: Optional[int], address: Optional
                  log_to_driver=not quiet, logging_level=logging.WARNING)
         log.info("ray: %s in %.1fs", address or "local instance started", time.monotonic() - started)
     try:
+        check_cluster(ctx.base.distributed, ray.cluster_resources(), address)
         _fit(study, _absolute(ctx), budget, wanted, trial_cpus, scale, prune, quiet)
     finally:
         if own:
@@ -94,41 +110,106 @@ def _fit(study, ctx: Trials, budget, wanted: Optional[int], trial_cpus: int, sca
          quiet: bool) -> None:
     window = _window(budget, scale)
     max_seconds = None if window is None else max(1.0, window * TRIAL_SHARE)
+    team = ctx.base.distributed.workers > 1  # the trial's workers reserve their own cores
     trainable = ray_tune.with_resources(
-        ray_tune.with_parameters(_trainable, ctx=ctx, max_seconds=max_seconds, threads=trial_cpus),
-        {"cpu": trial_cpus})
+        ray_tune.with_parameters(_trainable, ctx=ctx, max_seconds=max_seconds, threads=None if team else trial_cpus),
+        WAITING_TRIAL if team else {"cpu": trial_cpus})
     mode = "max" if study.direction.name == "MAXIMIZE" else "min"
     searcher = Searcher(space=DefineByRun(ctx.space, ctx.base.strategy.name), metric="value", mode=mode,
                         sampler=study.sampler, study_name=STUDY, storage=_storage(ctx.out), out=ctx.out)
     evals = math.ceil(_max_epochs(ctx)) * 4 + 2  # reports a trial makes at most (objective.eval_every)
     # --pruner median/halving: ASHA stops poor trials at their reports; none: every trial runs out.
-    scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=2 * evals, grace_period=1, reduction_factor=2)
-                 if prune else None)
-    slots = max(1, int(ray.cluster_resources().get("CPU", 1) // trial_cpus))
+    asha = dict(time_attr="training_iteration", max_t=2 * evals, grace_period=1, reduction_factor=2)
+    scheduler = None if not prune else AskingASHA(**asha, out=ctx.out) if team else ASHAScheduler(**asha)
+    slots = trial_slots(ctx.base.distributed, ray.cluster_resources(), trial_cpus)
     tuner = ray_tune.Tuner(
         trainable,
         tune_config=ray_tune.TuneConfig(metric="value", mode=mode, search_alg=searcher, scheduler=scheduler,
                                         num_samples=wanted if wanted is not None else -1,
-                                        max_concurrent_trials=slots, time_budget_s=window, reuse_actors=True),
+                                        max_concurrent_trials=slots, time_budget_s=window,
+                                        reuse_actors=not team),  # a trial's process holds its Ray Train run: a fresh one each
         run_config=ray_tune.RunConfig(name=f"session-{len(study.trials):04d}", storage_path=str(ctx.out / "ray"),
                                       verbose=0 if quiet else 1))
     tuner.fit()
 
 
-def _trainable(config: dict, ctx: Trials, max_seconds: Optional[float], threads: int) -> None:
+class AskingASHA(ASHAScheduler):
+    """ASHA for trials on several workers: a poor trial is asked to stop (STOP_FILE in its run
+    folder, which its leader reads at its next validation and the run ends as pruned) rather than
+    killed. A killed trial's Ray Train workers would leave their placement group holding the cores:
+    Ray Train removes it only through the state API of Ray's dashboard, which a minimal Ray lacks."""
+
+    def __init__(self, *args, out: Path, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.out = out
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision != self.STOP or result.get(FINISHED):
+            return decision
+        stop = self.out / f"trial-{trial.config['trial_number']:04d}" / STOP_FILE
+        stop.parent.mkdir(parents=True, exist_ok=True)
+        stop.touch()
+        return self.CONTINUE
+
+
+def trial_slots(d: DistributedConfig, resources: dict, trial_cpus: int) -> int:
+    """How many trials run at once: what one trial reserves (its process, or its workers), fitted
+    into the cluster's CPUs (and GPUs, for GPU workers)."""
+    if d.workers == 1:
+        return max(1, int(resources.get("CPU", 1) // trial_cpus))
+    slots = resources.get("CPU", 0) // (d.workers * d.cpus_per_worker)
+    if d.gpus_per_worker:
+        slots = min(slots, resources.get("GPU", 0) // (d.workers * d.gpus_per_worker))
+    return max(1, int(slots))
+
+
+def check_cluster(d: DistributedConfig, resources: dict, address: Optional[str]) -> None:
+    """One trial's workers must fit the Ray cluster (Ray would otherwise wait for them forever)."""
+    if d.workers == 1:
+        return
+    where = f"the Ray cluster at --address {address}" if address else "the local Ray instance"
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    if d.workers * d.cpus_per_worker > cpus:
+        raise ConfigError(f"--workers-per-trial {d.workers}: one trial's {d.workers} workers x {d.cpus_per_worker} "
+                          f"CPU (--cpus-per-worker) do not fit {where} ({cpus:g} CPUs in all)")
+    if d.workers * d.gpus_per_worker > gpus:
+        raise ConfigError(f"--workers-per-trial {d.workers}: one trial's {d.workers} workers x {d.gpus_per_worker:g} "
+                          f"GPU (--gpus-per-worker) do not fit {where} ({gpus:g} GPUs in all)")
+
+
+class Score:
+    """A trial's on_validate: its validation score, reported to Ray (Tune in a one-process trial,
+    Train on each worker of a trial on several, where TuneReportCallback passes it to Tune).
+    `stop`: the file AskingASHA writes when it stops the trial (None: ASHA stops the trial itself)."""
+
+    def __init__(self, metric: str, report, stop: Optional[str] = None):
+        self.metric, self.report, self.stop = metric, report, stop
+
+    def __call__(self, item: dict) -> bool:
+        self.report({"value": item["validation"][self.metric]})
+        return self.stop is not None and Path(self.stop).exists()  # True: the run ends as pruned
+
+
+def _trainable(config: dict, ctx: Trials, max_seconds: Optional[float], threads: Optional[int]) -> None:
     """One trial inside a Ray worker: an ordinary fit run whose validations are Ray reports."""
+    import ray.train
+
     values = dict(config)
     number = values.pop("trial_number")
     cfg = ctx.config(values, number, max_seconds, threads=threads)
-
-    def on_validate(item: dict) -> bool:
-        ray_tune.report({"value": item["validation"][ctx.metric]})
-        return False  # ASHA decides in the driver and stops the worker itself
-
+    stop = Path(cfg.out) / STOP_FILE
+    stop.unlink(missing_ok=True)  # a rerun of the trial (its parameters queued again) starts afresh
+    on_validate = (Relay(Score(ctx.metric, ray.train.report, str(stop)), callbacks=(TuneReportCallback(),))
+                   if cfg.distributed.workers > 1 else Score(ctx.metric, ray_tune.report))
     summary = fit_trial(cfg, on_validate)
+    stop.unlink(missing_ok=True)  # asked to stop after it ended on its own, or honoured: not kept
+    value = summary["best"]["value"]
+    if summary["stopped"]["reason"] == "pruned":  # asked to stop by AskingASHA: Optuna records it pruned
+        ray_tune.report({"value": float("nan") if value is None else value})
+        return
     attrs: dict = {}
     record(attrs.__setitem__, summary, cfg)
-    value = summary["best"]["value"]
     ray_tune.report({"value": float("nan") if value is None else value, FINISHED: 1,
                      **{f"attr_{k}": v for k, v in attrs.items()}})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Optional, Union
 
 import yaml
 
+from ftkit import distributed
 from ftkit.config import FitConfig, to_dict, validate
 from ftkit.data.doctor import check_data
 from ftkit.errors import ConfigError, RunDirError
@@ -65,16 +67,20 @@ def parse_duration(text: Union[str, float, int, None]) -> Optional[float]:
 
 def tune(cfg: FitConfig, out: Union[str, Path], *, trials: Optional[int] = None, time_budget=None,
          resume: bool = False, sampler: str = "tpe", pruner: str = "median", executor: str = "local",
-         address: Optional[str] = None, trial_cpus: int = 1, refit: bool = True, refit_on_all: bool = False,
-         space=None, search_strategy: Optional[bool] = None, points: Optional[list] = None,
-         quiet: bool = False) -> dict:
+         address: Optional[str] = None, trial_cpus: int = 1, workers_per_trial: Optional[int] = None,
+         refit: bool = True, refit_on_all: bool = False, space=None, search_strategy: Optional[bool] = None,
+         points: Optional[list] = None, quiet: bool = False) -> dict:
     """Search hyperparameters with Optuna, refit the best configuration; returns what OUT/tune.json holds.
 
     `space`: a TuneSpec or a mapping {dotted key: {low, high, log} | {choices}} (None: the default
     space; `search_strategy` None searches the strategy when the config keeps the default one).
-    `points`: configurations ({dotted key: value}) a new study tries first, e.g. the defaults."""
+    `points`: configurations ({dotted key: value}) a new study tries first, e.g. the defaults.
+    `workers_per_trial` N > 1 (--executor ray): each trial, and the refit, trains data-parallel on
+    N Ray Train workers (distributed.workers; distributed.cpus_per_worker cores each)."""
     budget, out = Budget(parse_duration(time_budget)), Path(out)
+    cfg = distributed.per_run(cfg, workers_per_trial)
     _check_options(trials, budget, executor, trial_cpus)
+    check_workers(cfg, executor, trial_cpus, address)
     with folder_lock(out):  # one command per study folder; the OS releases it if we are killed
         return _tune(cfg, out, budget, trials, resume, sampler, pruner, executor, address, trial_cpus, refit,
                      refit_on_all, space, search_strategy, points, quiet)
@@ -84,6 +90,7 @@ def _tune(cfg, out, budget, trials, resume, sampler, pruner, executor, address, 
           space, search_strategy, points, quiet) -> dict:
     import_optuna()
     cfg, space_map = _prepare(cfg, out, resume, space, search_strategy)
+    check_workers(cfg, executor, trial_cpus, address)  # --resume: the saved config's workers
     if refit_on_all and cfg.data.validation:
         raise ConfigError("--refit-on-all folds the validation split back into training; it needs the split "
                           "made from --train (drop --validation, or drop --refit-on-all)")
@@ -100,7 +107,7 @@ def _tune(cfg, out, budget, trials, resume, sampler, pruner, executor, address, 
         run_ray(study, ctx, budget, _wanted(study, trials), address, trial_cpus, scale, pruner != "none", quiet)
     else:
         _run_local(study, ctx, budget, trials, scale, quiet)
-    refit_record = _refit(study, ctx, budget, refit_on_all, quiet) if refit else None
+    refit_record = _refit(study, ctx, budget, refit_on_all, quiet, address) if refit else None
     return _report(study, ctx, out, budget, maximize, refit_record, interrupted, executor)
 
 
@@ -113,6 +120,28 @@ def _check_options(trials, budget: Budget, executor: str, trial_cpus: int) -> No
         raise ConfigError(f"--executor {executor!r}: choose local or ray")
     if trial_cpus < 1:
         raise ConfigError(f"--trial-cpus {trial_cpus}: expected at least 1")
+
+
+def check_workers(cfg: FitConfig, executor: str, trial_cpus: int, address: Optional[str]) -> None:
+    """Trials on several workers: only Ray trials can (a local trial reports to Optuna in this
+    process), each worker's threads are --cpus-per-worker, and one trial must fit this machine
+    when Ray is started here (a cluster's size is checked once Ray is connected)."""
+    d, flag = cfg.distributed, f"--workers-per-trial {cfg.distributed.workers}"
+    if d.workers == 1:
+        return
+    if executor != "ray":
+        raise ConfigError(f"{flag}: trials on several workers need --executor ray (the local executor runs "
+                          "each trial in this process)")
+    if trial_cpus != 1:
+        raise ConfigError(f"--trial-cpus {trial_cpus} with {flag}: a trial's workers have --cpus-per-worker "
+                          f"({d.cpus_per_worker}) cores each; drop --trial-cpus")
+    if d.address is not None:
+        raise ConfigError(f"--set distributed.address with {flag}: the trials' workers run on the tuning "
+                          "cluster; give it as --address")
+    cores = os.cpu_count() or 1
+    if address is None and d.workers * d.cpus_per_worker > cores:
+        raise ConfigError(f"{flag}: one trial's {d.workers} workers x {d.cpus_per_worker} CPU (--cpus-per-worker) "
+                          f"do not fit this machine's {cores} cores; lower them, or tune on a cluster with --address")
 
 
 def _prepare(cfg: FitConfig, out: Path, resume: bool, space, search_strategy):
@@ -208,8 +237,9 @@ def trial_seconds(budget: Budget, study, scale: float) -> Optional[float]:
     return cap if cap >= 0.25 * loop else 0.0  # a trial cut far shorter than the others measures little
 
 
-def _refit(study, ctx: Trials, budget: Budget, on_all: bool, quiet: bool) -> Optional[dict]:
-    """Train the best configuration again, as a complete run: model saved, test split scored."""
+def _refit(study, ctx: Trials, budget: Budget, on_all: bool, quiet: bool, address: Optional[str]) -> Optional[dict]:
+    """Train the best configuration again, as a complete run: model saved, test split scored (on
+    as many workers as the trials had, on the tuning cluster when there is one)."""
     from ftkit.runs.fit import fit_run
     from optuna.trial import TrialState
 
@@ -222,6 +252,8 @@ def _refit(study, ctx: Trials, budget: Budget, on_all: bool, quiet: bool) -> Opt
     cap = None if left is None else max(1.0, left - FINISH_SECONDS - REFIT_OVERHEAD * (overhead or 0.0))
     cfg = ctx.config(best.params, best.number, cap)
     cfg = cfg.model_copy(update={"out": str(ctx.out / "best")})
+    if cfg.distributed.workers > 1 and address is not None:
+        cfg = cfg.model_copy(update={"distributed": cfg.distributed.model_copy(update={"address": address})})
     if on_all:
         cfg = _on_all(cfg, best)
     log.info("refit of trial %d%s -> %s", best.number, " on train + validation" if on_all else "", cfg.out)

@@ -99,9 +99,10 @@ def _fit_distributed(cfg: FitConfig, *, resume: bool, overwrite: bool, quiet: bo
     """`--workers N`: this process places the workers (refusing what cannot be placed before
     anything is written), holds the run folder's lock, checks the folder, and waits while every
     worker runs `fit_worker`: the same flow as one process, rank 0 writing the run folder."""
-    if on_validate is not None:
-        raise ConfigError("--workers: tuning trials train in one process each (--workers-per-trial is not "
-                          "supported yet); drop distributed.workers from the trial settings")
+    if on_validate is not None and not isinstance(on_validate, distributed.Relay):
+        raise ConfigError("--workers-per-trial: trials on several workers need --executor ray (a trial of the "
+                          "local executor reports to Optuna in this process, which the workers cannot reach)")
+    relay = on_validate
     given = cfg
     cfg = distributed.absolute(cfg)
     if cfg.tracking.backend != "none" and not cfg.tracking.uri:  # this folder's ./mlruns, not each worker's
@@ -112,10 +113,12 @@ def _fit_distributed(cfg: FitConfig, *, resume: bool, overwrite: bool, quiet: bo
             return complete(run, report=score_test)
         began = run.check(resume, overwrite)
         job = Job(cfg, began, uuid.uuid4().hex[:12], quiet, tuple(command or []), score_test, save_model,
-                  record=to_dict(given.model_copy(update={"out": str(given.out)})))
-        # a cluster's nodes share Ray's run state beside the run folders (shared storage, like --out)
-        storage = Path(cfg.out).parent / ".ray" if cfg.distributed.address else None
-        distributed.launch(job, fit_worker, storage)
+                  record=to_dict(given.model_copy(update={"out": str(given.out)})),
+                  on_validate=relay.worker if relay else None)
+        # a cluster's nodes (a Tune trial's workers may be on any) share Ray's run state beside the
+        # run folders (shared storage, like --out)
+        storage = Path(cfg.out).parent / ".ray" if cfg.distributed.address or relay else None
+        distributed.launch(job, fit_worker, storage, relay.callbacks if relay else ())
     return Path(given.out)
 
 
@@ -127,7 +130,8 @@ def fit_worker(job: Job, team) -> None:
     launched = Path(job.cfg.out) / "checkpoints" / LAUNCH_FILE
     began_here = launched.is_file() and json.loads(launched.read_text()).get("launch") == job.launch
     options = dict(resume=job.resume or began_here, overwrite=False, quiet=True, command=list(job.command),
-                   on_validate=None, score_test=job.score_test, save_model=job.save_model, team=team, job=job)
+                   on_validate=job.on_validate, score_test=job.score_test, save_model=job.save_model, team=team,
+                   job=job)
     if team.rank != 0:
         _fit(job.cfg, NoTracker(), **options)
         return
@@ -153,7 +157,7 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
     l2sp = l2sp_penalty(model, cfg)
     reference = load_reference(cfg, task, model, processor, p.source)  # --reference-data, or None
     if not leader:  # another worker: train its shards beside the leader, which writes everything
-        _train(p, run, resume, True, None, reference, l2sp, team)
+        _train(p, run, resume, True, on_validate, reference, l2sp, team)
         team.gather(team.throughput())
         return run.path
     if not resume:
@@ -218,8 +222,9 @@ def _train(p: "Prepared", run: RunDir, resume: bool, quiet: bool, on_validate, r
     state, resumed = None, False
     leader = team is None or team.rank == 0
     if p.params.probe is not None and leader:
+        # the head phase runs on the leader alone: a workers' hook (a collective) is not called there
         ctx = ProbeContext(p.model, p.task, p.cfg, p.data, p.probe_rows, p.splits.labels, p.metric, p.device,
-                           p.precision, progress, make_inputs, on_validate)
+                           p.precision, progress, make_inputs, on_validate if team is None else None)
         state, extra["probe"] = _probe_phase(ctx, p.params.probe, run, resume)
         resumed = extra["probe"].get("resumed", False)
     if p.params.probe is not None and team is not None and p.params.probe.then_full:

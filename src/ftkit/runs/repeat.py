@@ -4,15 +4,18 @@
 Outer loops over the one `fit` with a derived config (no second training loop): each fold or
 seed is an ordinary run folder inside OUT, and OUT/cv.json or OUT/seeds.json holds the
 per-run test metrics with their mean, standard deviation and spread. A killed loop resumes:
-finished runs are kept, the interrupted one continues from its checkpoint.
+finished runs are kept, the interrupted one continues from its checkpoint. With distributed.workers
+N > 1 (`ftkit cv --workers-per-trial N`) each run trains on N Ray Train workers.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 from pathlib import Path
 
+from ftkit import distributed
 from ftkit.config import FitConfig
 from ftkit.data.splits import split_seed
 from ftkit.errors import ConfigError
@@ -24,11 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def cross_validate(cfg: FitConfig, folds: int, out: Path, *, resume: bool = False, overwrite: bool = False,
-                   quiet: bool = False) -> dict:
+                   quiet: bool = False, workers: int | None = None) -> dict:
     """Stratified k-fold over the training file: fold i is the test part of run OUT/fold-i
-    (its validation part is split from the other folds as usual). Writes OUT/cv.json."""
+    (its validation part is split from the other folds as usual). Writes OUT/cv.json.
+    `workers` (--workers-per-trial): each fold's fit on that many Ray Train workers."""
     if folds < 2:
         raise ConfigError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    cfg = distributed.per_run(cfg, workers)
+    if workers is not None and distributed.wanted(cfg):  # what cannot be placed, named by its flag
+        distributed.check_local(cfg, flag="--workers-per-trial")
     if cfg.data.test:
         raise ConfigError("ftkit cv makes its test parts from --train's folds; drop --test "
                           "(score a separate file on a fold's run with `ftkit eval`)")
@@ -73,19 +80,24 @@ def _fit_all(runs: list[tuple[str, FitConfig]], resume: bool, overwrite: bool, q
     first = runs[0][1]  # the runs differ in seed or fold: bad data fails the first before torch loads
     if not (resume and (Path(first.out) / "summary.json").is_file()):
         precheck(first, resume=resume and (Path(first.out) / "config.yaml").is_file(), overwrite=overwrite)
+    # --workers-per-trial N: every run on N Ray Train workers of one Ray instance, started once
+    todo = any(not (Path(cfg.out) / "summary.json").is_file() for _, cfg in runs)
+    team = distributed.cluster(first, quiet) if distributed.wanted(first) and todo else contextlib.nullcontext()
+    with team:
+        return [_fit_one(name, cfg, resume, overwrite, quiet) for name, cfg in runs]
+
+
+def _fit_one(name: str, cfg: FitConfig, resume: bool, overwrite: bool, quiet: bool) -> dict:
     from ftkit.runs.fit import fit_run
 
-    summaries = []
-    for name, cfg in runs:
-        run_dir = Path(cfg.out)
-        if resume and (run_dir / "summary.json").is_file():
-            log.info("%s: already finished, reusing %s", name, run_dir)
-        else:
-            log.info("%s -> %s", name, run_dir)
-            fit_run(cfg, resume=resume and (run_dir / "config.yaml").is_file(), overwrite=overwrite,
-                    quiet=quiet, command=["ftkit", name])
-        summaries.append(json.loads((run_dir / "summary.json").read_text()))
-    return summaries
+    run_dir = Path(cfg.out)
+    if resume and (run_dir / "summary.json").is_file():
+        log.info("%s: already finished, reusing %s", name, run_dir)
+    else:
+        log.info("%s -> %s", name, run_dir)
+        fit_run(cfg, resume=resume and (run_dir / "config.yaml").is_file(), overwrite=overwrite,
+                quiet=quiet, command=["ftkit", name])
+    return json.loads((run_dir / "summary.json").read_text())
 
 
 def _aggregate(summaries: list[dict], runs: list[tuple[str, FitConfig]]) -> dict:

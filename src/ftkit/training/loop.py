@@ -8,7 +8,8 @@ killed run resumes on exactly the batches it had left.
 Data-parallel workers (ftkit.distributed, Ray Train) run this same loop with a `Team`: each trains
 on its shard of every global batch (batches.shard), the gradients are summed before each optimizer
 step, and only the leader (rank 0) validates, keeps the best weights, checkpoints and logs; its
-stop decisions reach every worker. Without a team nothing of that runs: one process is unchanged.
+stop decisions reach every worker, and an `on_validate` hook (a tuning trial's reports) is called on
+every worker with the leader's record. Without a team nothing of that runs: one process is unchanged.
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ class Team(Protocol):
 
     def from_leader(self, code: int) -> int:
         """The leader's value of a small integer, on every worker."""
+
+    def share(self, value):
+        """The leader's `value` (any picklable object; the others pass None), on every worker."""
 
     def seed_batch(self, seed: int, epoch: int, batch: int) -> None:
         """Seed the global generators (dropout, SpecAugment) for this batch of this worker."""
@@ -262,16 +266,9 @@ class Loop:
 
     def _after_step(self, n_batches: int) -> None:
         s, cfg = self.state, self.cfg
-        loss = self._window[-1]
-        sps = s.samples / max(s.train_seconds, 1e-9)
-        if not self.leader:  # a worker only trains: the leader logs, validates and checkpoints
-            self._window.clear()
-            return
-        self.progress.update(s.global_step, loss, sps)
-        if s.global_step % cfg.log_every == 0 or s.global_step == self.total_steps:
-            self.run.log({"step": s.global_step, "epoch": self._epoch_float(n_batches), "split": "train",
-                          "loss": sum(self._window) / len(self._window),
-                          "lr": self.scheduler.get_last_lr()[0], "samples_per_second": sps})
+        if self.leader:
+            self._log_step(n_batches)
+        else:  # a worker only trains: the leader logs, validates and checkpoints (it joins the hook)
             self._window.clear()
         epoch_done = s.batch == n_batches
         if cfg.eval_every and s.global_step % cfg.eval_every == 0:
@@ -281,14 +278,39 @@ class Loop:
         if s.global_step % cfg.checkpoint_every == 0 and not epoch_done:
             self._checkpoint()
 
+    def _log_step(self, n_batches: int) -> None:
+        s = self.state
+        sps = s.samples / max(s.train_seconds, 1e-9)
+        self.progress.update(s.global_step, self._window[-1], sps)
+        if s.global_step % self.cfg.log_every == 0 or s.global_step == self.total_steps:
+            self.run.log({"step": s.global_step, "epoch": self._epoch_float(n_batches), "split": "train",
+                          "loss": sum(self._window) / len(self._window),
+                          "lr": self.scheduler.get_last_lr()[0], "samples_per_second": sps})
+            self._window.clear()
+
     def _epoch_float(self, n_batches: int) -> float:
         return round(self.state.epoch + self.state.batch / n_batches, 4)
 
     # ------------------------------------------------------------------ evaluation
     def _validate(self) -> None:
-        s, metric = self.state, self.x.metric
-        if self.x.val_data is None or not self.leader:
+        s = self.state
+        if self.x.val_data is None:
             return
+        record = self._score() if self.leader else None
+        if self.x.on_validate is not None and not s.stopped_early:
+            if self.team is not None:  # every worker calls the hook with the leader's record: a hook
+                record = self.team.share(record)  # may be a collective (Ray Train's report, a Tune trial)
+            if self.x.on_validate(record) and self.leader:  # the leader's stop reaches the others (_agree)
+                s.stopped_early, s.stop_reason = True, "pruned"
+                log.info("stopped at step %d by the caller (pruned)", s.global_step)
+                return
+        if self.leader and self.cfg.patience and s.bad_evals >= self.cfg.patience and not s.stopped_early:
+            s.stopped_early, s.stop_reason = True, "early stopping"
+            log.info("early stopping: validation %s did not improve for %d evaluations", self.x.metric, s.bad_evals)
+
+    def _score(self) -> dict:
+        """The leader's validation: score, log, keep the best weights -> the validation record."""
+        s, metric = self.state, self.x.metric
         tick = time.perf_counter()
         metrics = self.x.evaluate(self.x.model, self.x.val_data)
         record = {"step": s.global_step, "epoch": round(s.epoch + s.batch / self.batches_per_epoch, 4),
@@ -309,12 +331,7 @@ class Loop:
             checkpoint.save_weights_atomic(self.x.model, self.run.best_weights)
         else:
             s.bad_evals += 1
-        if self.x.on_validate is not None and not s.stopped_early and self.x.on_validate(record):
-            s.stopped_early, s.stop_reason = True, "pruned"
-            log.info("stopped at step %d by the caller (pruned)", s.global_step)
-        elif self.cfg.patience and s.bad_evals >= self.cfg.patience and not s.stopped_early:
-            s.stopped_early, s.stop_reason = True, "early stopping"
-            log.info("early stopping: validation %s did not improve for %d evaluations", metric, s.bad_evals)
+        return record
 
     def _checkpoint(self) -> None:
         if not self.leader:  # every worker holds the same weights and moments: the leader saves them
