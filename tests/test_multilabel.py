@@ -1,0 +1,179 @@
+"""Multi-label (a set of labels per example): label sets read from a delimited string or a JSON
+list, iterative stratification, BCE heads, thresholds tuned on validation and saved with the model,
+the metrics, predict = ftkit.load, and the bad-input lines."""
+import json
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ftkit
+from conftest import FILLER, NEGATIVE, POSITIVE, run_cli, summary, write_csv
+from ftkit.data.splits import iterative_split
+from ftkit.evaluation.multilabel_metrics import LabelScores, multilabel_ci, multilabel_metrics, tune_thresholds
+
+KINDS = {"pos": POSITIVE, "neg": NEGATIVE, "calm": ["neutral", "ok"]}
+
+
+def tagged_rows(n: int, seed: int) -> list[dict]:
+    """Each text mentions words of one to three kinds; its labels are exactly those kinds."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        kinds = sorted(rng.sample(sorted(KINDS), rng.choice([1, 1, 2, 3])))
+        words = [rng.choice(FILLER) for _ in range(rng.randint(3, 7))]
+        for kind in kinds:
+            words.insert(rng.randrange(len(words) + 1), rng.choice(KINDS[kind]))
+        rows.append({"text": " ".join(words), "label": "|".join(kinds)})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tagged")
+    return {"train": write_csv(folder / "train.csv", tagged_rows(240, 1)),
+            "test": write_csv(folder / "test.csv", tagged_rows(80, 2))}
+
+
+def fit_flags(model, data, out, *extra):
+    return ["fit", "--model", str(model), "--train", str(data["train"]), "--test", str(data["test"]),
+            "--label-sep", "|", "--out", str(out), "--epochs", "6", "--batch-size", "8", "--lr", "3e-3",
+            "--quiet", "--set", "train.threads=1", "--set", "eval.bootstrap=200", *extra]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory, tiny_model, tagged):
+    out = tmp_path_factory.mktemp("runs") / "multilabel"
+    result = run_cli(*fit_flags(tiny_model, tagged, out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_text_multilabel_fit_metrics_thresholds_and_predict(text_run, tagged):
+    s = summary(text_run)
+    assert s["task"] == "text-multilabel" and s["best"]["metric"] == "micro_f1"
+    test = s["metrics"]["test"]
+    for key in ("micro_f1", "macro_f1", "subset_accuracy", "mean_ap", "per_label", "ci"):
+        assert key in test
+    assert test["micro_f1"] > 0.8, test  # the kinds are word lists: a tiny model learns them
+    assert set(test["per_label"]) == {"calm", "neg", "pos"}
+    low, high = test["ci"]["micro_f1"]
+    assert low <= test["micro_f1"] <= high
+    meta = json.loads((text_run / "model" / "ftkit.json").read_text())
+    assert len(meta["thresholds"]) == 3 and all(0 < t < 1 for t in meta["thresholds"])
+    assert test["thresholds"] == pytest.approx(meta["thresholds"], abs=1e-4)
+    # predict (CLI) = ftkit.load(run).predict = predictions.csv: labels at or above their thresholds
+    texts = pd.read_csv(tagged["test"])["text"].tolist()[:12]
+    loaded = ftkit.load(text_run).predict(texts)
+    saved = pd.read_csv(text_run / "predictions.csv").head(12)
+    for got, want, (_, row) in zip(loaded, saved["predicted"].fillna(""), saved.iterrows()):
+        assert "|".join(sorted(got["labels"])) == want
+        for j, name in enumerate(meta["labels"]):
+            assert (got["probabilities"][name] >= meta["thresholds"][j]) == (name in got["labels"])
+            assert got["probabilities"][name] == pytest.approx(row[f"prob_{name}"], abs=1e-5)
+        assert set(got["scores"]) == set(got["labels"])
+    out = text_run.parent / "pred.csv"
+    result = run_cli("predict", str(text_run), "--data", str(tagged["test"]), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out)
+    assert frame["predicted"].fillna("").head(12).tolist() == saved["predicted"].fillna("").tolist()
+
+
+def test_saved_model_loads_in_plain_transformers_with_sigmoid(text_run):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(text_run / "model").eval()
+    assert model.config.problem_type == "multi_label_classification"
+    tokenizer = AutoTokenizer.from_pretrained(text_run / "model")
+    preds = pd.read_csv(text_run / "predictions.csv").head(8)
+    with torch.no_grad():
+        probs = torch.sigmoid(model(**tokenizer(preds["text"].tolist(), padding=True, return_tensors="pt")).logits)
+    np.testing.assert_allclose(probs[:, model.config.label2id["pos"]].numpy(), preds["prob_pos"], atol=1e-5)
+
+
+def test_report_and_eval_read_the_multilabel_run(text_run, tagged):
+    assert (text_run / "report.html").is_file() and "micro_f1" in (text_run / "report.html").read_text()
+    result = run_cli("eval", str(text_run), "--data", str(tagged["test"]))
+    assert result.returncode == 0, result.stderr
+    assert "micro_f1" in result.stdout
+
+
+def test_json_list_labels_and_class_weights(tmp_path, tiny_model):
+    rows = tagged_rows(120, 3)
+    with open(tmp_path / "train.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps({"text": r["text"], "label": r["label"].split("|")}) + "\n")
+    result = run_cli("fit", "--task", "text-multilabel", "--model", str(tiny_model), "--train",
+                     str(tmp_path / "train.jsonl"), "--out", str(tmp_path / "run"), "--epochs", "1", "--quiet",
+                     "--set", "train.class_weights=auto", "--set", "train.threads=1", "--set", "eval.bootstrap=0")
+    assert result.returncode == 0, result.stderr
+    assert summary(tmp_path / "run")["labels"] == ["calm", "neg", "pos"]
+
+
+@pytest.mark.parametrize("cells, expect", [
+    (["a|b", "", "b"], "line 3: empty label set in column 'label'"),
+    (["a|b", "b", '["a", ["x"]]'], "line 4: column 'label' holds"),
+])
+def test_bad_label_sets_name_the_row(tmp_path, tiny_model, cells, expect):
+    rows = [{"text": f"good film {i}", "label": c} for i, c in enumerate(cells)] * 1
+    path = write_csv(tmp_path / "train.csv", rows)
+    result = run_cli("fit", "--model", str(tiny_model), "--train", str(path), "--label-sep", "|",
+                     "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2
+    assert expect in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_label_in_test_names_the_row(tmp_path, tiny_model, tagged):
+    test = write_csv(tmp_path / "test.csv", [{"text": "good film", "label": "pos"}, {"text": "ok", "label": "calm|odd"}])
+    result = run_cli("fit", "--model", str(tiny_model), "--train", str(tagged["train"]), "--test", str(test),
+                     "--label-sep", "|", "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2
+    assert "test.csv line 3: label 'odd' never occurs in the training data" in result.stderr, result.stderr
+
+
+def test_empty_label_sets_allowed_when_asked(tmp_path, tiny_model):
+    rows = tagged_rows(60, 4) + [{"text": "the movie was a story", "label": ""}] * 10
+    path = write_csv(tmp_path / "train.csv", rows)
+    result = run_cli("fit", "--model", str(tiny_model), "--train", str(path), "--label-sep", "|", "--epochs", "1",
+                     "--out", str(tmp_path / "run"), "--quiet", "--set", "data.allow_empty_labels=true",
+                     "--set", "eval.bootstrap=0", "--set", "train.threads=1")
+    assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- parts
+
+def test_iterative_split_keeps_every_label_in_each_part():
+    rng = random.Random(0)
+    sets = [tuple(sorted(rng.sample("abcdef", rng.randint(1, 3)))) for _ in range(300)]
+    sets += [("rare",)] * 4  # 4 rows: one per part of a 4-fold split
+    part = iterative_split(sets, [1, 1, 1, 1], seed=0)
+    assert all(abs(n - 76) <= 3 for n in np.bincount(part)), np.bincount(part)  # sizes follow labels, roughly
+    for label in "abcdef":
+        counts = np.bincount([p for p, s in zip(part, sets) if label in s], minlength=4)
+        assert counts.max() - counts.min() <= 2, (label, counts)  # proportional, not just present
+    assert sorted(p for p, s in zip(part, sets) if s == ("rare",)) == [0, 1, 2, 3]
+    assert (iterative_split(sets, [1, 1, 1, 1], seed=0) == part).all()  # seeded
+
+
+def test_metrics_and_thresholds_against_sklearn():
+    from sklearn.metrics import average_precision_score, f1_score
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 4)) < 0.3).astype(np.float32)
+    probs = np.clip(y * 0.4 + rng.random((200, 4)) * 0.6, 0, 1).astype(np.float32)
+    scores = LabelScores(probs, np.full(4, 0.5, dtype=np.float32))
+    m = multilabel_metrics(scores, y, list("abcd"))
+    pred = probs >= 0.5
+    assert m["micro_f1"] == pytest.approx(f1_score(y, pred, average="micro"))
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
+    assert m["subset_accuracy"] == pytest.approx((pred == y.astype(bool)).all(axis=1).mean())
+    assert m["mean_ap"] == pytest.approx(np.mean([average_precision_score(y[:, j], probs[:, j]) for j in range(4)]))
+    tuned = tune_thresholds(probs, y, 4)
+    for j in range(4):  # each tuned threshold is at least as good as 0.5 and every observed cut
+        best = f1_score(y[:, j], probs[:, j] >= tuned[j])
+        assert best >= max(f1_score(y[:, j], probs[:, j] >= t) for t in np.unique(probs[:, j])) - 1e-9
+    ci = multilabel_ci(scores, y, 200, 0.95, 0)
+    assert ci["micro_f1"][0] <= m["micro_f1"] <= ci["micro_f1"][1] and ci["unit"] == "example"
