@@ -177,3 +177,19 @@ def test_metrics_and_thresholds_against_sklearn():
         assert best >= max(f1_score(y[:, j], probs[:, j] >= t) for t in np.unique(probs[:, j])) - 1e-9
     ci = multilabel_ci(scores, y, 200, 0.95, 0)
     assert ci["micro_f1"][0] <= m["micro_f1"] <= ci["micro_f1"][1] and ci["unit"] == "example"
+
+
+def test_doctor_counts_rows_per_label(tmp_path):
+    from ftkit.config import validate
+    from ftkit.data.doctor import fast_report
+    from ftkit.tasks import get_task
+
+    rows = [{"text": f"good film number {i}", "label": "pos|tag" if i % 10 else "rare|pos"} for i in range(100)]
+    cfg = validate({"data": {"train": str(write_csv(tmp_path / "train.csv", rows)), "label_sep": "|"}})
+    assert cfg.task == "text-multilabel"
+    report = fast_report(cfg, get_task(cfg.task).prepare_data(cfg))
+    imbalance = report.get("imbalance")
+    counts = {d["class"]: d["count"] for d in imbalance.details}
+    assert counts["pos"] > counts["tag"] > counts["rare"] >= 1  # rows carrying each label, not label sets
+    assert imbalance.severity == "warn" and "smallest 'rare'" in imbalance.message
+    assert "class_weights=auto" in imbalance.fix
