@@ -193,3 +193,26 @@ def test_doctor_counts_rows_per_label(tmp_path):
     assert counts["pos"] > counts["tag"] > counts["rare"] >= 1  # rows carrying each label, not label sets
     assert imbalance.severity == "warn" and "smallest 'rare'" in imbalance.message
     assert "class_weights=auto" in imbalance.fix
+
+
+@pytest.mark.parametrize("name", __import__("ftkit.strategies", fromlist=["x"]).general_strategies())
+def test_every_strategy_trains_a_multilabel_head(name, tiny_model, tmp_path):
+    """The strategies (LoRA, LP-FT's cached-feature probe, ...) work with a sigmoid head; the probe
+    phase scores with sigmoids too (its validation metrics are multi-label ones)."""
+    path = write_csv(tmp_path / "train.csv", tagged_rows(80, 5))
+    run = ftkit.fit(model=str(tiny_model), train=str(path), label_sep="|", strategy=name, out=str(tmp_path / name),
+                    epochs=1, batch_size=16, lr=3e-3, quiet=True,
+                    overrides={"train.threads": 1, "eval.bootstrap": 0})
+    s = run.summary
+    assert s["task"] == "text-multilabel" and s["strategy"] == name
+    assert 0 <= s["metrics"]["test"]["micro_f1"] <= 1
+    assert all("micro_f1" in h["validation"] for h in s["history"])
+    assert len(run.predict(["good film", "bad ok"])[0]["probabilities"]) == 3
+
+
+def test_probe_and_scratch_baselines_compare_micro_f1(tiny_model, tmp_path, tagged):
+    result = run_cli(*fit_flags(tiny_model, tagged, tmp_path / "run"), "--baseline", "probe", "--baseline", "scratch")
+    assert result.returncode == 0, result.stderr
+    base = summary(tmp_path / "run")["baselines"]
+    assert base["probe"]["metric"] == base["scratch"]["metric"] == "micro_f1"
+    assert 0 <= base["probe"]["value"] <= 1 and base["verdict"]
