@@ -216,3 +216,78 @@ def test_probe_and_scratch_baselines_compare_micro_f1(tiny_model, tmp_path, tagg
     base = summary(tmp_path / "run")["baselines"]
     assert base["probe"]["metric"] == base["scratch"]["metric"] == "micro_f1"
     assert 0 <= base["probe"]["value"] <= 1 and base["verdict"]
+
+
+def test_serve_returns_what_load_predicts(text_run):
+    from test_serve import serving
+
+    texts = ["good film ok", "bad movie", "the plot"]
+    local = ftkit.load(text_run).predict(texts)
+    with serving(text_run) as client:
+        assert client.get("/info").json()["task"] == "text-multilabel"
+        served = client.post("/predict", json={"inputs": texts}).json()["predictions"]
+    assert [p["labels"] for p in served] == [p["labels"] for p in local]
+    for a, b in zip(served, local):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
+def test_onnx_export_refuses_multilabel_in_one_line(text_run, tmp_path):
+    result = run_cli("export", str(text_run), "--format", "onnx", "--out", str(tmp_path / "onnx"))
+    assert result.returncode == 2, result.stderr
+    assert "text-multilabel" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- images
+
+def striped_table(folder, n: int, seed: int):
+    """20x20 images: stripes in the top half -> "top", in the bottom half -> "bottom" (one or both)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        kinds = [["top"], ["bottom"], ["bottom", "top"]][i % 3]
+        image = np.full((20, 20), 128.0)
+        stripes = (np.arange(20) // 2 % 2 * 200 + 25)[None, :].repeat(10, axis=0)
+        if "top" in kinds:
+            image[:10] = stripes
+        if "bottom" in kinds:
+            image[10:] = stripes
+        image = np.clip(image + rng.normal(0, 15, image.shape), 0, 255).astype("uint8")
+        Image.fromarray(image).convert("RGB").save(folder / f"{i:03d}.png")
+        rows.append({"image": f"{i:03d}.png", "label": json.dumps(kinds) if i % 2 else "|".join(kinds)})
+    return write_csv(folder / "labels.csv", rows)
+
+
+def test_image_multilabel_fit_predict_and_thresholds(tiny_resnet, tmp_path):
+    train, test = striped_table(tmp_path / "train", 90, 1), striped_table(tmp_path / "test", 30, 2)
+    out = tmp_path / "run"
+    result = run_cli("fit", "--task", "image-classification", "--label-sep", "|", "--model", str(tiny_resnet),
+                     "--train", str(train), "--test", str(test), "--out", str(out), "--epochs", "4",
+                     "--batch-size", "8", "--quiet", "--set", "train.threads=1", "--set", "eval.bootstrap=100",
+                     "--set", "data.augment.enabled=false")
+    assert result.returncode == 0, result.stderr
+    s = summary(out)
+    assert s["task"] == "image-multilabel" and s["labels"] == ["bottom", "top"]
+    test_metrics = s["metrics"]["test"]
+    assert {"micro_f1", "macro_f1", "subset_accuracy", "mean_ap", "ci"} <= set(test_metrics)
+    assert test_metrics["micro_f1"] > 0.9, test_metrics  # which half is striped: easy for a convnet
+    meta = json.loads((out / "model" / "ftkit.json").read_text())
+    assert len(meta["thresholds"]) == 2
+    paths = [str(tmp_path / "test" / f"{i:03d}.png") for i in range(6)]
+    got = ftkit.load(out).predict(paths)
+    saved = pd.read_csv(out / "predictions.csv").head(6)
+    assert ["|".join(sorted(p["labels"])) for p in got] == saved["predicted"].fillna("").tolist()
+    for p, (_, row) in zip(got, saved.iterrows()):
+        assert p["probabilities"]["top"] == pytest.approx(row["prob_top"], abs=1e-5)
+
+
+def test_image_multilabel_refuses_mixup_and_folders(tiny_resnet, tmp_path, images):
+    train = striped_table(tmp_path / "train", 12, 1)
+    result = run_cli("fit", "--task", "image-multilabel", "--model", str(tiny_resnet), "--train", str(train),
+                     "--out", str(tmp_path / "a"), "--quiet", "--set", "data.augment.mixup=true")
+    assert result.returncode == 2 and "data.augment.mixup" in result.stderr
+    result = run_cli("fit", "--task", "image-multilabel", "--model", str(tiny_resnet), "--train", str(images["train"]),
+                     "--out", str(tmp_path / "b"), "--quiet")
+    assert result.returncode == 2 and "multi-label images need a table" in result.stderr, result.stderr

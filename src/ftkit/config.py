@@ -262,7 +262,7 @@ class FitConfig(_Section):
 
 
 # A single-label task -> its multi-label sibling (chosen when --label-sep is given).
-MULTILABEL_OF = {"text-classification": "text-multilabel"}
+MULTILABEL_OF = {"text-classification": "text-multilabel", "image-classification": "image-multilabel"}
 
 
 def field_info(dotted: str):
