@@ -16,9 +16,10 @@ from ftkit.evaluation.multilabel_metrics import (LabelScores, default_thresholds
 from ftkit.lazy import torch
 from ftkit.tasks.base import Capabilities
 
-# One sigmoid per label: no softmax to calibrate with a temperature, and no single class to
-# oversample; the probe, ranking and label-noise paths take one feature vector per example.
-MULTILABEL = Capabilities(probabilities=True, feature_probe=True, thresholds=True)
+# One sigmoid per label: no softmax to calibrate with a temperature and no single class to oversample.
+# feature_probe stays off: model ranking's scores (LogME, kNN and probe accuracy) score one class per
+# example, not label sets (the doctor's label-noise probe has its own multi-label path).
+MULTILABEL = Capabilities(probabilities=True, thresholds=True)
 METRICS = ("micro_f1", "macro_f1", "subset_accuracy", "mean_ap", "loss")
 MAX_POS_WEIGHT = 100.0  # a label seen once in 10k rows must not swamp the loss
 
