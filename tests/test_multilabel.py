@@ -3,6 +3,7 @@ list, iterative stratification, BCE heads, thresholds tuned on validation and sa
 the metrics, predict = ftkit.load, and the bad-input lines."""
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -291,3 +292,20 @@ def test_image_multilabel_refuses_mixup_and_folders(tiny_resnet, tmp_path, image
     result = run_cli("fit", "--task", "image-multilabel", "--model", str(tiny_resnet), "--train", str(images["train"]),
                      "--out", str(tmp_path / "b"), "--quiet")
     assert result.returncode == 2 and "multi-label images need a table" in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------- outer loops
+
+def test_cv_folds_are_iteratively_stratified_and_tune_maximises_micro_f1(tiny_model, tmp_path):
+    path = write_csv(tmp_path / "train.csv", tagged_rows(90, 6))
+    common = {"model": str(tiny_model), "train": str(path), "label_sep": "|", "epochs": 1, "batch_size": 16,
+              "lr": 3e-3, "quiet": True, "overrides": {"train.threads": 1, "eval.bootstrap": 0}}
+    report = ftkit.cv(folds=3, out=tmp_path / "cv", **common)
+    assert report["metric"] == "micro_f1" and "micro_f1" in report["test"]
+    for run in report["runs"]:
+        test_rows = json.loads((Path(run["run_dir"]) / "splits.json").read_text())["test"]
+        assert abs(test_rows["n"] - 30) <= 3
+        assert set(summary(run["run_dir"])["metrics"]["test"]["per_label"]) == {"calm", "neg", "pos"}
+    tuned = ftkit.tune(out=tmp_path / "tune", trials=2, space={"train.lr": {"low": 1e-3, "high": 6e-3, "log": True}},
+                       **{k: v for k, v in common.items() if k != "lr"})
+    assert tuned["metric"] == "micro_f1" and tuned["direction"] == "maximize", tuned
