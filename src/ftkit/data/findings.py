@@ -69,6 +69,7 @@ class Context:
     scanned: bool = False  # the raw files were scanned (skipped rows are among `problems`)
     record: dict = field(default_factory=dict)  # splits.record
     reader: Any = None  # the Task (tasks.base.Task) that read the splits; label noise builds and encodes through it
+    label_sets: bool = False  # each row's label is a tuple of labels (multi-label): counted per label
 
     @cached_property
     def index(self) -> list[tuple[Part, int]]:

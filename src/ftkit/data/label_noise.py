@@ -63,6 +63,8 @@ def check(ctx: Context) -> Finding:
     why = _unsupported(ctx)
     if why:
         return Finding("label-noise", "skipped", 0, why)
+    if ctx.label_sets:
+        return _check_sets(ctx)
     tick = time.perf_counter()
     rows, labels = _labelled_rows(ctx)
     counts = np.bincount(labels, minlength=len(ctx.labels))
@@ -125,3 +127,65 @@ def _features(ctx: Context) -> np.ndarray:
     parts = [(part.split, part.examples) for part in ctx.parts]
     feats, _, _ = frozen_features(ctx.cfg, ctx.reader, ctx.labels, parts)
     return np.concatenate(feats)
+
+
+# ---------------------------------------------------------------- multi-label
+
+def out_of_fold_sets(features: np.ndarray, targets: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """(n, labels) probabilities of each label, one logistic regression per label (one-vs-rest),
+    each row scored by models that did not train on it (plain shuffled folds: label sets do not
+    stratify with sklearn's splitters)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    probe = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000, C=0.5)))
+    with threadpool_limits(limits=1):
+        return cross_val_predict(probe, features, targets, cv=KFold(folds, shuffle=True, random_state=seed),
+                                 method="predict_proba")
+
+
+def _check_sets(ctx: Context) -> Finding:
+    """Confident learning for label sets (cleanlab's multi_label mode): rows whose given set the
+    out-of-fold probe confidently disagrees with; labels too rare to sit on both sides of every
+    fold are left out of the probe."""
+    from cleanlab.filter import find_label_issues
+
+    tick = time.perf_counter()
+    rows = [g for g in range(len(ctx.index)) if ctx.label(g) is not None]
+    index = {name: j for j, name in enumerate(ctx.labels)}
+    targets = np.zeros((len(rows), len(ctx.labels)), dtype=np.int64)
+    for r, g in enumerate(rows):
+        targets[r, [index[label] for label in ctx.label(g)]] = 1
+    folds = ctx.options.folds
+    usable = np.flatnonzero((targets.sum(axis=0) >= 2 * folds) & ((1 - targets).sum(axis=0) >= 2 * folds))
+    if len(usable) < 2:
+        return Finding("label-noise", "skipped", 0, f"fewer than two labels with {2 * folds}+ rows carrying and "
+                       "lacking them: too few to probe")
+    try:
+        features = _features(ctx)
+    except Exception as err:  # noqa: BLE001  (no model offline, a head that takes no vector, ...)
+        return Finding("label-noise", "skipped", 0, f"no features from {ctx.cfg.model.name!r}: {err}",
+                       "pass --model with an installed model, or --no-label-noise")
+    y = targets[:, usable]
+    probs = out_of_fold_sets(features, y, folds, ctx.cfg.seed)
+    given = [np.flatnonzero(row).tolist() for row in y]
+    found = find_label_issues(given, probs, multi_label=True, return_indices_ranked_by="self_confidence")
+    names = [ctx.labels[j] for j in usable]
+    details = [ctx.ref(rows[i]) | {"given": [names[j] for j in given[i]],
+                                   "suggested": [names[j] for j in np.flatnonzero(probs[i] >= 0.5)]}
+               for i in (int(k) for k in found)]
+    pred = probs >= 0.5
+    micro = 2 * (pred & (y == 1)).sum() / max(pred.sum() + y.sum(), 1)
+    what = (f"one-vs-rest probe on frozen {ctx.cfg.model.name} features: out-of-fold micro-F1 {micro:.3f}, "
+            f"{len(rows)} rows, {len(usable)} labels, {folds}-fold, {round(time.perf_counter() - tick, 2)}s")
+    if not details:
+        return Finding("label-noise", "ok", 0, f"no likely mislabelled rows ({what})")
+    top = ", ".join(f"{d['split']}:{d['row']} {'|'.join(d['given'])}->{'|'.join(d['suggested'])}" for d in details[:3])
+    return Finding("label-noise", "warn", len(details), f"{len(details)} row(s) with a likely wrong label set "
+                   f"({len(details) / len(rows):.1%}; {what}); top: {top}",
+                   "review the listed rows (most likely first): a missing or extra label is the usual fault",
+                   details[:ctx.options.listed], details)

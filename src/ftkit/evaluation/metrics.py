@@ -5,7 +5,11 @@ import numpy as np
 
 # Metric name -> True when higher is better; used for model selection and early stopping.
 DIRECTION = {"accuracy": True, "macro_f1": True, "f1": True, "precision": True, "recall": True,
-             "loss": False, "wer": False, "cer": False}
+             "loss": False, "wer": False, "cer": False,
+             "micro_f1": True, "subset_accuracy": True, "mean_ap": True}  # multi-label
+# Scalar metrics worth a line wherever runs are summed up (logs, tables), in this order.
+HEADLINE = ("accuracy", "micro_f1", "macro_f1", "subset_accuracy", "mean_ap", "f1", "precision", "recall",
+            "wer", "cer", "loss")
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:

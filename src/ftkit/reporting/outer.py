@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ftkit.evaluation.metrics import HEADLINE
 from ftkit.reporting import plots
 from ftkit.reporting.html import (
     Section,
@@ -81,7 +82,7 @@ def repeat_page(folder: Path, ensure: EnsureReport) -> tuple[str, str, list[Sect
     name = "cv.json" if (folder / "cv.json").is_file() else "seeds.json"
     report = read_json(folder / name) or {}
     metric, stats, runs = report.get("metric", ""), report.get("test") or {}, report.get("runs") or []
-    metrics = [m for m in ("accuracy", "macro_f1", "f1", "precision", "recall", "loss") if m in stats]
+    metrics = [m for m in HEADLINE if m in stats]
     rows = [[_run_link(folder, inner(folder, r.get("run_dir"), r.get("name")), ensure, r.get("name", "?")),
              r.get("n_test"), *(r.get("test", {}).get(m) for m in metrics)] for r in runs]
     rows.append(["mean ± std", None, *(f"{fmt(stats[m]['mean'])} ± {fmt(stats[m]['std'])}" for m in metrics)])

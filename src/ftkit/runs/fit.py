@@ -179,12 +179,12 @@ def _fit(cfg: FitConfig, tracker: Tracker, *, resume: bool, overwrite: bool, qui
 
     # 5. evaluate the final (best) model on every held-out split, with CIs, calibration, groups
     scored = data if score_test else {k: v for k, v in data.items() if k != "test"}
-    metrics, test_probs, temperature = _final_evaluation(task, model, scored, cfg, splits.labels, p.groups)
+    metrics, test_probs, decision = _final_evaluation(task, model, scored, cfg, splits.labels, p.groups)
 
     # 6. save: model folder, predictions, then the summary (its presence marks the run done)
     if save_model:
         _save_model(task, params.adapter or model, processor, run, cfg, splits.labels, p.source,
-                    params.adapter is not None, temperature)
+                    params.adapter is not None, decision)
     if test_probs is not None:
         _write_predictions(task, splits, test_probs, before, run)
     runtime = {"device": str(device), "precision": precision, "threads": p.threads,
@@ -322,16 +322,23 @@ def _seed_global_generators(seed: int) -> None:
 
 
 def _final_evaluation(task, model, data: dict, cfg: FitConfig, labels: list[str], groups):
-    """-> (metrics per held-out split, test probabilities to save, the fitted temperature or None)."""
+    """-> (metrics per held-out split, test probabilities to save, what predictors decide with:
+    {"temperature": fitted or None, "thresholds": per-label list or None})."""
     metrics, probs = {}, {}
     for name in ("validation", "test"):
         if name in data:
             metrics[name], probs[name] = task.evaluate(model, data[name], labels, cfg.train.eval_batch_size,
                                                        FINAL_EVAL_PRECISION)
             failpoint("final-evaluation")
+    thresholds = None
+    if task.capabilities.thresholds:  # multi-label: per-label thresholds tuned on validation, used on both
+        thresholds = task.tune_thresholds(data.get("validation"), probs.get("validation"), labels)
+        for name in probs:
+            metrics[name], probs[name] = task.at_thresholds(data[name], probs[name], labels, thresholds)
+        thresholds = [round(float(t), 6) for t in thresholds]
     # ... honestly: bootstrap CIs, calibration (a temperature fitted on validation), per-group metrics
     test_probs, temperature = assess(task, cfg, data, probs, metrics, labels, groups)
-    return metrics, test_probs, temperature
+    return metrics, test_probs, {"temperature": temperature, "thresholds": thresholds}
 
 
 def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data) -> dict:
@@ -513,13 +520,17 @@ def _n(data: dict, name: str) -> str:
 
 
 def _save_model(task, model, processor, run: RunDir, cfg: FitConfig, labels: list[str], source,
-                adapter: bool, temperature: float | None = None) -> None:
+                adapter: bool, decision: dict | None = None) -> None:
     """model/: full weights, or (LoRA) the adapter and head, which need the base model to load."""
     text = task.capabilities.text_max_length  # max_length means tokens of text
     meta = {"labels": labels, "max_length": cfg.data.max_length if text else None, "base_model": cfg.model.name,
             "base_model_location": str(source.location), "trust_remote_code": cfg.model.trust_remote_code,
             "eval_precision": FINAL_EVAL_PRECISION, "adapter": adapter,
-            "temperature": temperature}  # eval.calibrate: predictors divide log-probabilities by it
+            # eval.calibrate: predictors divide log-probabilities by the temperature; multi-label
+            # predictors decide each label at its threshold (tuned on validation)
+            "temperature": (decision or {}).get("temperature")}
+    if (decision or {}).get("thresholds") is not None:
+        meta["thresholds"] = decision["thresholds"]
     with atomic_path(run.model) as tmp:
         tmp.mkdir()
         task.save(model, processor, tmp, meta, cfg)

@@ -155,7 +155,7 @@ def _evaluate(ctx: ProbeContext, head: torch.nn.Module, part: FeatureData) -> di
     head.eval()
     logits = torch.cat([head(part.tensor(slice(i, i + 4096)).to(ctx.device)).float()
                         for i in range(0, len(part), 4096)])
-    probs = torch.softmax(logits, dim=-1).cpu().numpy()
+    probs = ctx.task.scores_from_logits(logits).cpu().numpy()  # (n, classes)
     return ctx.task.metrics_from_probs(probs, part.labels, ctx.labels)
 
 

@@ -19,6 +19,7 @@ from ftkit import distributed
 from ftkit.config import FitConfig
 from ftkit.data.splits import split_seed
 from ftkit.errors import ConfigError
+from ftkit.evaluation.metrics import HEADLINE
 from ftkit.io import write_json
 from ftkit.locks import folder_lock
 from ftkit.reporting import after_run
@@ -124,7 +125,7 @@ def _stats(values: list[float]) -> dict:
 
 def table(report: dict) -> str:
     """A plain-text table: one row per run, then mean ± std."""
-    metrics = [m for m in ("accuracy", "macro_f1", "f1", "precision", "recall", "loss") if m in report["test"]]
+    metrics = [m for m in HEADLINE if m in report["test"]]
     lines = ["run        " + "  ".join(f"{m:>10}" for m in metrics)]
     for run in report["runs"]:
         lines.append(f"{run['name']:<10} " + "  ".join(f"{run['test'][m]:>10.4f}" for m in metrics))

@@ -36,13 +36,14 @@ def candidate_features(cfg: FitConfig) -> tuple[np.ndarray, np.ndarray, dict]:
 
     cfg.model.init == "random" gives the same architecture with random weights (a floor).
     """
-    from ftkit.tasks import get_task
+    from ftkit.tasks import get_task, tasks_with
 
     tick = time.perf_counter()
     task = get_task(cfg.task)
     if not task.capabilities.feature_probe:
-        raise ConfigError(f"--task {cfg.task}: ranking needs one feature vector per example "
-                          f"(a classification task); a {cfg.task} head takes one vector per token")
+        raise ConfigError(f"--task {cfg.task}: ranking needs one feature vector and one class per example "
+                          f"({', '.join(tasks_with('feature_probe'))}); a {cfg.task} head takes one vector per "
+                          "token, or a set of labels")
     splits = task.prepare_data(cfg)
     from ftkit.training.features import NotCacheable
 

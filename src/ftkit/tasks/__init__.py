@@ -12,7 +12,8 @@ TASKS: Registry = Registry("task")
 # module loads without torch (text classification) checks its data before torch is imported.
 BUILTIN = {"text-classification": "text_classification", "token-classification": "token_classification",
            "image-classification": "image_classification", "audio-classification": "audio_classification",
-           "speech-recognition": "speech_recognition"}
+           "speech-recognition": "speech_recognition", "text-multilabel": "text_classification",
+           "image-multilabel": "image_multilabel"}
 
 
 def get_task(name: str):

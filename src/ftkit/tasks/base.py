@@ -36,6 +36,7 @@ class Splits:
     test: Optional[Any]
     labels: list[str]
     record: dict = field(default_factory=dict)  # saved as splits.json
+    label_sets: bool = False  # each example's label is a tuple of labels (multi-label)
 
     def named(self) -> dict[str, Any]:
         return {k: v for k, v in (("train", self.train), ("validation", self.validation),
@@ -59,6 +60,7 @@ class Capabilities:
     label_smoothing: bool = True  # train.label_smoothing applies (tuned by `ftkit tune`)
     text_max_length: bool = False  # data.max_length counts tokens of text (saved for predictors)
     truncation_check: bool = False  # the doctor counts truncated inputs with the model's tokenizer
+    thresholds: bool = False  # tune_thresholds(), at_thresholds(): decisions at per-label thresholds (multi-label)
 
 
 # The methods each capability promises (capabilities without an entry are plain switches).
@@ -66,7 +68,7 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "zero_shot": ("zero_shot", "change_ci"), "encoder_cache": ("cache_encoder",),
     "calibration": ("calibration",), "group_metrics": ("group_metrics",),
     "probabilities": ("metrics_from_probs",), "schema_scan": ("scan_file",),
-    "retention_reader": ("read_reference",)})
+    "retention_reader": ("read_reference",), "thresholds": ("tune_thresholds", "at_thresholds")})
 assert set(CAPABILITY_METHODS) <= {f.name for f in fields(Capabilities)}
 
 
@@ -129,6 +131,11 @@ class TaskBase:
         """Examples per evaluation / feature batch: train.eval_batch_size, capped where a task's
         inputs are huge (Whisper's 30 s windows: 64 clips took ~7 GB on a CPU)."""
         return min(cfg.train.eval_batch_size, self.eval_batch_limit or cfg.train.eval_batch_size)
+
+    def scores_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """(n, classes) scores of a head's logits (linear probe on cached features): a softmax;
+        multi-label tasks take one sigmoid per label."""
+        return torch.softmax(logits.float(), dim=-1)
 
 
 # Per-example classifiers (text, image, audio) share these; each adds its own reading and model.
@@ -198,10 +205,11 @@ def class_prediction_frame(rows, key: str, inputs, true_labels, probs, labels: l
 
 
 @inference_mode
-def longest_first_proba(model, data, batch_size: int, precision: str, batch_of=None) -> np.ndarray:
-    """(n, classes) softmax of `model(**batch).logits` over `data`, in data order; rows run longest
-    first so batches carry little padding. `batch_of(indices)`: the model inputs (default
-    `data.batch`); labels are dropped."""
+def longest_first_proba(model, data, batch_size: int, precision: str, batch_of=None,
+                        multi_label: bool = False) -> np.ndarray:
+    """(n, classes) softmax (`multi_label`: one sigmoid per label) of `model(**batch).logits` over
+    `data`, in data order; rows run longest first so batches carry little padding.
+    `batch_of(indices)`: the model inputs (default `data.batch`); labels are dropped."""
     from ftkit.training.device import autocast
 
     batch_of = batch_of or data.batch
@@ -216,5 +224,6 @@ def longest_first_proba(model, data, batch_size: int, precision: str, batch_of=N
             logits = model(**batch).logits  # (batch, classes)
         if probs is None:
             probs = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
-        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        scores = torch.sigmoid(logits.float()) if multi_label else torch.softmax(logits.float(), dim=-1)
+        probs[idx] = scores.cpu().numpy()
     return probs if probs is not None else np.zeros((0, getattr(data, "n_classes", 0)), dtype=np.float32)

@@ -65,16 +65,20 @@ class ImageExamples:
 # ---------------------------------------------------------------- reading and validation
 
 def read_images(path: str, image_column: str, label_column: Optional[str], skip_bad: bool,
-                allow_outside: bool = False) -> ImageExamples:
+                allow_outside: bool = False, read_labels=None) -> ImageExamples:
     """A folder (one sub-folder per class; flat for unlabelled) or a table of image paths
     (relative to the table's folder; outside it only with `allow_outside`). Every image is decoded
     once here, so a corrupt file is found before training: an error naming it, or skipped and
-    counted with `skip_bad`."""
+    counted with `skip_bad`. `read_labels(table, column)`: a table's labels (multi-label: label
+    sets, which a folder per class cannot hold)."""
     p = Path(path)
     if p.is_dir():
+        if read_labels is not None and label_column is not None:
+            raise DataError(f"{p}: multi-label images need a table (CSV/JSONL/Parquet) with --image-column and a "
+                            "label column of '|'-joined labels or JSON lists, not a folder per class")
         examples = _from_folder(p, label_column is not None)
     elif p.is_file():
-        examples = _from_table(p, image_column, label_column, allow_outside)
+        examples = _from_table(p, image_column, label_column, allow_outside, read_labels or table_labels)
     else:
         raise DataError(f"{p}: no such file or folder")
     if not len(examples):
@@ -98,13 +102,13 @@ def _from_folder(folder: Path, labelled: bool) -> ImageExamples:
 
 
 def _from_table(path: Path, image_column: str, label_column: Optional[str],
-                allow_outside: bool = False) -> ImageExamples:
+                allow_outside: bool = False, read_labels=table_labels) -> ImageExamples:
     table = read_table(path)
     table.require(image_column, "--image-column")
     if label_column is not None:
         table.require(label_column, "--label-column")
     paths = [str(table_file(table, i, image_column, "image", allow_outside)) for i in range(len(table))]
-    labels = table_labels(table, label_column) if label_column is not None else None
+    labels = read_labels(table, label_column) if label_column is not None else None
     return ImageExamples(paths, labels, str(path), table.lines, table.unit)
 
 
@@ -309,22 +313,35 @@ class ImageClassification(PerExampleEvaluation):
         if not d.train:
             raise ConfigError("no training data: pass --train FOLDER (one sub-folder per class) or a CSV/JSONL "
                               "with --image-column and --label-column")
-        read = lambda p: read_images(p, d.image_column, d.label_column, d.skip_bad, d.allow_outside_paths)  # noqa: E731
+        read = lambda p: read_images(p, d.image_column, d.label_column, d.skip_bad, d.allow_outside_paths,  # noqa: E731
+                                     self.label_reader(d))
         train = read(d.train)
-        labels = label_order(train.labels)
-        if len(labels) < 2:
-            raise DataError(f"{train.source}: a single class {labels[0]!r}; classification needs at least two")
+        labels = self.label_names(train)
         seed = split_seed(cfg)
         record = {"seed": seed, "train_source": train.source, "skipped": {"train": train.skipped}}
-        train, validation, test = split_parts(train, read, d, seed, record, stratify=True)
+        train, validation, test = split_parts(train, read, d, seed, record, stratify=self.stratify)
         for name, part in (("validation", validation), ("test", test)):
             if part is not None:
-                check_known(part, labels)
+                self.check_known(part, labels)
                 record["skipped"][name] = part.skipped
         for name, part in (("train", train), ("validation", validation), ("test", test)):
             if part is not None:
                 record[name] = {"source": part.source, "n": len(part), "images": part.paths}
-        return Splits(train, validation, test, labels, record)
+        return Splits(train, validation, test, labels, record, label_sets=self.stratify == "sets")
+
+    # What the multi-label sibling (tasks/image_multilabel.py) changes: how labels are read, named,
+    # checked and split (None: a folder per class or a table of single labels).
+    stratify = True
+    check_known = staticmethod(check_known)
+
+    def label_reader(self, d):
+        return None
+
+    def label_names(self, train: ImageExamples) -> list[str]:
+        labels = label_order(train.labels)
+        if len(labels) < 2:
+            raise DataError(f"{train.source}: a single class {labels[0]!r}; classification needs at least two")
+        return labels
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, preprocess); the original head is kept on the model for the run folder."""
@@ -404,7 +421,8 @@ class ImageClassification(PerExampleEvaluation):
 
         p = Path(path)
         examples = (_from_folder(p, True) if p.is_dir()
-                    else _from_table(p, d.image_column, d.label_column, d.allow_outside_paths))
+                    else _from_table(p, d.image_column, d.label_column, d.allow_outside_paths,
+                                     self.label_reader(d) or table_labels))
         return scan_media(split, examples, load_rgb, d)
 
     def read_reference(self, path: str, label_column: Optional[str], d) -> ImageExamples:
@@ -413,7 +431,8 @@ class ImageClassification(PerExampleEvaluation):
 
 
 @inference_mode
-def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str) -> np.ndarray:
+def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str, multi_label: bool = False) -> np.ndarray:
+    """(n, classes) softmax (`multi_label`: one sigmoid per label), in data order."""
     from ftkit.training.device import autocast
 
     model.eval()
@@ -424,7 +443,8 @@ def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str) ->
         batch = data.batch(idx)
         with autocast(precision, device):
             logits = unwrap_logits(model(pixel_values=batch["pixel_values"].to(device)))
-        out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        scores = torch.sigmoid(logits.float()) if multi_label else torch.softmax(logits.float(), dim=-1)
+        out.append(scores.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 

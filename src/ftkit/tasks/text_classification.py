@@ -1,5 +1,6 @@
 """Text classification (sentiment, topics, intents, sentence pairs): one label column and one text
-column, or several (`--text-column premise,hypothesis`: a text pair, see data/text_columns.py)."""
+column, or several (`--text-column premise,hypothesis`: a text pair, see data/text_columns.py); and
+its multi-label sibling (a set of labels per text: `--label-sep "|"` or a JSON list column)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,6 +15,7 @@ import pandas as pd
 from ftkit.lazy import torch  # loaded at first use: data is read and checked without it
 
 from ftkit.config import FitConfig
+from ftkit.data.label_sets import check_known_sets, multi_hot, set_vocabulary, table_label_sets
 from ftkit.data.labels import check_known, label_order, table_labels
 from ftkit.data.readers import Table, read_table
 from ftkit.data.text_columns import input_segments, joined, read_columns, split_columns, tokenizer_sides
@@ -25,6 +27,8 @@ from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 from ftkit.tasks.common import export_model, load_adapter
+from ftkit.tasks.multilabel import (MULTILABEL, LabelScores, MultiLabelEvaluation, predictions, saved_thresholds,
+                                    set_prediction_frame)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TextExamples:
     texts: list[str]  # several text columns: joined with text_columns.SEGMENT_MARK
-    labels: Optional[list[str]]  # None for unlabelled data (predict)
+    labels: Optional[list]  # class names (multi-label: tuples of them); None for unlabelled data (predict)
     source: str  # file the rows came from
     rows: list[int]  # line (CSV/JSONL) or row (Parquet) number of each example in source
     unit: str = "line"
@@ -53,12 +57,15 @@ class TextExamples:
 
 # ---------------------------------------------------------------- reading and validation
 
-def read_examples(path: str, text_column: str, label_column: Optional[str], drop_empty: bool) -> TextExamples:
-    """Read and validate one file; label_column None reads texts only."""
-    return examples_from(read_table(path), text_column, label_column, drop_empty)
+def read_examples(path: str, text_column: str, label_column: Optional[str], drop_empty: bool,
+                  read_labels=table_labels) -> TextExamples:
+    """Read and validate one file; label_column None reads texts only. `read_labels(table, column)`:
+    each row's label (multi-label: its label set)."""
+    return examples_from(read_table(path), text_column, label_column, drop_empty, read_labels)
 
 
-def examples_from(table: Table, text_column: str, label_column: Optional[str], drop_empty: bool) -> TextExamples:
+def examples_from(table: Table, text_column: str, label_column: Optional[str], drop_empty: bool,
+                  read_labels=table_labels) -> TextExamples:
     """`text_column` may name several columns ("premise,hypothesis"): every one must be there and
     filled in on every row."""
     columns = split_columns(text_column)
@@ -67,7 +74,7 @@ def examples_from(table: Table, text_column: str, label_column: Optional[str], d
     if label_column is not None:
         table.require(label_column, "--label-column")
     table, rows = read_columns(table, columns, drop_empty)
-    labels = table_labels(table, label_column) if label_column is not None else None
+    labels = read_labels(table, label_column) if label_column is not None else None
     if len(columns) == 1:
         return TextExamples([r[0] for r in rows], labels, str(table.path), table.lines, table.unit)
     return TextExamples([joined(r) for r in rows], labels, str(table.path), table.lines, table.unit, rows)
@@ -176,22 +183,33 @@ class TextClassification(PerExampleEvaluation):
         d = cfg.data
         if not d.train:
             raise ConfigError("no training data: pass --train PATH (CSV, TSV, JSONL or Parquet)")
-        read = lambda p: read_examples(p, d.text_column, d.label_column, d.drop_empty)  # noqa: E731
+        read = lambda p: read_examples(p, d.text_column, d.label_column, d.drop_empty, self.label_reader(d))  # noqa: E731
         train = read(d.train)
-        labels = label_order(train.labels)
-        if len(labels) < 2:
-            raise DataError(f"{train.source}: column {d.label_column!r} holds a single class "
-                            f"{labels[0]!r}; classification needs at least two")
+        labels = self.label_names(train, d.label_column)
         seed = split_seed(cfg)
         record = {"seed": seed, "train_source": train.source}
-        train, validation, test = split_parts(train, read, d, seed, record, stratify=True)
+        train, validation, test = split_parts(train, read, d, seed, record, stratify=self.stratify)
         for part in (validation, test):
             if part is not None:
-                check_known(part, labels)
+                self.check_known(part, labels)
         for name, part in (("train", train), ("validation", validation), ("test", test)):
             if part is not None:
                 record[name] = {"source": part.source, "n": len(part), f"{part.unit}s": part.rows}
-        return Splits(train, validation, test, labels, record)
+        return Splits(train, validation, test, labels, record, label_sets=self.stratify == "sets")
+
+    # What the multi-label sibling changes in prepare_data: how labels are read, named, checked, split.
+    stratify = True
+    check_known = staticmethod(check_known)
+
+    def label_reader(self, d):
+        return table_labels
+
+    def label_names(self, train: TextExamples, column: str) -> list[str]:
+        labels = label_order(train.labels)
+        if len(labels) < 2:
+            raise DataError(f"{train.source}: column {column!r} holds a single class "
+                            f"{labels[0]!r}; classification needs at least two")
+        return labels
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""
@@ -321,3 +339,95 @@ class TextClassifier:
             base = pd.DataFrame({"text": examples.texts})
         scored = self.frame(examples, self.predict_proba(examples)).drop(columns=["row", "text"])
         return pd.concat([base, scored.reset_index(drop=True)], axis=1)
+
+
+# ---------------------------------------------------------------- multi-label
+
+def label_set_reader(d):
+    """(table, column) -> each row's label set, read as data.label_sep / data.allow_empty_labels say."""
+    return lambda table, column: table_label_sets(table, column, d.label_sep, d.allow_empty_labels)
+
+
+def encode_sets(examples: TextExamples, tokenizer, max_length: int, labels: list[str]) -> TextEncoded:
+    """Token ids as for one label; `labels` become (n, labels) 0/1 targets."""
+    data = encode(examples, tokenizer, max_length, None)
+    data.labels = None if examples.labels is None else multi_hot(examples.labels, labels)
+    data.n_classes = len(labels)
+    return data
+
+
+@TASKS.register("text-multilabel", "a set of labels per text (tags, topics): --label-sep \"|\" or a JSON list column")
+class TextMultiLabel(MultiLabelEvaluation, TextClassification):
+    name = "text-multilabel"
+    capabilities = replace(MULTILABEL, schema_scan=True, text_max_length=True, truncation_check=True)
+    stratify = "sets"  # iterative stratification of the label sets
+    check_known = staticmethod(check_known_sets)
+    read_reference = None  # retention needs one class per input of the original task
+
+    def label_reader(self, d):
+        return label_set_reader(d)
+
+    def label_names(self, train: TextExamples, column: str) -> list[str]:
+        labels = set_vocabulary(train.labels)
+        if not labels:
+            raise DataError(f"{train.source}: column {column!r} holds no label at all")
+        return labels
+
+    def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
+        model, tokenizer = build_classifier(source, labels, cfg.model.trust_remote_code)
+        model.config.problem_type = "multi_label_classification"  # plain transformers: sigmoid + BCE
+        return model, tokenizer
+
+    def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
+        return encode_sets(examples, tokenizer, cfg.data.max_length, labels)
+
+    def evaluate(self, model, data: TextEncoded, labels: list[str], batch_size: int, precision: str):
+        return self.scored(longest_first_proba(model, data, batch_size, precision, multi_label=True), data.labels,
+                           labels)
+
+    def prediction_frame(self, examples: TextExamples, scores: LabelScores, labels: list[str]) -> pd.DataFrame:
+        return set_prediction_frame(examples.rows, "text", examples.texts, examples.labels, scores, labels)
+
+    def save(self, model, tokenizer, folder: Path, meta: dict, cfg: FitConfig) -> None:
+        super().save(model, tokenizer, folder, {**meta, "label_sep": cfg.data.label_sep,
+                                                 "allow_empty_labels": cfg.data.allow_empty_labels}, cfg)
+
+    def predictor(self, folder: Path) -> "TextMultiLabeler":
+        return TextMultiLabeler(folder)
+
+
+class TextMultiLabeler(TextClassifier):
+    """A saved multi-label text model: labels at or above their thresholds (tuned on validation,
+    saved in ftkit.json)."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder)
+        self.thresholds = saved_thresholds(self.meta)
+
+    def encode(self, examples: TextExamples) -> TextEncoded:
+        if examples.labels is not None:
+            check_known_sets(examples, self.labels)
+        return encode_sets(examples, self.tokenizer, self.meta["max_length"], self.labels)
+
+    def _scaled_probs(self, data: TextEncoded, batch_size: int = PREDICT_BATCH) -> LabelScores:
+        probs = longest_first_proba(self.model, data, batch_size, self.meta.get("eval_precision", "fp32"),
+                                    multi_label=True)
+        return LabelScores(probs, self.thresholds)
+
+    def evaluate(self, examples: TextExamples) -> tuple[dict, LabelScores]:
+        data = self.encode(examples)
+        scores = self._scaled_probs(data)
+        return MultiLabelEvaluation().at_thresholds(data, scores, self.labels, self.thresholds)
+
+    def predict(self, texts: list) -> list[dict]:
+        return predictions(self.predict_proba(self.inputs(list(texts), "inputs")), self.labels)
+
+    def frame(self, examples: TextExamples, scores: LabelScores) -> pd.DataFrame:
+        return set_prediction_frame(examples.rows, "text", examples.texts, examples.labels, scores, self.labels)
+
+    def read(self, path: str, columns: Optional[dict] = None, labelled: bool = True) -> TextExamples:
+        columns = columns or {}
+        label = (columns.get("label") or self.meta["label_column"]) if labelled else None
+        reader = lambda table, column: table_label_sets(table, column, self.meta.get("label_sep"),  # noqa: E731
+                                                        self.meta.get("allow_empty_labels", False))
+        return read_examples(path, columns.get("text") or self.meta["text_column"], label, False, reader)

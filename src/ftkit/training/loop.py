@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ftkit.config import TrainConfig
-from ftkit.evaluation.metrics import better
+from ftkit.evaluation.metrics import HEADLINE, better
 from ftkit.training import checkpoint
 from ftkit.training.batches import epoch_batches, shard
 from ftkit.training.device import autocast
@@ -33,7 +33,7 @@ from ftkit.training.rehearsal import with_rehearsal
 
 log = logging.getLogger(__name__)
 
-SUMMARY_KEYS = ("accuracy", "macro_f1", "loss", "f1", "precision", "recall", "wer", "cer")
+SUMMARY_KEYS = HEADLINE  # what a validation record keeps of the metrics
 STOP_REASONS = (None, "early stopping", "time limit", "pruned")  # LoopState.stop_reason, as the leader sends it
 
 
