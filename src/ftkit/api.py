@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftkit.config import KEYWORDS, FitConfig, build_config
+from ftkit.config import KEYWORDS, MULTILABEL_OF, FitConfig, build_config
 from ftkit.errors import ConfigError, FtkitError, RunDirError
 from ftkit.failpoints import failpoint
 from ftkit.io import atomic_path, write_json
@@ -534,5 +534,19 @@ def make_config(config, options: dict, overrides=None) -> FitConfig:
     if isinstance(config, FitConfig):
         config = config.model_dump(mode="json")
     if isinstance(config, dict):
-        return build_config(None, flags, sets, base=config, values=values)
-    return build_config(config, flags, sets, values=values)
+        return with_label_lists(build_config(None, flags, sets, base=config, values=values))
+    return with_label_lists(build_config(config, flags, sets, values=values))
+
+
+def with_label_lists(cfg: FitConfig) -> FitConfig:
+    """A classification run whose label column holds lists (JSON list cells) is multi-label, as
+    one with --label-sep is: the config names the multi-label sibling task."""
+    from ftkit.data.label_sets import holds_label_lists  # pandas: not loaded for `ftkit --help`
+
+    d = cfg.data
+    sibling = MULTILABEL_OF.get(cfg.task)
+    if sibling is None or d.label_sep is not None or not d.train or Path(d.train).is_dir():
+        return cfg
+    if not holds_label_lists(d.train, d.label_column):
+        return cfg
+    return cfg.model_copy(update={"task": sibling})

@@ -54,6 +54,33 @@ def _members(value, sep: Optional[str], error) -> list[str]:
     return [part.strip() for part in text.split(sep) if part.strip()]
 
 
+def holds_label_lists(path: str, column: str, look: int = 1000) -> bool:
+    """Whether the label column of a table file holds label lists (JSONL/Parquet list cells, or CSV
+    cells that parse as a JSON list) in its first `look` filled rows: such a column asks for a
+    multi-label task even without --label-sep. An unreadable file is False here; reading it for
+    training names the problem."""
+    from ftkit.data.readers import read_table
+    from ftkit.errors import FtkitError
+
+    try:
+        table = read_table(path)
+    except (FtkitError, OSError):
+        return False
+    if column not in table.frame.columns:
+        return False
+    for value in table.frame[column].head(look).tolist():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return False
+        if isinstance(value, (list, tuple)):
+            return True
+    return False
+
+
 def set_vocabulary(sets: list[LabelSet]) -> list[str]:
     """Every label that occurs in the sets, in `label_order`'s order."""
     return label_order([label for s in sets for label in s])
