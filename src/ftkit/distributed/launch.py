@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -127,10 +128,17 @@ def cluster(cfg: FitConfig, quiet: bool):
     scratch = tempfile.mkdtemp(prefix="ftkit-ray-") if own and d.address is None else None
     if own:
         started = time.monotonic()
-        ray.init(address=d.address, num_cpus=None if d.address else d.workers * d.cpus_per_worker,
-                 num_gpus=None if d.address else (_local_gpus() if d.gpus_per_worker else 0),
-                 include_dashboard=False, log_to_driver=not quiet, logging_level=logging.WARNING,
-                 **({"_temp_dir": scratch} if scratch else {}))
+        if d.address is not None:
+            check_reachable(d.address)
+        try:
+            ray.init(address=d.address, num_cpus=None if d.address else d.workers * d.cpus_per_worker,
+                     num_gpus=None if d.address else (_local_gpus() if d.gpus_per_worker else 0),
+                     include_dashboard=False, log_to_driver=not quiet, logging_level=logging.WARNING,
+                     **({"_temp_dir": scratch} if scratch else {}))
+        except Exception as err:  # noqa: BLE001  (Ray raises ConnectionError, AuthenticationError, RayError...)
+            if d.address is None:
+                raise
+            raise join_failure(d.address, err) from None
         log.info("ray: %s in %.1fs", d.address or "local instance started", time.monotonic() - started)
     try:
         if d.address is not None:
@@ -141,6 +149,31 @@ def cluster(cfg: FitConfig, quiet: bool):
             ray.shutdown()
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def check_reachable(address: str, seconds: float = 5.0) -> None:
+    """--address host:port (or ray://host:port): refuse at once when nothing listens there; Ray's own
+    connect retries for minutes. "auto" (the cluster this machine belongs to) is left to Ray."""
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as err:
+        raise ConfigError(f"--address {address}: no Ray cluster answers there ({err.strerror or err}); start "
+                          "one with `ray start --head`, or leave --address out to run on this machine") from None
+
+
+def join_failure(address: str, err: Exception) -> ConfigError:
+    """--address: why this process could not join the cluster, in one line. Heads made by `ray start
+    --head` (Ray 2.5x+) require a token by default; Ray reports a client without it only as a failed
+    connection, so the hint is always given."""
+    lines = str(err).strip().splitlines()
+    why = (lines[0] if lines else type(err).__name__)[:240]
+    return ConfigError(f"--address {address}: cannot join the Ray cluster there: {why}; if the cluster uses "
+                       "token authentication (`ray start`'s default), set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                       "(or RAY_AUTH_TOKEN_PATH) to the head's token (`ray get-auth-token` on the head)")
 
 
 def launch(job: Job, entry: Callable, storage: Optional[Path] = None, callbacks: tuple = ()) -> None:
