@@ -66,7 +66,8 @@ def drop_or_fail_empty(table: Table, columns: tuple[str, ...], drop_empty: bool)
     log.warning("%s: skipped %d rows with empty text", table.path, len(empty))
     kept = [i for i in range(len(table)) if i not in empty]
     if not kept:
-        raise DataError(f"{table.path}: every row has empty text in column(s) {', '.join(map(repr, columns))}")
+        named = f"column {columns[0]!r}" if len(columns) == 1 else f"one of the columns {', '.join(map(repr, columns))}"
+        raise DataError(f"{table.path}: every row has empty text in {named}")
     return table.subset(kept)
 
 

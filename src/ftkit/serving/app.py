@@ -68,12 +68,11 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
 
 def create_app(predictor, info: dict, kind: str, settings: Optional[ServeSettings] = None) -> FastAPI:
     """The service of `predictor` (anything with predict(list) -> list[dict]); `kind` is the task's
-    input kind (tasks.base.INPUT_KINDS); `info` is what GET /info answers."""
+    input kind (tasks.base.INPUT_KINDS); `info` is what GET /info answers (+ a pair's "text_columns")."""
     settings = settings or ServeSettings()
     metrics = ServerMetrics()
     batcher = MicroBatcher(predictor.predict, settings.max_batch_size, settings.max_wait_ms, metrics.on_batch)
-    limits = Limits(settings.max_inputs, settings.max_text_chars)
-    columns = tuple(info.get("text_columns") or ())  # several: each input is a list or object of texts
+    limits, columns = Limits(settings.max_inputs, settings.max_text_chars), tuple(info.get("text_columns") or ())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
