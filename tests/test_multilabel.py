@@ -232,10 +232,19 @@ def test_serve_returns_what_load_predicts(text_run):
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
 
 
-def test_onnx_export_refuses_multilabel_in_one_line(text_run, tmp_path):
-    result = run_cli("export", str(text_run), "--format", "onnx", "--out", str(tmp_path / "onnx"))
-    assert result.returncode == 2, result.stderr
-    assert "text-multilabel" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+def test_onnx_export_of_a_multilabel_text_model_passes_its_parity_check(text_run, tagged, tmp_path):
+    out = tmp_path / "onnx"
+    result = run_cli("export", str(text_run), "--format", "onnx", "--out", str(out), "--data", str(tagged["test"]))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "export.json").read_text())
+    assert record["parity"]["max_abs_diff"] <= record["parity"]["tolerance"]
+    texts = ["good film ok", "bad movie", "the plot"]
+    onnx, torch_pred = ftkit.load(out), ftkit.load(text_run)
+    assert json.loads((out / "ftkit.json").read_text())["runtime"] == "onnx"
+    got, want = onnx.predict(texts), torch_pred.predict(texts)
+    assert [p["labels"] for p in got] == [p["labels"] for p in want]
+    for a, b in zip(got, want):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
 
 
 # ---------------------------------------------------------------- images
