@@ -70,7 +70,7 @@ def export_onnx(model_dir: Path, out: Path, *, quantize: Optional[str] = None, c
 
 # What each task's graph needs beside it: a text tokenizer, or an audio feature extractor (plus the
 # CTC settings for transcripts); images carry their preprocessing in ftkit.json.
-SUPPORT = {"text-classification": "tokenizer", "token-classification": "tokenizer", "image-classification": "none",
+SUPPORT = {"text-classification": "tokenizer", "text-multilabel": "tokenizer", "token-classification": "tokenizer", "image-classification": "none",
            "audio-classification": "features", "speech-recognition": "ctc"}
 
 
@@ -120,6 +120,7 @@ def _outputs(task: str, pred, examples, labelled: bool):
 
 
 def _flat(outputs) -> np.ndarray:
+    outputs = getattr(outputs, "probs", outputs)  # multi-label: LabelScores (thresholds are the same on both)
     if isinstance(outputs, np.ndarray):
         return outputs.astype(np.float64).ravel()
     parts = [np.asarray(o, dtype=np.float64).ravel() for o in outputs]

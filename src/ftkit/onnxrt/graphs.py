@@ -101,6 +101,7 @@ def speech_graph(pred, model: nn.Module) -> Graph:
 
 
 BUILDERS = {"text-classification": lambda p, m: text_graph(p, m, per_token=False),
+            "text-multilabel": lambda p, m: text_graph(p, m, per_token=False),  # logits; sigmoid in the runtime
             "token-classification": lambda p, m: text_graph(p, m, per_token=True),
             "image-classification": image_graph, "audio-classification": audio_graph,
             "speech-recognition": speech_graph}

@@ -21,6 +21,7 @@ from ftkit.errors import ConfigError, ModelLoadError
 
 # task -> (module, class) of its ONNX predictor; a module is imported only when its task is loaded
 PREDICTORS = {"text-classification": ("runtime_text", "OnnxTextClassifier"),
+              "text-multilabel": ("runtime_text", "OnnxTextMultiLabeler"),
               "token-classification": ("runtime_text", "OnnxTagger"),
               "image-classification": ("runtime_media", "OnnxImageClassifier"),
               "audio-classification": ("runtime_media", "OnnxAudioClassifier"),
@@ -119,15 +120,22 @@ def pad_ids(ids: list[np.ndarray], pad_id: int, types: Optional[list[np.ndarray]
     return feeds
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """One sigmoid per label in float32 (multi-label), as the torch predictors compute it."""
+    x = logits.astype(np.float32)
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
 def longest_first_probs(run: Callable[[np.ndarray], np.ndarray], lengths: np.ndarray, batch_size: int,
-                        n_classes: int) -> np.ndarray:
-    """(n, classes) softmax of `run(indices)` (the logits of those rows), longest rows first so
-    batches carry little padding: the batches tasks.base.longest_first_proba makes."""
+                        n_classes: int, multi_label: bool = False) -> np.ndarray:
+    """(n, classes) softmax (`multi_label`: sigmoid) of `run(indices)` (the logits of those rows),
+    longest rows first so batches carry little padding: the batches tasks.base.longest_first_proba makes."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
     probs = np.zeros((len(order), n_classes), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        probs[idx] = softmax(run(idx))
+        logits = run(idx)
+        probs[idx] = sigmoid(logits) if multi_label else softmax(logits)
     return probs
 
 

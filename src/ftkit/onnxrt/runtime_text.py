@@ -8,10 +8,12 @@ from typing import Optional
 import numpy as np
 
 from ftkit.evaluation.calibration import apply_temperature
+from ftkit.evaluation.multilabel_metrics import LabelScores
 from ftkit.onnxrt.runtime import NotExportable, longest_first_probs, onnx_session, pad_ids, read_meta, softmax
 from ftkit.onnxrt.tokenizer import load_tokenizer
 from ftkit.tasks import text_classification
-from ftkit.tasks.text_classification import TextClassifier, TextEncoded
+from ftkit.tasks.multilabel import saved_thresholds
+from ftkit.tasks.text_classification import TextClassifier, TextEncoded, TextMultiLabeler
 from ftkit.tasks.token_classification import IGNORE, Sentences, Tagger, TokenEncoded, ner_metrics
 
 TEXT_BATCH = getattr(text_classification, "PREDICT_BATCH", 64)  # the torch predictor's default batch
@@ -35,6 +37,25 @@ class OnnxTextClassifier(NotExportable, TextClassifier):
 
         probs = longest_first_probs(logits, data.lengths, batch_size, len(self.labels))
         return apply_temperature(probs, self.meta.get("temperature"))  # fitted in fit with eval.calibrate
+
+
+class OnnxTextMultiLabeler(NotExportable, TextMultiLabeler):
+    """TextMultiLabeler on onnxruntime: the graph's logits, one sigmoid per label, the saved thresholds."""
+
+    def __init__(self, folder: Path, threads: Optional[int] = None):
+        self.folder = folder
+        self.meta = read_meta(folder)
+        self.labels: list[str] = self.meta["labels"]
+        self.thresholds = saved_thresholds(self.meta)
+        self.tokenizer = load_tokenizer(folder, self.meta["onnx"]["tokenizer"])
+        self.session = onnx_session(folder, self.meta, threads)
+
+    def _scaled_probs(self, data: TextEncoded, batch_size: int = TEXT_BATCH) -> LabelScores:
+        def logits(idx: np.ndarray) -> np.ndarray:
+            return self.session.run(pad_ids([data.ids[i] for i in idx], data.pad_id))[0]
+
+        return LabelScores(longest_first_probs(logits, data.lengths, batch_size, len(self.labels), multi_label=True),
+                           self.thresholds)
 
 
 class OnnxTagger(NotExportable, Tagger):

@@ -23,7 +23,9 @@ EXAMPLE_INPUT = {"token-classification": '"going to see taylor swift in new york
                  "speech-recognition": '"clip.wav"'}
 FILE_FLAG = {"image-classification": "--image photo.jpg", "audio-classification": "--audio clip.wav",
              "speech-recognition": "--audio clip.wav"}
-PIPELINE_TAGS = {"speech-recognition": "automatic-speech-recognition"}  # the Hub's name for the task
+# the Hub's name for the task (its classification pipelines serve multi-label models too)
+PIPELINE_TAGS = {"speech-recognition": "automatic-speech-recognition", "text-multilabel": "text-classification",
+                 "image-multilabel": "image-classification"}
 PROCESSORS = {"image-classification": "AutoImageProcessor", "audio-classification": "AutoFeatureExtractor",
               "speech-recognition": "AutoProcessor"}
 SMALL_DATA = 1000  # training examples; fewer: scores vary a lot with the split and the seed

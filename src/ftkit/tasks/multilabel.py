@@ -80,7 +80,10 @@ class MultiLabelEvaluation:
 
     def confidence_intervals(self, data, scores: LabelScores, labels: list[str], n_boot: int, level: float,
                              seed: int) -> dict:
-        """Bootstrap intervals of micro-F1, macro-F1 and subset accuracy, resampling examples."""
+        """Bootstrap intervals of micro-F1, macro-F1 and subset accuracy, resampling examples. Plain
+        (n, labels) scores (`ftkit advise` times this on random ones) are decided at 0.5."""
+        if not isinstance(scores, LabelScores):
+            scores = LabelScores(np.asarray(scores), default_thresholds(len(labels)))
         return multilabel_ci(scores, data.labels, n_boot, level, seed)
 
 
