@@ -197,7 +197,9 @@ def test_doctor_counts_rows_per_label(tmp_path):
     counts = {d["class"]: d["count"] for d in imbalance.details}
     assert counts["pos"] > counts["tag"] > counts["rare"] >= 1  # rows carrying each label, not label sets
     assert imbalance.severity == "warn" and "smallest 'rare'" in imbalance.message
-    assert "class_weights=auto" in imbalance.fix
+    assert cfg.train.class_weights == "auto" and "positive weights are on" in imbalance.fix  # multi-label's default
+    off = validate({"data": {"train": cfg.data.train, "label_sep": "|"}, "train": {"class_weights": "none"}})
+    assert "class_weights=auto" in fast_report(off, get_task(off.task).prepare_data(off)).get("imbalance").fix
 
 
 @pytest.mark.parametrize("name", __import__("ftkit.strategies", fromlist=["x"]).general_strategies())

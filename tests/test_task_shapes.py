@@ -56,6 +56,7 @@ def test_a_jsonl_label_list_column_is_multilabel_without_label_sep(tmp_path):
     rows = [{"text": f"text {i}", "label": ["a", "b"][: 1 + i % 2]} for i in range(20)]
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    assert ftkit.check(train=str(train), out=str(tmp_path / "run")).task == "text-multilabel"
+    cfg = ftkit.check(train=str(train), out=str(tmp_path / "run"))
+    assert cfg.task == "text-multilabel" and cfg.train.class_weights == "auto"  # multi-label's default
     plain = write_csv(tmp_path / "plain.csv", [{"text": f"t {i}", "label": "ab"[i % 2]} for i in range(20)])
     assert ftkit.check(train=str(plain), out=str(tmp_path / "run2")).task == "text-classification"

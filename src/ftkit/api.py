@@ -549,4 +549,4 @@ def with_label_lists(cfg: FitConfig) -> FitConfig:
         return cfg
     if not holds_label_lists(d.train, d.label_column):
         return cfg
-    return cfg.model_copy(update={"task": sibling})
+    return FitConfig.model_validate({**cfg.model_dump(mode="json", exclude_unset=True), "task": sibling})
