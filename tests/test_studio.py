@@ -306,3 +306,34 @@ def test_auto_run_started_from_the_new_run_screen_shows_its_stages_and_finishes(
     report = json.loads((root / "auto1" / "auto.json").read_text())
     assert (root / "auto1" / "final" / "summary.json").is_file() and report["final_run"]
     assert api.load(root / "auto1" / "final").predict(["a fine film"])[0]["label"]
+
+
+def test_try_it_shows_a_multilabel_runs_labels_above_their_thresholds(browser, tmp_path, tiny_model):
+    """A multi-label run in Try it: the labels ftkit.load(run).predict returns, as badges."""
+    import random
+
+    from conftest import FILLER, NEGATIVE
+
+    rng = random.Random(4)
+    rows = []
+    for i in range(160):
+        kinds = [["pos"], ["neg"], ["neg", "pos"]][i % 3]
+        words = [rng.choice(FILLER) for _ in range(4)]
+        words += [rng.choice(POSITIVE)] * ("pos" in kinds) + [rng.choice(NEGATIVE)] * ("neg" in kinds)
+        rows.append({"text": " ".join(rng.sample(words, len(words))), "label": "|".join(kinds)})
+    root = tmp_path / "runs"
+    result = run_cli("fit", "--model", tiny_model, "--train", write_csv(tmp_path / "tags.csv", rows), "--label-sep", "|",
+                     "--out", root / "tags", "--epochs", "4", "--batch-size", "8", "--lr", "3e-3", "--quiet",
+                     "--set", "train.threads=1", "--set", "eval.bootstrap=0")
+    assert result.returncode == 0, result.stderr
+    text = f"a {POSITIVE[0]} and {NEGATIVE[0]} film"
+    expected = api.load(root / "tags").predict([text])[0]["labels"]
+    with studio_at(root) as base:
+        browser.get(base + "/try")
+        wait_for(lambda: browser.find_element("css selector", "#run option"), what="finished runs")
+        fill(browser, "#text", text)
+        browser.find_element("css selector", "#go").click()
+        shown = wait_for(lambda: text_of(browser, "#out") if "%" in text_of(browser, "#out") else "", what="prediction")
+        badges = [b.text for b in browser.find_elements("css selector", "#out .badge")]
+        assert badges == expected and (expected or "no label above its threshold" in shown)
+        no_js_errors(browser)

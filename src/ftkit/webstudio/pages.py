@@ -276,9 +276,12 @@ $('#go').onclick = async () => {
     if (!$('#file-box').hidden) { const f = $('#upload').files[0]; if (!f) throw new Error('choose an image or audio file');
       const fd = new FormData(); fd.append('file', f); r = await api('/api/predict/' + name, {method:'POST', body:fd}); }
     else r = await post('/api/predict/' + name, {inputs: $('#text').value.split('\\n').filter(x => x.trim())});
-    $('#out').innerHTML = r.predictions.map(p => p.label !== undefined ?
-      `<p class=prediction><b>${esc(p.label)}</b> (${(100*p.score).toFixed(1)}%)</p><table>` + Object.entries(p.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 10)
-        .map(([k, v]) => `<tr><td>${esc(k)}</td><td style="width:70%"><div class=bar><div style="width:${(100*v).toFixed(1)}%"></div></div></td><td>${(100*v).toFixed(1)}%</td></tr>`).join('') + '</table>'
+    const bars = probs => '<table>' + Object.entries(probs).sort((a, b) => b[1] - a[1]).slice(0, 10)
+        .map(([k, v]) => `<tr><td>${esc(k)}</td><td style="width:70%"><div class=bar><div style="width:${(100*v).toFixed(1)}%"></div></div></td><td>${(100*v).toFixed(1)}%</td></tr>`).join('') + '</table>';
+    $('#out').innerHTML = r.predictions.map(p => p.labels !== undefined ?  // multi-label: the labels above their thresholds
+      `<p class=prediction>${p.labels.length ? p.labels.map(l => `<span class=badge>${esc(l)}</span> ${(100*p.scores[l]).toFixed(1)}%`).join(' · ') : 'no label above its threshold'}</p>` + bars(p.probabilities)
+      : p.label !== undefined ?
+      `<p class=prediction><b>${esc(p.label)}</b> (${(100*p.score).toFixed(1)}%)</p>` + bars(p.probabilities)
       : p.transcript !== undefined ? `<p class=prediction>“${esc(p.transcript)}”</p>`
       : `<p class=prediction>${p.entities.length ? p.entities.map(e => `<span class=badge>${esc(e.type || e.label)}</span> ${esc(e.text)}`).join(' · ') : 'no entities'}</p>`).join('');
   } catch (e) { showError($('#error'), e); $('#out').innerHTML = ''; }
