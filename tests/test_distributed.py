@@ -347,7 +347,7 @@ def test_tune_trials_train_on_two_workers_each(tiny_model, sentiment, tmp_path, 
     """--executor ray --workers-per-trial 2: each trial is a 2-worker fit whose validation scores
     reach ASHA and Optuna (Ray Train's report on every worker, TuneReportCallback, Tune). Trial 0
     (lr 5e-3) learns by its 3rd validation (of 9, every 9 steps); trial 1 (lr 1e-7) stays at
-    chance, so ASHA stops it at its rung of 4 reports and it ends, as pruned, at its next
+    chance, so ASHA stops it at its rung of 4 reports and it ends, as pruned, at a following
     validation. The refit trains on 2 workers too."""
     import optuna
     from optuna.trial import TrialState
@@ -368,7 +368,9 @@ def test_tune_trials_train_on_two_workers_each(tiny_model, sentiment, tmp_path, 
         assert not (out / f"trial-{trial.number:04d}" / "stop-requested").exists()
     first, second = (summary(out / f"trial-{n:04d}") for n in (0, 1))
     assert study.trials[0].value == first["best"]["value"] == 1.0 and first["stopped"]["reason"] is None
-    assert second["stopped"]["reason"] == "pruned" and len(second["history"]) == 5  # asked at 4, honoured at 5
+    # asked after its 4th report; the request reaches the workers while they train on (a validation
+    # or two later on this machine), well before the 9 validations of a full run
+    assert second["stopped"]["reason"] == "pruned" and 5 <= len(second["history"]) < len(first["history"]) == 9
     assert report["trials"]["complete"] == 1 and report["trials"]["pruned"] == 1
     best = summary(out / "best")
     assert best["distributed"]["workers"] == 2 and best["metrics"]["test"]["accuracy"] > 0.9

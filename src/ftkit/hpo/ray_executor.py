@@ -12,7 +12,8 @@ workers (Ray Train v2 inside Tune). The trial's own process only waits, so it re
 (WAITING_TRIAL); its workers reserve N x cpus_per_worker themselves, which is why the trials run at most
 (cluster CPUs // that) at a time (Tune does not see the workers' requests). Every worker calls
 Ray Train's report with the leader's validation score and TuneReportCallback hands it to the
-trial, so ASHA still stops poor trials; a stopped trial's process ends, and its workers with it.
+trial, so ASHA still stops poor trials: asked to (AskingASHA), a trial ends as pruned at a
+following validation, its workers and their placement group released as after any run.
 
 Imported only for `--executor ray`: the local executor never needs Ray.
 """
@@ -135,8 +136,8 @@ def _fit(study, ctx: Trials, budget, wanted: Optional[int], trial_cpus: int, sca
 
 class AskingASHA(ASHAScheduler):
     """ASHA for trials on several workers: a poor trial is asked to stop (STOP_FILE in its run
-    folder, which its leader reads at its next validation and the run ends as pruned) rather than
-    killed. A killed trial's Ray Train workers would leave their placement group holding the cores:
+    folder, which its leader reads at each validation; the request arrives while the workers train
+    on, so the run ends as pruned at a following validation) rather than killed. A killed trial's Ray Train workers would leave their placement group holding the cores:
     Ray Train removes it only through the state API of Ray's dashboard, which a minimal Ray lacks."""
 
     def __init__(self, *args, out: Path, **kwargs):
