@@ -283,19 +283,27 @@ class FitConfig(_Section):
         if isinstance(data, dict) and data.get("label_sep") is not None:
             task = values.get("task", "text-classification")
             values = {**values, "task": MULTILABEL_OF.get(task, task)}
-        return multilabel_defaults(values)
+        return task_train_defaults(values)
 
 
 # A single-label task -> its multi-label sibling (chosen when --label-sep is given).
 MULTILABEL_OF = {"text-classification": "text-multilabel", "image-classification": "image-multilabel"}
 
 
-def multilabel_defaults(values: Any) -> Any:
-    """Multi-label runs weigh each label's positives (train.class_weights=auto) unless told
-    otherwise: most labels are absent from most rows, and unweighted BCE learned to predict no
-    label at all (MiniLM-L6 on wnut-tags: test micro-F1 0.08 without, 0.31 with; bench/RESULTS.md)."""
-    if not isinstance(values, dict) or values.get("task") not in MULTILABEL_OF.values():
+# Train settings a task has by default when the config leaves them out (kept in the resolved
+# config, so a run's config.yaml says what it trained with). Multi-label runs weigh each label's
+# positives: most labels are absent from most rows, and unweighted BCE learned to predict no label
+# at all (MiniLM-L6 on wnut-tags: test micro-F1 0.08 without, 0.31 with; bench/RESULTS.md).
+TASK_TRAIN_DEFAULTS = {name: {"class_weights": "auto"} for name in MULTILABEL_OF.values()}
+
+
+def task_train_defaults(values: Any) -> Any:
+    """`values` with the task's TASK_TRAIN_DEFAULTS filled in where train does not set them."""
+    defaults = TASK_TRAIN_DEFAULTS.get(values.get("task")) if isinstance(values, dict) else None
+    train = values.get("train") if defaults else None
+    if not defaults or not (train is None or isinstance(train, dict)):
         return values
+    return {**values, "train": {**defaults, **(train or {})}}
     train = values.get("train")
     if train is None:
         return {**values, "train": {"class_weights": "auto"}}
