@@ -149,3 +149,50 @@ def test_doctor_reports_the_target_distribution(tmp_path, scored):
     found = {c["name"]: c for c in report["checks"]}
     assert found["imbalance"]["severity"] == "ok" and "numeric target" in found["imbalance"]["message"]
     assert found["label-noise"]["severity"] == "skipped"
+
+
+def test_serve_returns_the_loaded_values(text_run):
+    from test_serve import serving
+
+    texts = ["good great", "bad awful terrible", "the plot"]
+    local = ftkit.load(text_run).predict(texts)
+    with serving(text_run) as client:
+        info = client.get("/info").json()
+        assert info["task"] == "text-regression" and "rmse" in info["metrics"]
+        served = client.post("/predict", json={"inputs": texts}).json()["predictions"]
+    assert [p["value"] for p in served] == pytest.approx([p["value"] for p in local], abs=1e-4)
+
+
+def test_onnx_export_predicts_the_same_values(text_run, scored, tmp_path):
+    from ftkit.onnxrt.export import export_onnx
+    from ftkit.onnxrt.runtime import load_onnx
+
+    out = tmp_path / "onnx"
+    out.mkdir()
+    record = export_onnx(text_run / "model", out, check_data=scored["test"])
+    assert record["parity"]["max_abs_diff"] <= 1e-3
+    texts = ["good great", "bad awful", "the plot"]
+    got = [p["value"] for p in load_onnx(out).predict(texts)]
+    assert got == pytest.approx([p["value"] for p in ftkit.load(text_run).predict(texts)], abs=1e-3)
+
+
+@pytest.mark.parametrize("strategy", ["linear-probe", "lora", "freeze-bottom"])
+def test_strategies_train_a_regression_head(tmp_path, tiny_model, scored, strategy):
+    out = tmp_path / strategy
+    result = run_cli(*fit_flags(tiny_model, scored, out, "--strategy", strategy, "--epochs", "2"))
+    assert result.returncode == 0, result.stderr
+    s = summary(out)
+    assert s["strategy"] == strategy and np.isfinite(s["metrics"]["test"]["rmse"])
+    assert s["metrics"]["test"]["rmse"] < 3 * s["metrics"]["test"]["mean_baseline"]["rmse"]
+    texts = ["good great", "bad"]
+    assert len(ftkit.load(out).predict(texts)) == 2
+
+
+def test_probe_baseline_scores_in_the_targets_units(tmp_path, tiny_model, scored):
+    out = tmp_path / "with-probe"
+    result = run_cli(*fit_flags(tiny_model, scored, out, "--epochs", "2", "--baseline", "probe"))
+    assert result.returncode == 0, result.stderr
+    probe = summary(out / "baselines" / "probe")
+    test = probe["metrics"]["test"]
+    base = test["mean_baseline"]["rmse"]
+    assert 0 < test["rmse"] < 2 * base  # in points of the score, not standard deviations

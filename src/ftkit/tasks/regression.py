@@ -57,6 +57,7 @@ class RegressionEvaluation:
     check_known = staticmethod(no_unknown_labels)
     calibration = None
     group_metrics = None
+    metrics_from_probs = None  # no probabilities: the linear probe trains behind the frozen body instead
     read_reference = None  # retention needs one class per input of the original task
 
     def label_reader(self, d):
