@@ -196,3 +196,9 @@ def test_probe_baseline_scores_in_the_targets_units(tmp_path, tiny_model, scored
     test = probe["metrics"]["test"]
     base = test["mean_baseline"]["rmse"]
     assert 0 < test["rmse"] < 2 * base  # in points of the score, not standard deviations
+    entry = summary(out)["baselines"]["probe"]
+    assert entry["metric"] == "rmse" and entry["value"] == pytest.approx(test["rmse"])
+    # the gain is in the target's units (an error lowered), not "points" of a 0..1 score
+    assert entry["gain_points"] == pytest.approx(entry["value"] - entry["finetuned_value"], abs=1e-3)
+    sentence = summary(out)["baselines"]["verdict"]
+    assert "points of rmse" not in sentence and ("lowered rmse" in sentence or "linear probe is" in sentence.lower())
