@@ -202,3 +202,14 @@ def test_probe_baseline_scores_in_the_targets_units(tmp_path, tiny_model, scored
     assert entry["gain_points"] == pytest.approx(entry["value"] - entry["finetuned_value"], abs=1e-3)
     sentence = summary(out)["baselines"]["verdict"]
     assert "points of rmse" not in sentence and ("lowered rmse" in sentence or "linear probe is" in sentence.lower())
+
+
+@pytest.mark.parametrize("flag, words", [("train.class_weights=auto", "no classes to weigh"),
+                                         ("train.label_smoothing=0.1", "no classes to smooth"),
+                                         ("train.oversample=true", "no single label per example"),
+                                         ("eval.calibrate=true", "calibrat")])
+def test_classification_only_settings_are_refused(tmp_path, tiny_model, scored, flag, words):
+    result = run_cli(*fit_flags(tiny_model, scored, tmp_path / "run", "--epochs", "1", "--set", flag))
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert flag.split("=")[0] in line and words in line, line

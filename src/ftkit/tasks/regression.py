@@ -79,6 +79,9 @@ class RegressionEvaluation:
         """(outputs (batch, 1), raw targets (batch,)) -> train.loss on standardised targets."""
         if cfg.train.class_weights == "auto":
             raise ConfigError("--set train.class_weights=auto: a numeric target has no classes to weigh")
+        if cfg.train.label_smoothing > 0:
+            raise ConfigError(f"--set train.label_smoothing={cfg.train.label_smoothing:g}: a numeric target has no "
+                              "classes to smooth over (try --set train.loss=huber for noisy targets)")
         mean, std = target_scale(train.labels)
         loss_of = LOSSES[cfg.train.loss]
 
