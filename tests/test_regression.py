@@ -213,3 +213,43 @@ def test_classification_only_settings_are_refused(tmp_path, tiny_model, scored, 
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert flag.split("=")[0] in line and words in line, line
+
+
+# ---------------------------------------------------------------- image regression
+
+def write_brightness_table(folder, n: int, seed: int):
+    """Noisy gray squares; the target is the brightness each was drawn at (0..100)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        level = float(rng.uniform(0, 100))
+        pixels = np.clip(40 + 1.6 * level + rng.normal(0, 10, (20, 20)), 0, 255).astype("uint8")
+        Image.fromarray(pixels, mode="L").save(folder / f"{i:03d}.png")
+        rows.append({"image": f"{i:03d}.png", "brightness": round(level, 3)})
+    return write_csv(folder / "labels.csv", rows)
+
+
+def test_image_regression_fit_predict_and_refusals(tmp_path, tiny_resnet):
+    train = write_brightness_table(tmp_path / "train", 120, 1)
+    test = write_brightness_table(tmp_path / "test", 40, 2)
+    out = tmp_path / "run"
+    flags = ["fit", "--task", "image-classification", "--label-type", "number", "--model", str(tiny_resnet),
+             "--train", str(train), "--test", str(test), "--label-column", "brightness", "--epochs", "6",
+             "--batch-size", "8", "--lr", "3e-3", "--quiet", "--set", "train.threads=1",
+             "--set", "eval.bootstrap=100", "--set", "data.augment.enabled=false"]
+    result = run_cli(*flags, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    s = summary(out)
+    assert s["task"] == "image-regression" and s["best"]["metric"] == "rmse"
+    test_metrics = s["metrics"]["test"]
+    assert test_metrics["spearman"] > 0.5 and "ci" in test_metrics, test_metrics
+    saved = pd.read_csv(out / "predictions.csv")
+    paths = [str(tmp_path / "test" / name) for name in pd.read_csv(test)["image"].head(5)]
+    loaded = [p["value"] for p in ftkit.load(out).predict(paths)]
+    assert loaded == pytest.approx(saved["predicted"].head(5).tolist(), abs=1e-3)
+    mixed = run_cli(*flags, "--out", str(tmp_path / "mixup"), "--set", "data.augment.enabled=true",
+                    "--set", "data.augment.mixup=true")
+    assert mixed.returncode == 2 and "data.augment.mixup" in mixed.stderr

@@ -299,7 +299,7 @@ class FitConfig(_Section):
 # A single-label task -> its multi-label sibling (chosen when --label-sep is given).
 MULTILABEL_OF = {"text-classification": "text-multilabel", "image-classification": "image-multilabel"}
 # A classification task -> its regression sibling (chosen with --label-type number).
-REGRESSION_OF = {"text-classification": "text-regression"}
+REGRESSION_OF = {"text-classification": "text-regression", "image-classification": "image-regression"}
 
 
 def multilabel_defaults(values: Any) -> Any:

@@ -43,8 +43,8 @@ def no_unknown_labels(part, labels) -> None:
 
 def model_scale(model) -> tuple[float, float]:
     """(mean, std) the model's standardised output is mapped back with (set by scale_target)."""
-    config = model.config
-    return float(getattr(config, "target_mean", 0.0)), float(getattr(config, "target_std", 1.0))
+    mean, std = getattr(model, "ftkit_target", (0.0, 1.0))
+    return float(mean), float(std)
 
 
 class RegressionEvaluation:
@@ -72,8 +72,12 @@ class RegressionEvaluation:
 
     def scale_target(self, model, train) -> None:
         """Standardise the target: the model learns (y - mean) / std of the training split."""
-        model.config.target_mean, model.config.target_std = target_scale(train.labels)
-        model.config.problem_type = "regression"  # plain transformers: one output, MSE
+        mean, std = target_scale(train.labels)
+        model.ftkit_target = (mean, std)  # any torch module (EfficientNet has no config); read by evaluation
+        config = getattr(model, "config", None)
+        if config is not None and not isinstance(config, dict):  # transformers: kept in config.json too
+            config.target_mean, config.target_std = mean, std
+            config.problem_type = "regression"  # plain transformers loads it with one output and MSE
 
     def criterion(self, cfg, train):
         """(outputs (batch, 1), raw targets (batch,)) -> train.loss on standardised targets."""
