@@ -74,9 +74,9 @@ def read_images(path: str, image_column: str, label_column: Optional[str], skip_
     p = Path(path)
     if p.is_dir():
         if read_labels is not None and label_column is not None:
-            raise DataError(f"{p}: multi-label and regression images need a table (CSV/JSONL/Parquet) with "
-                            "--image-column and a label column ('|'-joined labels or JSON lists; numbers), not a "
-                            "folder per class")
+            raise DataError(f"{p}: multi-label images need a table (CSV/JSONL/Parquet) with --image-column and a "
+                            "label column of '|'-joined labels or JSON lists (regression: of numbers), not a folder "
+                            "per class")
         examples = _from_folder(p, label_column is not None)
     elif p.is_file():
         examples = _from_table(p, image_column, label_column, allow_outside, read_labels or table_labels)
