@@ -143,12 +143,12 @@ def test_bad_target_names_file_line_and_column(tmp_path, tiny_model, cell, what)
     assert f"{train} line 8" in line and what in line and "'score'" in line, line
 
 
-def test_doctor_reports_the_target_distribution(tmp_path, scored):
+def test_doctor_reports_the_target_distribution(tmp_path, scored, tiny_model):
     report = ftkit.doctor(train=str(scored["train"]), label_column="score", label_type="number",
-                          label_noise=False)
+                          model=str(tiny_model))
     found = {c["name"]: c for c in report["checks"]}
     assert found["imbalance"]["severity"] == "ok" and "numeric target" in found["imbalance"]["message"]
-    assert found["label-noise"]["severity"] == "skipped"
+    assert found["label-noise"]["severity"] == "skipped" and "regression" in found["label-noise"]["message"]
 
 
 def test_serve_returns_the_loaded_values(text_run):
@@ -253,3 +253,11 @@ def test_image_regression_fit_predict_and_refusals(tmp_path, tiny_resnet):
     mixed = run_cli(*flags, "--out", str(tmp_path / "mixup"), "--set", "data.augment.enabled=true",
                     "--set", "data.augment.mixup=true")
     assert mixed.returncode == 2 and "data.augment.mixup" in mixed.stderr
+
+
+def test_eval_scores_a_labelled_file_in_the_targets_units(text_run, scored, tmp_path):
+    result = run_cli("eval", str(text_run), "--data", str(scored["test"]), "--out", str(tmp_path / "eval.json"))
+    assert result.returncode == 0, result.stderr
+    got = json.loads((tmp_path / "eval.json").read_text())
+    metrics = got.get("metrics", got)
+    assert metrics["rmse"] == pytest.approx(summary(text_run)["metrics"]["test"]["rmse"], rel=1e-3)
