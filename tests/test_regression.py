@@ -261,3 +261,13 @@ def test_eval_scores_a_labelled_file_in_the_targets_units(text_run, scored, tmp_
     got = json.loads((tmp_path / "eval.json").read_text())
     metrics = got.get("metrics", got)
     assert metrics["rmse"] == pytest.approx(summary(text_run)["metrics"]["test"]["rmse"], rel=1e-3)
+
+
+def test_advise_reports_the_targets_spread(tiny_model, scored, tmp_path):
+    """`ftkit advise` (and so `auto`) on a numeric target: its spread, not class counts."""
+    advice = ftkit.advise(model=str(tiny_model), train=str(scored["train"]), test=str(scored["test"]),
+                          label_column="score", label_type="number", epochs=1, batch_size=8,
+                          strategies="full,linear-probe", budget="10m", isolate=False,
+                          overrides=["train.threads=1"])
+    assert "class_counts" not in advice["data"] and advice["data"]["target"]["std"] > 5
+    assert advice["recommendation"]["command"].startswith("ftkit fit --model")
