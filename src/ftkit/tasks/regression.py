@@ -43,8 +43,9 @@ def no_unknown_labels(part, labels) -> None:
 
 def model_scale(model) -> tuple[float, float]:
     """(mean, std) the model's standardised output is mapped back with (set by scale_target)."""
-    mean, std = getattr(model, "ftkit_target", (0.0, 1.0))
-    return float(mean), float(std)
+    scale = getattr(model, "ftkit_target", None)
+    assert scale is not None, "scale_target() was not called on this model: its outputs have no units"
+    return float(scale[0]), float(scale[1])
 
 
 class RegressionEvaluation:
