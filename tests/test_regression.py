@@ -271,3 +271,13 @@ def test_advise_reports_the_targets_spread(tiny_model, scored, tmp_path):
                           overrides=["train.threads=1"])
     assert "class_counts" not in advice["data"] and advice["data"]["target"]["std"] > 5
     assert advice["recommendation"]["command"].startswith("ftkit fit --model")
+
+
+def test_huber_loss_trains_and_an_unknown_loss_names_the_flag(tmp_path, tiny_model, scored):
+    out = tmp_path / "huber"
+    result = run_cli(*fit_flags(tiny_model, scored, out, "--epochs", "2", "--set", "train.loss=huber"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "model" / "ftkit.json").read_text())["loss"] == "huber"
+    assert np.isfinite(summary(out)["metrics"]["test"]["rmse"])
+    bad = run_cli(*fit_flags(tiny_model, scored, tmp_path / "bad", "--set", "train.loss=l1"))
+    assert bad.returncode == 2 and "train.loss" in bad.stderr.strip().splitlines()[-1]
