@@ -27,7 +27,7 @@ def command(name: str | None = None, fit_flags: str = "", **helps: str):
     return options.command(app, name, fit_flags, **helps)
 
 
-DATA = "task model train validation test text_column label_column label_sep image_column audio_column"
+DATA = "task model train validation test text_column label_column label_sep label_type image_column audio_column"
 
 
 @command(fit_flags=DATA + " group_column reference_data strategy epochs batch_size lr seed out allow_leakage "

@@ -25,6 +25,7 @@ KEYWORDS = {
     "text_column": "data.text_column",
     "label_column": "data.label_column",
     "label_sep": "data.label_sep",
+    "label_type": "data.label_type",
     "image_column": "data.image_column",
     "audio_column": "data.audio_column",
     "group_column": "data.group_column",
@@ -92,6 +93,9 @@ class DataConfig(_Section):
     label_sep: Optional[str] = Field(None, min_length=1, description="multi-label: the labels of a row are "
                                      "joined by this (e.g. '|'); text/image classification become text-/"
                                      "image-multilabel (JSON list cells need no separator)")
+    label_type: Literal["class", "number"] = Field("class", description="number: the label column holds a number "
+                                                  "per row (regression); text/image classification become "
+                                                  "text-/image-regression")
     allow_empty_labels: bool = Field(False, description="multi-label: accept rows whose label set is empty "
                                      "(off: such a row is refused, as a forgotten label looks the same)")
     validation_size: float = Field(0.1, ge=0, lt=1, description="share of train held out for validation (0: none)")
@@ -195,6 +199,8 @@ class TrainConfig(_Section):
     lr: Optional[float] = Field(None, gt=0, lt=1, description="peak learning rate (null: the strategy's default, "
                                 "5e-5 for full fine-tuning; see `ftkit strategies`)")
     weight_decay: float = Field(0.01, ge=0, description="AdamW decay (never on bias or norm weights)")
+    loss: Literal["mse", "huber"] = Field("mse", description="regression: the loss on the standardised target "
+                                           "(huber: delta of one standard deviation, less pulled by outliers)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="share of target mass spread over all classes")
     class_weights: Literal["none", "auto"] = Field(
         "none", description="auto: weight the loss by inverse class frequency (imbalanced labels; "
@@ -278,16 +284,22 @@ class FitConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _label_sep_means_multilabel(cls, values: Any) -> Any:
-        """--label-sep on a classification task asks for its multi-label sibling."""
+        """--label-sep on a classification task asks for its multi-label sibling, --label-type number
+        for its regression sibling."""
         data = values.get("data") if isinstance(values, dict) else None
         if isinstance(data, dict) and data.get("label_sep") is not None:
             task = values.get("task", "text-classification")
             values = {**values, "task": MULTILABEL_OF.get(task, task)}
+        if isinstance(data, dict) and data.get("label_type") == "number":
+            task = values.get("task", "text-classification")
+            values = {**values, "task": REGRESSION_OF.get(task, task)}
         return task_train_defaults(values)
 
 
 # A single-label task -> its multi-label sibling (chosen when --label-sep is given).
 MULTILABEL_OF = {"text-classification": "text-multilabel", "image-classification": "image-multilabel"}
+# A classification task -> its regression sibling (chosen with --label-type number).
+REGRESSION_OF = {"text-classification": "text-regression", "image-classification": "image-regression"}
 
 
 # Train settings a task has by default when the config leaves them out (kept in the resolved
@@ -304,12 +316,6 @@ def task_train_defaults(values: Any) -> Any:
     if not defaults or not (train is None or isinstance(train, dict)):
         return values
     return {**values, "train": {**defaults, **(train or {})}}
-    train = values.get("train")
-    if train is None:
-        return {**values, "train": {"class_weights": "auto"}}
-    if isinstance(train, dict) and "class_weights" not in train:
-        return {**values, "train": {**train, "class_weights": "auto"}}
-    return values
 
 
 def field_info(dotted: str):

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from ftkit.data.targets import target_summary
 from ftkit.selection.rank import add_ranks, order, score_candidate
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,9 @@ def data_facts(run: dict) -> dict:
     facts = {"n": {name: len(part) for name, part in data.items()}, "labels": list(splits.labels),
              "n_classes": len(splits.labels)}
     train_labels = getattr(data["train"], "labels", None)
-    if isinstance(train_labels, np.ndarray) and train_labels.ndim == 1:  # one class id per example
+    if splits.numeric_target:  # regression: the target's spread, no classes to count
+        facts["target"] = target_summary(train_labels)
+    elif isinstance(train_labels, np.ndarray) and train_labels.ndim == 1:  # one class id per example
         counts = np.bincount(np.asarray(train_labels), minlength=len(splits.labels))
         facts["class_counts"] = {label: int(c) for label, c in zip(splits.labels, counts)}
         facts["min_class_count"] = int(counts.min())

@@ -79,7 +79,7 @@ def _summary(ctx: Context, findings: list[Finding], seconds: dict, total: float)
 def fast_report(cfg, splits) -> Report:
     """The cheap checks `fit` runs on its prepared splits (no model, no tokenizer)."""
     ctx = Context(cfg.task, parts_of(splits), splits.labels, cfg, Options(label_noise=False),
-                  record=splits.record, label_sets=splits.label_sets)
+                  record=splits.record, label_sets=splits.label_sets, numeric_target=splits.numeric_target)
     report = run_checks(ctx, FAST)
     report.summary["mode"] = "fast (ftkit fit)"
     return report
@@ -120,7 +120,7 @@ def diagnose(cfg, task, options: Optional[Options] = None, *, model: bool = True
         return report
     ctx = Context(cfg.task, parts_of(splits), splits.labels, cfg, options, problems=problems,
                   scanned=True, record=splits.record, reader=task, tokenizer=_tokenizer(cfg, task) if model else None,
-                  label_sets=splits.label_sets)
+                  label_sets=splits.label_sets, numeric_target=splits.numeric_target)
     report = run_checks(ctx, FULL if options.label_noise and model else FAST)
     if not (options.label_noise and model):
         report.checks.append(skipped_label_noise("turned off (--no-label-noise)"))

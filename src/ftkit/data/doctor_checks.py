@@ -8,6 +8,7 @@ from pathlib import Path
 from ftkit.data.findings import AUDIO_KINDS, CHECKS, Context, Finding
 from ftkit.data.label_noise import check as label_noise_check
 from ftkit.data.near_dup import IMAGE_MAX_DISTANCE, groups, normalise
+from ftkit.data.targets import target_summary
 
 IMBALANCE_RATIO = 3.0  # largest / smallest class at or above which the doctor warns
 TOKENS_PER_WORD = 1.3  # without a tokenizer: a subword tokenizer's usual rate on English
@@ -37,7 +38,7 @@ def schema(ctx: Context) -> Finding:
 
 def _single_examples(ctx: Context):
     train = ctx.parts[0]
-    if train.labels is None or train.kind in ("ner", "asr"):  # tags and transcripts are not classes
+    if train.labels is None or train.kind in ("ner", "asr") or ctx.numeric_target:  # not classes
         return None
     counts = class_counts(ctx)
     lonely = sorted(label for label, n in counts.items() if n == 1)
@@ -249,6 +250,8 @@ def class_counts(ctx: Context) -> Counter:
 def imbalance(ctx: Context) -> Finding:
     if ctx.kind == "asr":
         return Finding("imbalance", "skipped", 0, "speech recognition has no classes to compare")
+    if ctx.numeric_target:
+        return _target_spread(ctx)
     counts = class_counts(ctx)
     if len(counts) < 2:
         return Finding("imbalance", "ok", 0, "fewer than two classes to compare")
@@ -273,6 +276,15 @@ def imbalance(ctx: Context) -> Finding:
                "--set train.class_weights=auto weighs each label's positives by its negatives/positives "
                "ratio; judge by macro_f1 and per-label F1")
     return Finding("imbalance", "warn", n_small, message, fix, details=details)
+
+
+def _target_spread(ctx: Context) -> Finding:
+    """Regression: the training target's distribution instead of class counts (no verdict on it)."""
+    spread = target_summary(ctx.parts[0].labels)
+    message = (f"numeric target: no classes; train mean {spread['mean']:.4g}, std {spread['std']:.4g}, "
+               f"median {spread['median']:.4g}, range {spread['min']:.4g} .. {spread['max']:.4g} "
+               f"({spread['distinct']} distinct values)")
+    return Finding("imbalance", "ok", 0, message, details=[spread])
 
 
 @CHECKS.register("outliers", "texts the model will truncate; tiny images; very short or too long clips")

@@ -70,6 +70,7 @@ class Context:
     record: dict = field(default_factory=dict)  # splits.record
     reader: Any = None  # the Task (tasks.base.Task) that read the splits; label noise builds and encodes through it
     label_sets: bool = False  # each row's label is a tuple of labels (multi-label): counted per label
+    numeric_target: bool = False  # each row's label is a number (regression): no classes to count
 
     @cached_property
     def index(self) -> list[tuple[Part, int]]:

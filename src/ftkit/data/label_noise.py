@@ -103,6 +103,8 @@ def _unsupported(ctx: Context) -> str:
         return "not for token classification: confident learning here ranks one label per row, not per word"
     if ctx.kind == "asr":
         return "not for speech recognition: transcripts are not classes to confidently disagree with"
+    if ctx.numeric_target:
+        return "not for regression: confident learning ranks classes, and a numeric target has none"
     if ctx.reader is None:
         return "no task to build the frozen features through (Context.reader)"
     if ctx.kind == "audio" and not ctx.reader.capabilities.feature_probe:

@@ -101,6 +101,8 @@ def limit_train(splits, cfg):
     if not n or n >= len(splits.train):
         return splits
     labels = getattr(splits.train, "labels", None)  # NER sentences have no single label
+    if splits.numeric_target:  # regression: numbers are no classes to stratify by
+        labels = None
     if splits.label_sets:  # multi-label: iterative stratification of the label sets
         part = iterative_split(labels, [n, len(labels) - n], split_seed(cfg))
         keep, stratify = np.flatnonzero(part == 0), labels

@@ -6,10 +6,14 @@ import numpy as np
 # Metric name -> True when higher is better; used for model selection and early stopping.
 DIRECTION = {"accuracy": True, "macro_f1": True, "f1": True, "precision": True, "recall": True,
              "loss": False, "wer": False, "cer": False,
-             "micro_f1": True, "subset_accuracy": True, "mean_ap": True}  # multi-label
+             "micro_f1": True, "subset_accuracy": True, "mean_ap": True,  # multi-label
+             "rmse": False, "mae": False, "r2": True, "spearman": True, "pearson": True}  # regression
+# Metrics in the target's own units (regression): a train/validation gap is judged relative to the
+# validation value, not in points of a 0..1 score.
+UNITS = frozenset({"rmse", "mae"})
 # Scalar metrics worth a line wherever runs are summed up (logs, tables), in this order.
 HEADLINE = ("accuracy", "micro_f1", "macro_f1", "subset_accuracy", "mean_ap", "f1", "precision", "recall",
-            "wer", "cer", "loss")
+            "wer", "cer", "rmse", "mae", "r2", "spearman", "pearson", "loss")
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:

@@ -5,13 +5,16 @@ training data, both measured in eval mode (no dropout), so the two are comparabl
 """
 from __future__ import annotations
 
-from ftkit.evaluation.metrics import DIRECTION
+from ftkit.evaluation.metrics import DIRECTION, UNITS
 
 REMEDIES = ("fewer epochs, more weight decay or dropout (--set model.dropout=0.2), label smoothing "
             "(--set train.label_smoothing=0.1), L2-SP (--set train.l2sp=0.01), freezing lower layers "
             "(--strategy freeze-bottom), or more data")
 LARGE_GAP = 0.10  # 10 points of accuracy / F1 between train and validation
 SMALL_GAP = 0.05  # below this a train/validation gap is what any fit shows
+# Error metrics in the target's units (rmse, mae): the gap is train's error as a share below
+# validation's, and ordinary fits show more of it than of accuracy points.
+UNIT_GAPS = (0.30, 0.15)  # (large, small)
 
 
 def diagnose(history: list[dict], metric: str, stopped_early: bool) -> dict:
@@ -39,8 +42,13 @@ def _point(record: dict, metric: str, higher: bool) -> dict:
 
 
 def _gap(record: dict, metric: str, higher: bool) -> float:
+    """How much better train scores than validation: points of a 0..1 score, or for a metric in the
+    target's units (rmse, mae) the share of the validation value (0.10: train's error 10% lower)."""
     train, val = record["train"][metric], record["validation"][metric]
-    return train - val if higher else val - train
+    if train is None or val is None:  # a correlation of constant predictions is undefined
+        return 0.0
+    gap = train - val if higher else val - train
+    return gap / abs(val) if metric in UNITS and val else gap
 
 
 def _loss_rising(history: list[dict]) -> int:
@@ -58,15 +66,20 @@ def _verdict(rising: int, gap: float, best_is_last: bool, stopped: bool, metric:
     if rising >= 2:
         return (f"overfitting: validation loss rose for {rising} evaluations while training loss fell; "
                 f"the weights of epoch {epoch:g} (best validation {metric}) were kept. Try {REMEDIES}")
-    if metric != "loss" and gap >= LARGE_GAP:
-        return (f"overfitting: at the best epoch training {metric} is {100 * gap:.1f} points better "
+    large, small = UNIT_GAPS if metric in UNITS else (LARGE_GAP, SMALL_GAP)
+    if metric != "loss" and gap >= large:
+        return (f"overfitting: at the best epoch training {metric} is {_amount(gap, metric)} "
                 f"than validation. Try {REMEDIES}")
     if best_is_last and not stopped:
         return (f"still improving: validation {metric} was best at the last evaluation; "
                 "more epochs (--epochs) may help")
-    if metric != "loss" and gap >= SMALL_GAP:
-        return (f"a mild gap: at the best epoch training {metric} is {100 * gap:.1f} points better than "
+    if metric != "loss" and gap >= small:
+        return (f"a mild gap: at the best epoch training {metric} is {_amount(gap, metric)} than "
                 "validation, with validation loss not rising; watch it if it grows (more data or "
                 "--set train.label_smoothing=0.1 narrow it)")
-    return (f"no sign of overfitting: train and validation {metric} differ by {100 * abs(gap):.1f} points "
-            "at the best epoch")
+    differ = f"{100 * abs(gap):.1f}%" if metric in UNITS else f"{100 * abs(gap):.1f} points"
+    return f"no sign of overfitting: train and validation {metric} differ by {differ} at the best epoch"
+
+
+def _amount(gap: float, metric: str) -> str:
+    return f"{100 * gap:.1f}% lower (better)" if metric in UNITS else f"{100 * gap:.1f} points better"

@@ -70,7 +70,8 @@ def export_onnx(model_dir: Path, out: Path, *, quantize: Optional[str] = None, c
 
 # What each task's graph needs beside it: a text tokenizer, or an audio feature extractor (plus the
 # CTC settings for transcripts); images carry their preprocessing in ftkit.json.
-SUPPORT = {"text-classification": "tokenizer", "text-multilabel": "tokenizer", "token-classification": "tokenizer", "image-classification": "none",
+SUPPORT = {"text-classification": "tokenizer", "text-multilabel": "tokenizer", "text-regression": "tokenizer",
+           "token-classification": "tokenizer", "image-classification": "none",
            "audio-classification": "features", "speech-recognition": "ctc"}
 
 

@@ -102,6 +102,7 @@ def speech_graph(pred, model: nn.Module) -> Graph:
 
 BUILDERS = {"text-classification": lambda p, m: text_graph(p, m, per_token=False),
             "text-multilabel": lambda p, m: text_graph(p, m, per_token=False),  # logits; sigmoid in the runtime
+            "text-regression": lambda p, m: text_graph(p, m, per_token=False),  # standardised value; scaled back in the runtime
             "token-classification": lambda p, m: text_graph(p, m, per_token=True),
             "image-classification": image_graph, "audio-classification": audio_graph,
             "speech-recognition": speech_graph}

@@ -22,6 +22,7 @@ from ftkit.errors import ConfigError, ModelLoadError
 # task -> (module, class) of its ONNX predictor; a module is imported only when its task is loaded
 PREDICTORS = {"text-classification": ("runtime_text", "OnnxTextClassifier"),
               "text-multilabel": ("runtime_text", "OnnxTextMultiLabeler"),
+              "text-regression": ("runtime_text", "OnnxTextRegressor"),
               "token-classification": ("runtime_text", "OnnxTagger"),
               "image-classification": ("runtime_media", "OnnxImageClassifier"),
               "audio-classification": ("runtime_media", "OnnxAudioClassifier"),
@@ -127,15 +128,16 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 def longest_first_probs(run: Callable[[np.ndarray], np.ndarray], lengths: np.ndarray, batch_size: int,
-                        n_classes: int, multi_label: bool = False) -> np.ndarray:
-    """(n, classes) softmax (`multi_label`: sigmoid) of `run(indices)` (the logits of those rows),
+                        n_classes: int, multi_label: bool = False, raw: bool = False) -> np.ndarray:
+    """(n, classes) softmax (`multi_label`: sigmoid; `raw`: the logits, a regression head's outputs)
+    of `run(indices)` (the logits of those rows),
     longest rows first so batches carry little padding: the batches tasks.base.longest_first_proba makes."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
     probs = np.zeros((len(order), n_classes), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         logits = run(idx)
-        probs[idx] = sigmoid(logits) if multi_label else softmax(logits)
+        probs[idx] = logits.astype(np.float32) if raw else sigmoid(logits) if multi_label else softmax(logits)
     return probs
 
 

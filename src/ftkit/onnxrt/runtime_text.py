@@ -13,7 +13,8 @@ from ftkit.onnxrt.runtime import NotExportable, longest_first_probs, onnx_sessio
 from ftkit.onnxrt.tokenizer import load_tokenizer
 from ftkit.tasks import text_classification
 from ftkit.tasks.multilabel import saved_thresholds
-from ftkit.tasks.text_classification import TextClassifier, TextEncoded, TextMultiLabeler
+from ftkit.tasks.regression import values_of
+from ftkit.tasks.text_classification import TextClassifier, TextEncoded, TextMultiLabeler, TextRegressor
 from ftkit.tasks.token_classification import IGNORE, Sentences, Tagger, TokenEncoded, ner_metrics
 
 TEXT_BATCH = getattr(text_classification, "PREDICT_BATCH", 64)  # the torch predictor's default batch
@@ -56,6 +57,25 @@ class OnnxTextMultiLabeler(NotExportable, TextMultiLabeler):
 
         return LabelScores(longest_first_probs(logits, data.lengths, batch_size, len(self.labels), multi_label=True),
                            self.thresholds)
+
+
+class OnnxTextRegressor(NotExportable, TextRegressor):
+    """TextRegressor on onnxruntime: the graph outputs the standardised value, mapped back with the
+    target mean and std of ftkit.json."""
+
+    def __init__(self, folder: Path, threads: Optional[int] = None):
+        self.folder = folder
+        self.meta = read_meta(folder)
+        self.labels: list[str] = self.meta["labels"]
+        self.tokenizer = load_tokenizer(folder, self.meta["onnx"]["tokenizer"])
+        self.session = onnx_session(folder, self.meta, threads)
+
+    def _scaled_probs(self, data: TextEncoded, batch_size: int = TEXT_BATCH) -> np.ndarray:
+        def logits(idx: np.ndarray) -> np.ndarray:
+            types = None if data.types is None else [data.types[i] for i in idx]
+            return self.session.run(pad_ids([data.ids[i] for i in idx], data.pad_id, types))[0]
+
+        return values_of(longest_first_probs(logits, data.lengths, batch_size, 1, raw=True), self.meta)
 
 
 class OnnxTagger(NotExportable, Tagger):

@@ -65,6 +65,7 @@ def speech_samples(folder: Path, meta: dict) -> Path:
     return audio_samples(folder, {**meta, "max_seconds": meta.get("max_seconds") or 1.0}, longest=1.0)  # within the window
 
 
-WRITERS = {"text-classification": text_samples, "text-multilabel": text_samples, "token-classification": ner_samples,
+WRITERS = {"text-classification": text_samples, "text-multilabel": text_samples, "text-regression": text_samples,
+           "token-classification": ner_samples,
            "image-classification": image_samples, "audio-classification": audio_samples,
            "speech-recognition": speech_samples}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ftkit.config import FitConfig, RetentionConfig, StrategyConfig, validate
 from ftkit.errors import ConfigError
-from ftkit.evaluation.metrics import DIRECTION, better
+from ftkit.evaluation.metrics import DIRECTION, UNITS, better
 from ftkit.runs.rundir import RunDir, resumed_config
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,9 @@ def compare_runs(main: dict, base: dict, base_dir: Path) -> dict:
     value = base["metrics"].get(split, {}).get(metric)
     ours = main["metrics"][split].get(metric)
     sign = 1 if DIRECTION.get(metric, True) else -1
-    gain = None if value is None or ours is None else round(100 * sign * (ours - value), 2)
+    # points of a 0..1 score; an error in the target's units (rmse, mae) is compared in those units
+    scale = 1 if metric in UNITS else 100
+    gain = None if value is None or ours is None else round(scale * sign * (ours - value), 4 if scale == 1 else 2)
     ours_s, base_s = main["timing"]["train_seconds"], base["timing"]["train_seconds"]
     return {"run_dir": str(base_dir), "metric": metric, "split": split, "value": value, "finetuned_value": ours,
             "gain_points": gain, "train_seconds": base_s, "finetuned_train_seconds": ours_s,
@@ -196,7 +198,8 @@ def _sentence(name: str, e: dict) -> str:
         what = "the pretrained start is" if name == "scratch" else "fine-tuning is"
         return (f"{who[0].upper()}{who[1:]} is {how} ({metric} {e['value']:.4f} vs {e['finetuned_value']:.4f} "
                 f"fine-tuned{noise}): {what} not worth it here.")
-    head = f"Fine-tuning gained {gain:+.1f} points of {metric} over {who}"
+    head = (f"Fine-tuning lowered {metric} by {gain:.4g} ({e['finetuned_value']:.4g} vs {e['value']:.4g}) "
+            f"against {who}" if metric in UNITS else f"Fine-tuning gained {gain:+.1f} points of {metric} over {who}")
     ours, theirs, match = e["finetuned_train_seconds"], e["train_seconds"], e["seconds_to_match"]
     if name == "probe":
         if theirs <= 0:

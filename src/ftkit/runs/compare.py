@@ -14,6 +14,7 @@ import pandas as pd
 
 from ftkit.config import FitConfig, parse_set, set_dotted, to_dict, validate
 from ftkit.errors import ConfigError, FtkitError
+from ftkit.evaluation.metrics import UNITS
 from ftkit.io import atomic_path, write_json
 from ftkit.locks import folder_lock
 from ftkit.reporting import after_run
@@ -162,7 +163,8 @@ def plot(table: pd.DataFrame, path: Path) -> None:
         ax.barh(table["strategy"], table[column].fillna(0), color="#4C72B0")
         ax.set_title(title)
         ax.invert_yaxis()
-    axes[0].set_xlim(max(0.0, float(table["test"].min() or 0) - 0.1), 1.0)
+    if table["metric"].iloc[0] not in UNITS:  # a 0..1 score; an error in the target's units has no fixed top
+        axes[0].set_xlim(max(0.0, float(table["test"].min() or 0) - 0.1), 1.0)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

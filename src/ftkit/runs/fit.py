@@ -292,6 +292,8 @@ def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
     model, processor = task.build(cfg, source, splits.labels)
     if cfg.model.init == "random":
         randomize(model)
+    if task.capabilities.scaled_target:  # regression: train's target mean/std, kept on the model's config
+        task.scale_target(model, splits.train)
     # 3. strategy: what trains
     params = get_strategy(cfg.strategy.name)(model, cfg)
     set_dropout(model, cfg.model.dropout)

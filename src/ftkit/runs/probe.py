@@ -121,6 +121,9 @@ def _features(ctx: ProbeContext) -> tuple[str, dict, dict]:
     if len(heads) != 1:
         raise NotCacheable(f"the head is several modules ({', '.join(heads)})")
     head = heads[0]
+    if not ctx.task.capabilities.probabilities:  # cached heads are scored by metrics_from_probs
+        raise NotCacheable(f"the {ctx.task.name} task's outputs are not probabilities (a regression head's "
+                           "are standardised values, mapped back by the task's own evaluation)")
     if not all(hasattr(part, "fingerprint") for part in ctx.data.values()):
         raise NotCacheable(f"the {ctx.task.name} task has no input fingerprint for the cache")
     body = body_fingerprint(ctx.model, head)

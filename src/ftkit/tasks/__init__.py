@@ -13,7 +13,8 @@ TASKS: Registry = Registry("task")
 BUILTIN = {"text-classification": "text_classification", "token-classification": "token_classification",
            "image-classification": "image_classification", "audio-classification": "audio_classification",
            "speech-recognition": "speech_recognition", "text-multilabel": "text_classification",
-           "image-multilabel": "image_multilabel"}
+           "image-multilabel": "image_multilabel", "text-regression": "text_classification",
+           "image-regression": "image_regression"}
 
 
 def get_task(name: str):

@@ -37,6 +37,7 @@ class Splits:
     labels: list[str]
     record: dict = field(default_factory=dict)  # saved as splits.json
     label_sets: bool = False  # each example's label is a tuple of labels (multi-label)
+    numeric_target: bool = False  # each example's label is a number (regression): no classes to count
 
     def named(self) -> dict[str, Any]:
         return {k: v for k, v in (("train", self.train), ("validation", self.validation),
@@ -61,6 +62,7 @@ class Capabilities:
     text_max_length: bool = False  # data.max_length counts tokens of text (saved for predictors)
     truncation_check: bool = False  # the doctor counts truncated inputs with the model's tokenizer
     thresholds: bool = False  # tune_thresholds(), at_thresholds(): decisions at per-label thresholds (multi-label)
+    scaled_target: bool = False  # scale_target(): a numeric target standardised with train's mean/std (regression)
 
 
 # The methods each capability promises (capabilities without an entry are plain switches).
@@ -68,7 +70,8 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "zero_shot": ("zero_shot", "change_ci"), "encoder_cache": ("cache_encoder",),
     "calibration": ("calibration",), "group_metrics": ("group_metrics",),
     "probabilities": ("metrics_from_probs",), "schema_scan": ("scan_file",),
-    "retention_reader": ("read_reference",), "thresholds": ("tune_thresholds", "at_thresholds")})
+    "retention_reader": ("read_reference",), "thresholds": ("tune_thresholds", "at_thresholds"),
+    "scaled_target": ("scale_target",)})
 assert set(CAPABILITY_METHODS) <= {f.name for f in fields(Capabilities)}
 
 
@@ -206,9 +209,10 @@ def class_prediction_frame(rows, key: str, inputs, true_labels, probs, labels: l
 
 @inference_mode
 def longest_first_proba(model, data, batch_size: int, precision: str, batch_of=None,
-                        multi_label: bool = False) -> np.ndarray:
-    """(n, classes) softmax (`multi_label`: one sigmoid per label) of `model(**batch).logits` over
-    `data`, in data order; rows run longest first so batches carry little padding.
+                        multi_label: bool = False, raw: bool = False) -> np.ndarray:
+    """(n, classes) softmax (`multi_label`: one sigmoid per label; `raw`: the logits themselves, a
+    regression head's outputs) of `model(**batch).logits` over `data`, in data order; rows run
+    longest first so batches carry little padding.
     `batch_of(indices)`: the model inputs (default `data.batch`); labels are dropped."""
     from ftkit.training.device import autocast
 
@@ -224,6 +228,7 @@ def longest_first_proba(model, data, batch_size: int, precision: str, batch_of=N
             logits = model(**batch).logits  # (batch, classes)
         if probs is None:
             probs = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
-        scores = torch.sigmoid(logits.float()) if multi_label else torch.softmax(logits.float(), dim=-1)
+        scores = (logits.float() if raw else torch.sigmoid(logits.float()) if multi_label
+                  else torch.softmax(logits.float(), dim=-1))
         probs[idx] = scores.cpu().numpy()
     return probs if probs is not None else np.zeros((0, getattr(data, "n_classes", 0)), dtype=np.float32)

@@ -75,7 +75,8 @@ def read_images(path: str, image_column: str, label_column: Optional[str], skip_
     if p.is_dir():
         if read_labels is not None and label_column is not None:
             raise DataError(f"{p}: multi-label images need a table (CSV/JSONL/Parquet) with --image-column and a "
-                            "label column of '|'-joined labels or JSON lists, not a folder per class")
+                            "label column of '|'-joined labels or JSON lists (regression: of numbers), not a folder "
+                            "per class")
         examples = _from_folder(p, label_column is not None)
     elif p.is_file():
         examples = _from_table(p, image_column, label_column, allow_outside, read_labels or table_labels)
@@ -431,8 +432,10 @@ class ImageClassification(PerExampleEvaluation):
 
 
 @inference_mode
-def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str, multi_label: bool = False) -> np.ndarray:
-    """(n, classes) softmax (`multi_label`: one sigmoid per label), in data order."""
+def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str, multi_label: bool = False,
+                  raw: bool = False) -> np.ndarray:
+    """(n, classes) softmax (`multi_label`: one sigmoid per label; `raw`: the logits, a regression
+    head's outputs), in data order."""
     from ftkit.training.device import autocast
 
     model.eval()
@@ -443,7 +446,8 @@ def predict_proba(model, data: ImageEncoded, batch_size: int, precision: str, mu
         batch = data.batch(idx)
         with autocast(precision, device):
             logits = unwrap_logits(model(pixel_values=batch["pixel_values"].to(device)))
-        scores = torch.sigmoid(logits.float()) if multi_label else torch.softmax(logits.float(), dim=-1)
+        scores = (logits.float() if raw else torch.sigmoid(logits.float()) if multi_label
+                  else torch.softmax(logits.float(), dim=-1))
         out.append(scores.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 

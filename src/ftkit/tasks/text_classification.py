@@ -1,6 +1,7 @@
 """Text classification (sentiment, topics, intents, sentence pairs): one label column and one text
 column, or several (`--text-column premise,hypothesis`: a text pair, see data/text_columns.py); and
-its multi-label sibling (a set of labels per text: `--label-sep "|"` or a JSON list column)."""
+its multi-label sibling (a set of labels per text: `--label-sep "|"` or a JSON list column) and its
+regression sibling (a number per text: `--label-type number`)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,17 +19,20 @@ from ftkit.config import FitConfig
 from ftkit.data.label_sets import check_known_sets, multi_hot, set_vocabulary, table_label_sets
 from ftkit.data.labels import check_known, label_order, table_labels
 from ftkit.data.readers import Table, read_table
+from ftkit.data.targets import table_targets
 from ftkit.data.text_columns import input_segments, joined, read_columns, split_columns, tokenizer_sides
 from ftkit.data.splits import split_parts, split_seed
 from ftkit.errors import ConfigError, DataError
 from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
+from ftkit.evaluation.regression_metrics import regression_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 from ftkit.tasks.common import export_model, load_adapter
 from ftkit.tasks.multilabel import (MULTILABEL, LabelScores, MultiLabelEvaluation, predictions, saved_thresholds,
                                     set_prediction_frame)
+from ftkit.tasks.regression import REGRESSION, RegressionEvaluation, target_meta, value_frame, values_of
 
 log = logging.getLogger(__name__)
 
@@ -434,3 +438,67 @@ class TextMultiLabeler(TextClassifier):
         reader = lambda table, column: table_label_sets(table, column, self.meta.get("label_sep"),  # noqa: E731
                                                         self.meta.get("allow_empty_labels", False))
         return read_examples(path, columns.get("text") or self.meta["text_column"], label, False, reader)
+
+
+# ---------------------------------------------------------------- regression
+
+@TASKS.register("text-regression", "a number per text (a score, a rating): --label-type number")
+class TextRegression(RegressionEvaluation, TextClassification):
+    name = "text-regression"
+    capabilities = replace(REGRESSION, schema_scan=True, text_max_length=True, truncation_check=True)
+
+    def prepare_data(self, cfg: FitConfig) -> Splits:
+        splits = super().prepare_data(cfg)
+        splits.numeric_target = True
+        return splits
+
+    def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
+        return encode_values(examples, tokenizer, cfg.data.max_length)
+
+    def evaluate(self, model, data: TextEncoded, labels: list[str], batch_size: int, precision: str):
+        return self.scored(model, longest_first_proba(model, data, batch_size, precision, raw=True), data.labels)
+
+    def prediction_frame(self, examples: TextExamples, values: np.ndarray, labels: list[str]) -> pd.DataFrame:
+        return value_frame(examples.rows, "text", examples.texts, examples.labels, values)
+
+    def save(self, model, tokenizer, folder: Path, meta: dict, cfg: FitConfig) -> None:
+        super().save(model, tokenizer, folder, {**meta, "target": target_meta(model), "loss": cfg.train.loss}, cfg)
+
+    def predictor(self, folder: Path) -> "TextRegressor":
+        return TextRegressor(folder)
+
+
+def encode_values(examples: TextExamples, tokenizer, max_length: int) -> TextEncoded:
+    """Token ids as for one label; targets as (n,) float32 in their own units."""
+    data = encode(examples, tokenizer, max_length, None)
+    data.labels = None if examples.labels is None else np.asarray(examples.labels, dtype=np.float32)
+    data.n_classes = 1
+    return data
+
+
+class TextRegressor(TextClassifier):
+    """A saved text regression model: the standardised output mapped back with ftkit.json's target
+    mean and std."""
+
+    def encode(self, examples: TextExamples) -> TextEncoded:
+        return encode_values(examples, self.tokenizer, self.meta["max_length"])
+
+    def _scaled_probs(self, data: TextEncoded, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        outputs = longest_first_proba(self.model, data, batch_size, self.meta.get("eval_precision", "fp32"), raw=True)
+        return values_of(outputs, self.meta)
+
+    def evaluate(self, examples: TextExamples) -> tuple[dict, np.ndarray]:
+        data = self.encode(examples)
+        values = self._scaled_probs(data)
+        return regression_metrics(values, data.labels, self.meta["target"]["std"]), values
+
+    def predict(self, texts: list) -> list[dict]:
+        return [{"value": float(v)} for v in self.predict_proba(self.inputs(list(texts), "inputs"))]
+
+    def frame(self, examples: TextExamples, values: np.ndarray) -> pd.DataFrame:
+        return value_frame(examples.rows, "text", examples.texts, examples.labels, values)
+
+    def read(self, path: str, columns: Optional[dict] = None, labelled: bool = True) -> TextExamples:
+        columns = columns or {}
+        label = (columns.get("label") or self.meta["label_column"]) if labelled else None
+        return read_examples(path, columns.get("text") or self.meta["text_column"], label, False, table_targets)

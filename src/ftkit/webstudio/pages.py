@@ -282,6 +282,7 @@ $('#go').onclick = async () => {
       `<p class=prediction>${p.labels.length ? p.labels.map(l => `<span class=badge>${esc(l)}</span> ${(100*p.scores[l]).toFixed(1)}%`).join(' · ') : 'no label above its threshold'}</p>` + bars(p.probabilities)
       : p.label !== undefined ?
       `<p class=prediction><b>${esc(p.label)}</b> (${(100*p.score).toFixed(1)}%)</p>` + bars(p.probabilities)
+      : p.value !== undefined ? `<p class=prediction><b>${Number(p.value).toPrecision(5)}</b></p>`  // regression
       : p.transcript !== undefined ? `<p class=prediction>“${esc(p.transcript)}”</p>`
       : `<p class=prediction>${p.entities.length ? p.entities.map(e => `<span class=badge>${esc(e.type || e.label)}</span> ${esc(e.text)}`).join(' · ') : 'no entities'}</p>`).join('');
   } catch (e) { showError($('#error'), e); $('#out').innerHTML = ''; }

@@ -111,7 +111,7 @@ def row(folder: Path) -> RunRow:
 def _fill_metric(out: RunRow, summary: dict) -> None:
     test = summary.get("metrics", {}).get("test") or summary.get("metrics", {}).get("validation") or {}
     name = summary.get("best", {}).get("metric") or next(
-        (k for k in ("accuracy", "micro_f1", "f1", "wer", "macro_f1", "loss") if k in test), "")
+        (k for k in ("accuracy", "micro_f1", "f1", "wer", "rmse", "macro_f1", "loss") if k in test), "")
     out.metric, out.value = name, test.get(name)
     out.ci = test.get("ci", {}).get(name)
     out.strategy = summary.get("strategy", out.strategy)
@@ -151,7 +151,7 @@ def curves(folder: Path) -> dict:
             for key, value in record.items():
                 if key not in ("step", "epoch", "split") and isinstance(value, (int, float)):
                     validation.setdefault(key, []).append([record["step"], value])
-    main = next((k for k in ("accuracy", "micro_f1", "f1", "wer", "macro_f1", "loss") if k in validation), None)
+    main = next((k for k in ("accuracy", "micro_f1", "f1", "wer", "rmse", "macro_f1", "loss") if k in validation), None)
     return {"train": train, "validation": validation, "metric": main}
 
 
