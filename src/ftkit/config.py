@@ -287,11 +287,10 @@ class FitConfig(_Section):
         """--label-sep on a classification task asks for its multi-label sibling, --label-type number
         for its regression sibling."""
         data = values.get("data") if isinstance(values, dict) else None
-        if isinstance(data, dict) and data.get("label_sep") is not None:
-            task = values.get("task", "text-classification")
+        task = values.get("task", "text-classification") if isinstance(data, dict) else None
+        if isinstance(task, str) and data.get("label_sep") is not None:
             values = {**values, "task": MULTILABEL_OF.get(task, task)}
-        if isinstance(data, dict) and data.get("label_type") == "number":
-            task = values.get("task", "text-classification")
+        if isinstance(task, str) and data.get("label_type") == "number":
             values = {**values, "task": REGRESSION_OF.get(task, task)}
         return task_train_defaults(values)
 
@@ -311,7 +310,8 @@ TASK_TRAIN_DEFAULTS = {name: {"class_weights": "auto"} for name in MULTILABEL_OF
 
 def task_train_defaults(values: Any) -> Any:
     """`values` with the task's TASK_TRAIN_DEFAULTS filled in where train does not set them."""
-    defaults = TASK_TRAIN_DEFAULTS.get(values.get("task")) if isinstance(values, dict) else None
+    task = values.get("task") if isinstance(values, dict) else None
+    defaults = TASK_TRAIN_DEFAULTS.get(task) if isinstance(task, str) else None  # a bad task: its field says so
     train = values.get("train") if defaults else None
     if not defaults or not (train is None or isinstance(train, dict)):
         return values
