@@ -10,6 +10,8 @@ from ftkit.evaluation.metrics import DIRECTION, UNITS
 REMEDIES = ("fewer epochs, more weight decay or dropout (--set model.dropout=0.2), label smoothing "
             "(--set train.label_smoothing=0.1), L2-SP (--set train.l2sp=0.01), freezing lower layers "
             "(--strategy freeze-bottom), or more data")
+# A metric in the target's units is a regression's: it has no labels to smooth
+UNIT_REMEDIES = REMEDIES.replace("label smoothing (--set train.label_smoothing=0.1), ", "")
 LARGE_GAP = 0.10  # 10 points of accuracy / F1 between train and validation
 SMALL_GAP = 0.05  # below this a train/validation gap is what any fit shows
 # Error metrics in the target's units (rmse, mae): the gap is train's error as a share below
@@ -65,20 +67,24 @@ def _loss_rising(history: list[dict]) -> int:
 def _verdict(rising: int, gap: float, best_is_last: bool, stopped: bool, metric: str, epoch: float) -> str:
     if rising >= 2:
         return (f"overfitting: validation loss rose for {rising} evaluations while training loss fell; "
-                f"the weights of epoch {epoch:g} (best validation {metric}) were kept. Try {REMEDIES}")
+                f"the weights of epoch {epoch:g} (best validation {metric}) were kept. Try {_remedies(metric)}")
     large, small = UNIT_GAPS if metric in UNITS else (LARGE_GAP, SMALL_GAP)
     if metric != "loss" and gap >= large:
         return (f"overfitting: at the best epoch training {metric} is {_amount(gap, metric)} "
-                f"than validation. Try {REMEDIES}")
+                f"than validation. Try {_remedies(metric)}")
     if best_is_last and not stopped:
         return (f"still improving: validation {metric} was best at the last evaluation; "
                 "more epochs (--epochs) may help")
     if metric != "loss" and gap >= small:
         return (f"a mild gap: at the best epoch training {metric} is {_amount(gap, metric)} than "
-                "validation, with validation loss not rising; watch it if it grows (more data or "
-                "--set train.label_smoothing=0.1 narrow it)")
+                "validation, with validation loss not rising; watch it if it grows (more data"
+                f"{'' if metric in UNITS else ' or --set train.label_smoothing=0.1'} can narrow it)")
     differ = f"{100 * abs(gap):.1f}%" if metric in UNITS else f"{100 * abs(gap):.1f} points"
     return f"no sign of overfitting: train and validation {metric} differ by {differ} at the best epoch"
+
+
+def _remedies(metric: str) -> str:
+    return UNIT_REMEDIES if metric in UNITS else REMEDIES
 
 
 def _amount(gap: float, metric: str) -> str:
