@@ -3,7 +3,7 @@ forward pass on onnxruntime and the tokenizer on the Rust `tokenizers` library (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -20,9 +20,9 @@ from ftkit.tasks.token_classification import IGNORE, Sentences, Tagger, TokenEnc
 TEXT_BATCH = getattr(text_classification, "PREDICT_BATCH", 64)  # the torch predictor's default batch
 
 
-class OnnxTextClassifier(NotExportable, TextClassifier):
-    """TextClassifier on onnxruntime: same encode (truncation at meta["max_length"]), batches
-    (longest first), softmax and temperature."""
+class OnnxText(NotExportable):
+    """What every ONNX text predictor holds (the folder's meta and labels, the Rust tokenizer, one
+    session) and its forward pass: the graph's logits for some rows of an encoded split."""
 
     def __init__(self, folder: Path, threads: Optional[int] = None):
         self.folder = folder
@@ -31,63 +31,46 @@ class OnnxTextClassifier(NotExportable, TextClassifier):
         self.tokenizer = load_tokenizer(folder, self.meta["onnx"]["tokenizer"])
         self.session = onnx_session(folder, self.meta, threads)
 
-    def _scaled_probs(self, data: TextEncoded, batch_size: int = TEXT_BATCH) -> np.ndarray:
+    def logits_of(self, data: TextEncoded) -> Callable[[np.ndarray], np.ndarray]:
         def logits(idx: np.ndarray) -> np.ndarray:
             types = None if data.types is None else [data.types[i] for i in idx]  # text pairs
             return self.session.run(pad_ids([data.ids[i] for i in idx], data.pad_id, types))[0]
 
-        probs = longest_first_probs(logits, data.lengths, batch_size, len(self.labels))
+        return logits
+
+
+class OnnxTextClassifier(OnnxText, TextClassifier):
+    """TextClassifier on onnxruntime: same encode (truncation at meta["max_length"]), batches
+    (longest first), softmax and temperature."""
+
+    def _scaled_probs(self, data: TextEncoded, batch_size: int = TEXT_BATCH) -> np.ndarray:
+        probs = longest_first_probs(self.logits_of(data), data.lengths, batch_size, len(self.labels))
         return apply_temperature(probs, self.meta.get("temperature"))  # fitted in fit with eval.calibrate
 
 
-class OnnxTextMultiLabeler(NotExportable, TextMultiLabeler):
+class OnnxTextMultiLabeler(OnnxText, TextMultiLabeler):
     """TextMultiLabeler on onnxruntime: the graph's logits, one sigmoid per label, the saved thresholds."""
 
     def __init__(self, folder: Path, threads: Optional[int] = None):
-        self.folder = folder
-        self.meta = read_meta(folder)
-        self.labels: list[str] = self.meta["labels"]
+        super().__init__(folder, threads)
         self.thresholds = saved_thresholds(self.meta)
-        self.tokenizer = load_tokenizer(folder, self.meta["onnx"]["tokenizer"])
-        self.session = onnx_session(folder, self.meta, threads)
 
     def _scaled_probs(self, data: TextEncoded, batch_size: int = TEXT_BATCH) -> LabelScores:
-        def logits(idx: np.ndarray) -> np.ndarray:
-            return self.session.run(pad_ids([data.ids[i] for i in idx], data.pad_id))[0]
-
-        return LabelScores(longest_first_probs(logits, data.lengths, batch_size, len(self.labels), multi_label=True),
+        return LabelScores(longest_first_probs(self.logits_of(data), data.lengths, batch_size, len(self.labels), multi_label=True),
                            self.thresholds)
 
 
-class OnnxTextRegressor(NotExportable, TextRegressor):
+class OnnxTextRegressor(OnnxText, TextRegressor):
     """TextRegressor on onnxruntime: the graph outputs the standardised value, mapped back with the
     target mean and std of ftkit.json."""
 
-    def __init__(self, folder: Path, threads: Optional[int] = None):
-        self.folder = folder
-        self.meta = read_meta(folder)
-        self.labels: list[str] = self.meta["labels"]
-        self.tokenizer = load_tokenizer(folder, self.meta["onnx"]["tokenizer"])
-        self.session = onnx_session(folder, self.meta, threads)
-
     def _scaled_probs(self, data: TextEncoded, batch_size: int = TEXT_BATCH) -> np.ndarray:
-        def logits(idx: np.ndarray) -> np.ndarray:
-            types = None if data.types is None else [data.types[i] for i in idx]
-            return self.session.run(pad_ids([data.ids[i] for i in idx], data.pad_id, types))[0]
-
-        return values_of(longest_first_probs(logits, data.lengths, batch_size, 1, raw=True), self.meta)
+        return values_of(longest_first_probs(self.logits_of(data), data.lengths, batch_size, 1, raw=True), self.meta)
 
 
-class OnnxTagger(NotExportable, Tagger):
+class OnnxTagger(OnnxText, Tagger):
     """Tagger on onnxruntime: same windows (max_length, stride), first-sub-token alignment and
     per-word average over the windows that saw a word."""
-
-    def __init__(self, folder: Path, threads: Optional[int] = None):
-        self.folder = folder
-        self.meta = read_meta(folder)
-        self.labels: list[str] = self.meta["labels"]
-        self.tokenizer = load_tokenizer(folder, self.meta["onnx"]["tokenizer"])
-        self.session = onnx_session(folder, self.meta, threads)
 
     def word_probabilities(self, sentences: Sentences) -> list[np.ndarray]:
         return self._word_probabilities(self.encode(sentences))[0]
