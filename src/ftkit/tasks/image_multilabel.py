@@ -14,14 +14,14 @@ from typing import Optional
 import pandas as pd
 
 from ftkit.config import FitConfig
-from ftkit.data.label_sets import check_known_sets, multi_hot, set_vocabulary, table_label_sets
+from ftkit.data.label_sets import check_known_sets, set_vocabulary, table_label_sets
 from ftkit.errors import ConfigError, DataError
 from ftkit.models.loading import ModelSource
 from ftkit.tasks import TASKS
 from ftkit.tasks.image_classification import (ImageClassification, ImageClassifier, ImageEncoded, ImageExamples,
                                               Preprocess, encode, predict_proba, read_images)
 from ftkit.tasks.multilabel import (MULTILABEL, LabelScores, MultiLabelEvaluation, predictions, saved_thresholds,
-                                    set_prediction_frame)
+                                    set_prediction_frame, set_targets)
 
 
 def label_set_reader(label_sep: Optional[str], allow_empty: bool):
@@ -30,10 +30,7 @@ def label_set_reader(label_sep: Optional[str], allow_empty: bool):
 
 def encode_sets(examples: ImageExamples, prep: Preprocess, labels: list[str]) -> ImageEncoded:
     """Pixels as for one label; `labels` become (n, labels) 0/1 targets."""
-    data = encode(examples, prep, None)
-    data.labels = None if examples.labels is None else multi_hot(examples.labels, labels)
-    data.n_classes = len(labels)
-    return data
+    return set_targets(encode(examples, prep, None), examples.labels, labels)
 
 
 @TASKS.register("image-multilabel", "a set of labels per image (a table of paths; --label-sep \"|\" or JSON lists)")

@@ -10,7 +10,7 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
-from ftkit.data.label_sets import joined
+from ftkit.data.label_sets import joined, multi_hot
 from ftkit.evaluation.multilabel_metrics import (LabelScores, default_thresholds, multilabel_ci, multilabel_metrics,
                                                  tune_thresholds)
 from ftkit.lazy import torch
@@ -22,6 +22,15 @@ from ftkit.tasks.base import Capabilities
 MULTILABEL = Capabilities(probabilities=True, thresholds=True)
 METRICS = ("micro_f1", "macro_f1", "subset_accuracy", "mean_ap", "loss")
 MAX_POS_WEIGHT = 100.0  # a label seen once in 10k rows must not swamp the loss
+
+
+
+def set_targets(data, label_sets, labels: list[str]):
+    """An encoded split (encoded without labels) given (n, labels) 0/1 targets from each example's
+    label set (None: unlabelled) — the one step text and image multi-label add to their encoders."""
+    data.labels = None if label_sets is None else multi_hot(label_sets, labels)
+    data.n_classes = len(labels)
+    return data
 
 
 def pos_weights(targets: np.ndarray) -> torch.Tensor:

@@ -16,7 +16,7 @@ import pandas as pd
 from ftkit.lazy import torch  # loaded at first use: data is read and checked without it
 
 from ftkit.config import FitConfig
-from ftkit.data.label_sets import check_known_sets, multi_hot, set_vocabulary, table_label_sets
+from ftkit.data.label_sets import check_known_sets, set_vocabulary, table_label_sets
 from ftkit.data.labels import check_known, label_order, table_labels
 from ftkit.data.readers import Table, read_table
 from ftkit.data.targets import table_targets
@@ -31,7 +31,7 @@ from ftkit.tasks import TASKS
 from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 from ftkit.tasks.common import export_model, load_adapter
 from ftkit.tasks.multilabel import (MULTILABEL, LabelScores, MultiLabelEvaluation, predictions, saved_thresholds,
-                                    set_prediction_frame)
+                                    set_prediction_frame, set_targets)
 from ftkit.tasks.regression import REGRESSION, RegressionEvaluation, target_meta, value_frame, values_of
 
 log = logging.getLogger(__name__)
@@ -354,10 +354,7 @@ def label_set_reader(d):
 
 def encode_sets(examples: TextExamples, tokenizer, max_length: int, labels: list[str]) -> TextEncoded:
     """Token ids as for one label; `labels` become (n, labels) 0/1 targets."""
-    data = encode(examples, tokenizer, max_length, None)
-    data.labels = None if examples.labels is None else multi_hot(examples.labels, labels)
-    data.n_classes = len(labels)
-    return data
+    return set_targets(encode(examples, tokenizer, max_length, None), examples.labels, labels)
 
 
 @TASKS.register("text-multilabel", "a set of labels per text (tags, topics): --label-sep \"|\" or a JSON list column")
