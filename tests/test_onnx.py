@@ -87,6 +87,26 @@ def test_text_temperature_is_applied(finished_run, tmp_path):
     assert abs(hot[0]["score"] - plain[0]["score"]) > 1e-3  # the temperature did something
 
 
+@pytest.mark.parametrize("task_fixture", ["finished_run", "tagger"])
+def test_a_batch_split_over_threads_gives_the_one_thread_outputs(task_fixture, request, sentiment, ner, tmp_path):
+    """A batch of 16+ rows runs as one part per thread on a single-threaded session (data-parallel
+    predict); the parts' outputs, put back in order, are the outputs of the whole batch on one thread."""
+    model_dir = request.getfixturevalue(task_fixture)
+    model_dir = model_dir / "model" if (model_dir / "model").is_dir() else model_dir
+    out, _ = exported(model_dir, tmp_path)
+    one, two = load_onnx(out, threads=1), load_onnx(out, threads=2)
+    data = sentiment["test"] if task_fixture == "finished_run" else ner["test"]
+    (m_one, p_one), (m_two, p_two) = one.evaluate(one.read(str(data))), two.evaluate(two.read(str(data)))
+    assert two.session.split_batches > 0 and one.session.split_batches == 0
+    metric = "accuracy" if task_fixture == "finished_run" else "f1"
+    assert m_one[metric] == m_two[metric] and m_one["loss"] == pytest.approx(m_two["loss"], abs=1e-6)
+    if isinstance(p_one, list):  # NER: per-sentence word probabilities
+        assert max(np.abs(x - y).max() for x, y in zip(p_one, p_two)) <= 1e-6
+    else:
+        assert np.abs(p_one - p_two).max() <= 1e-6
+    assert two.predict(["good film"] * 3) == one.predict(["good film"] * 3)  # small batches: the intra-op session
+
+
 def test_text_int8_is_smaller_and_reports_accuracy(finished_run, sentiment, tmp_path):
     out, record = exported(finished_run / "model", tmp_path, quantize="int8", check_data=sentiment["test"])
     int8 = record["int8"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -67,31 +69,67 @@ def default_threads() -> int:
 
 class Session:
     """One onnxruntime CPU session; `run(feeds)` casts each input to the dtype the graph declares
-    (feature extractors hand out int32 masks, the graph takes int64) and drops inputs it lacks."""
+    (feature extractors hand out int32 masks, the graph takes int64) and drops inputs it lacks.
+
+    A batch of at least 2 x ROWS_PER_PART rows is split by rows into one part per thread, and the
+    parts run at once on a second, single-threaded session (onnxruntime's run releases the GIL and
+    is thread-safe): a matmul on one core runs near its peak, while two intra-op threads on one
+    batch gave fp32 1.58x and int8 only 1.42x of one thread (bench/RESULTS.md "Serving"). A small
+    batch (one client's request, where latency counts) runs on the intra-op threads. Every ftkit
+    graph is batch-major in its inputs and outputs, so the parts' outputs concatenate back in order;
+    a row's result does not depend on the rows beside it, except under dynamic int8 quantization,
+    whose activation scale is taken over the whole batch (as it is with any other batching).
+    """
+
+    ROWS_PER_PART = 8
 
     def __init__(self, path: Path, threads: Optional[int] = None):
+        self.path, self.threads = path, threads or default_threads()
+        self.session = self._open(self.threads)
+        self.inputs = {i.name: NUMPY_TYPES.get(i.type) for i in self.session.get_inputs()}
+        self._single = None  # the single-threaded session the parts of a split batch share, opened on first use
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._lock = threading.Lock()
+        self.split_batches = 0  # batches run as parts on the single-threaded session
+
+    def _open(self, threads: int):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1  # batches run one after another
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1  # the graph's nodes run one after another
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: no per-node warnings on stderr
         # No busy-waiting between calls: behind `ftkit serve` (2 cores, 64 clients) spinning threads took the
         # CPU the server and its clients needed (50 -> see bench/RESULTS.md "Serving")
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001  (onnxruntime raises its own Fail / InvalidGraph kinds)
-            raise ModelLoadError(f"{path}: onnxruntime cannot load the graph ({str(err).splitlines()[0]})") from None
-        self.inputs = {i.name: NUMPY_TYPES.get(i.type) for i in self.session.get_inputs()}
+            raise ModelLoadError(f"{self.path}: onnxruntime cannot load the graph ({str(err).splitlines()[0]})") from None
 
     def run(self, feeds: dict) -> list[np.ndarray]:
         given = {k: np.asarray(v, dtype=self.inputs[k]) for k, v in feeds.items() if k in self.inputs}
         missing = set(self.inputs) - set(given)
         if missing:
             raise ModelLoadError(f"the ONNX graph needs inputs {sorted(missing)} that the preprocessing did not make")
-        return self.session.run(None, given)
+        rows = len(next(iter(given.values()))) if given else 0
+        parts = min(self.threads, rows // self.ROWS_PER_PART)
+        if parts < 2:
+            return self.session.run(None, given)
+        single, pool = self._parallel()
+        self.split_batches += 1
+        bounds = np.linspace(0, rows, parts + 1).astype(int)
+        pieces = [{k: v[a:b] for k, v in given.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+        outs = list(pool.map(lambda piece: single.run(None, piece), pieces))
+        return [np.concatenate(out) for out in zip(*outs)]
+
+    def _parallel(self):
+        with self._lock:
+            if self._single is None:
+                self._single = self._open(1)
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ftkit-onnx")
+        return self._single, self._pool
 
 
 def onnx_session(folder: Path, meta: dict, threads: Optional[int]) -> Session:
