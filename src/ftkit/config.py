@@ -221,6 +221,10 @@ class TrainConfig(_Section):
     metric: Optional[str] = Field(None, description="validation metric for best model / early stopping")
     patience: Optional[int] = Field(3, ge=1, description="evaluations without improvement before stopping")
     restore_best: bool = Field(True, description="end with the weights of the best validation score")
+    average: Literal["none", "greedy-soup"] = Field(
+        "none", description="weight averaging after restore_best: greedy-soup averages the best validation "
+                            "checkpoints while the average scores at least as well on validation")
+    average_top: int = Field(3, ge=2, le=20, description="greedy-soup: best validation checkpoints kept as candidates")
     max_seconds: Optional[float] = Field(None, gt=0, description="stop training after this many seconds of "
                                          "training + validation (a time budget; null: no limit)")
     checkpoint_every: int = Field(200, ge=1, description="steps between resumable checkpoints")

@@ -351,6 +351,7 @@ def _summary(cfg, source, labels, metrics, state, metric, params, runtime, data)
                  "epoch": state.best_epoch},
         "early_stopping": {"stopped": state.stop_reason == "early stopping", "patience": cfg.train.patience},
         "stopped": {"early": state.stopped_early, "reason": state.stop_reason},
+        "average": state.average,
         "history": state.history,
         "timing": {"train_seconds": round(state.train_seconds, 3),
                    "samples_per_second": round(state.samples / max(state.train_seconds, 1e-9), 2),

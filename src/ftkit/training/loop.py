@@ -24,7 +24,7 @@ import torch
 
 from ftkit.config import TrainConfig
 from ftkit.evaluation.metrics import HEADLINE, better
-from ftkit.training import checkpoint
+from ftkit.training import averaging, checkpoint
 from ftkit.training.batches import epoch_batches, shard
 from ftkit.training.device import autocast
 from ftkit.training.optim import make_optimizer, make_schedule
@@ -117,6 +117,8 @@ class LoopState:
     stopped_early: bool = False
     stop_reason: Optional[str] = None  # "early stopping", "time limit" or "pruned"
     history: list = field(default_factory=list)  # one record per validation pass
+    snapshots: list = field(default_factory=list)  # train.average: the best validations kept, best first
+    average: Optional[dict] = None  # train.average: the soup's record, once made
 
 
 def train_mode(model: torch.nn.Module) -> None:
@@ -171,7 +173,18 @@ class Loop:
         if self.leader and self.cfg.restore_best and s.best_step is not None and self.run.best_weights.is_file():
             checkpoint.load_weights(self.x.model, self.run.best_weights)
             log.info("restored the best weights (step %d, %s %.4f)", s.best_step, self.x.metric, s.best_value)
+            self._average()
         return s
+
+    def _average(self) -> None:
+        """train.average: the greedy soup of the best snapshots, scored on validation (averaging.py)."""
+        if self.cfg.average == "none" or self.x.val_data is None:
+            return
+        tick = time.perf_counter()
+        self.state.average = averaging.greedy_soup(
+            self.x.model, self.run.checkpoints, self.state.snapshots, self.x.metric,
+            lambda model: self.x.evaluate(model, self.x.val_data)[self.x.metric])
+        self.state.eval_seconds += time.perf_counter() - tick
 
     # ------------------------------------------------------------------ one epoch
     def _train_epoch(self) -> None:
@@ -331,6 +344,9 @@ class Loop:
             checkpoint.save_weights_atomic(self.x.model, self.run.best_weights)
         else:
             s.bad_evals += 1
+        if self.cfg.average != "none":
+            s.snapshots = averaging.keep_snapshot(self.x.model, self.run.checkpoints, s.snapshots, s.global_step,
+                                                  metrics[metric], metric, self.cfg.average_top)
         return record
 
     def _checkpoint(self) -> None:
