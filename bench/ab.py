@@ -43,7 +43,7 @@ def fit(out: Path, data: dict, seed: int, arm: str, extra: list[str]) -> dict:
 def correct(run: Path, metric: str) -> np.ndarray:
     """Per test row: 1 when the prediction is right (accuracy), else the row's squared error (rmse)."""
     frame = pd.read_csv(run / "predictions.csv")
-    if "predicted" in frame and frame["predicted"].dtype == object:
+    if not pd.api.types.is_numeric_dtype(frame["predicted"]):
         return (frame["predicted"].astype(str) == frame["label"].astype(str)).to_numpy(float)
     return -((frame["predicted"].astype(float) - frame["label"].astype(float)) ** 2).to_numpy()
 
