@@ -215,3 +215,23 @@ def test_linear_probe_run_trains_on_mean_pooled_features(st_model, sentiment, tm
     loaded = get_task("text-classification").predictor(out / "model")
     metrics, _ = loaded.evaluate(loaded.read(str(sentiment["test"])))
     assert metrics["accuracy"] == pytest.approx(summary(out)["metrics"]["test"]["accuracy"], abs=1e-9)
+
+
+def test_retention_reads_the_pooled_vector_and_random_init_keeps_the_pooling(st_model, sentiment):
+    from ftkit.evaluation.retention import outputs
+    from ftkit.models.loading import randomize
+
+    task = get_task("text-classification")
+    net, tokenizer = built(st_model)
+    examples = read_examples(str(sentiment["test"]), "text", "label", False).subset(list(range(6)))
+    data = task.encode(examples, tokenizer, config(st_model), ["neg", "pos"])
+    feats, _ = outputs(net, "classifier", None, data, 4)
+    enc = tokenizer(examples.texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        h = net.eval().bert(**enc).last_hidden_state
+    m = enc["attention_mask"].unsqueeze(-1).float()
+    assert np.abs(feats - torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).numpy()).max() < 1e-5
+    before = net.bert.embeddings.word_embeddings.weight.detach().clone()
+    randomize(net)  # model.init=random: fresh weights, the same (weightless) pooling
+    assert type(net.bert.pooler).__name__ == "TokenPooler"
+    assert not torch.allclose(before, net.bert.embeddings.word_embeddings.weight)

@@ -50,11 +50,12 @@ def forget_mask(module: nn.Module, args: tuple, kwargs: dict, output) -> None:
 
 
 def poolable(model: nn.Module) -> bool:
-    """A BERT-style model: its base model holds a `pooler` module of hidden states alone, whose
-    output the sequence classifier reads (BERT, MiniLM, ELECTRA-free BERT variants)."""
-    base = getattr(model, "base_model", None)
-    pooler = getattr(base, "pooler", None)
-    return isinstance(pooler, nn.Module) and type(pooler).__name__.endswith("Pooler") and hasattr(pooler, "dense")
+    """A BERT-style model: its base model holds a `...Pooler` module of the hidden states alone,
+    whose output the sequence classifier reads (BERT, MiniLM). RoBERTa, MPNet, DistilBERT and
+    ELECTRA classifiers build their base without one (their heads read the first token
+    themselves); ALBERT's is a bare Linear + tanh: none of them is poolable here."""
+    pooler = getattr(getattr(model, "base_model", None), "pooler", None)
+    return isinstance(pooler, nn.Module) and type(pooler).__name__.endswith("Pooler")
 
 
 def apply_pooling(model: nn.Module, pooling: Optional[Pooling]) -> None:
