@@ -157,6 +157,7 @@ def test_saved_model_predicts_as_trained_and_as_the_card_says(st_model, tmp_path
     meta, config_json = json.loads((folder / "ftkit.json").read_text()), json.loads((folder / "config.json").read_text())
     assert meta["text_pooling"] == {"mode": "mean", "normalize": True, "source": "1_Pooling/config.json"}
     assert config_json["ftkit_pooling"]["mode"] == "mean"
+    assert folder_pooling(str(folder)) == Pooling("mean", True, "config.json ftkit_pooling")  # trained on further
     with torch.no_grad():
         trained = torch.softmax(net.eval()(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits, -1).numpy()
     loaded = get_task("text-classification").predictor(folder)
@@ -235,3 +236,18 @@ def test_retention_reads_the_pooled_vector_and_random_init_keeps_the_pooling(st_
     randomize(net)  # model.init=random: fresh weights, the same (weightless) pooling
     assert type(net.bert.pooler).__name__ == "TokenPooler"
     assert not torch.allclose(before, net.bert.embeddings.word_embeddings.weight)
+
+
+def test_a_lora_run_reloads_and_exports_with_its_pooling(st_model, sentiment, tmp_path):
+    out = tmp_path / "lora"
+    result = run_cli("fit", "--model", str(st_model), "--train", str(sentiment["train"]), "--test",
+                     str(sentiment["test"]), "--out", str(out), "--strategy", "lora", "--epochs", "1",
+                     "--batch-size", "16", "--lr", "3e-3", "--quiet", "--set", "train.threads=1")
+    assert result.returncode == 0, result.stderr
+    loaded = get_task("text-classification").predictor(out / "model")  # base model + adapter, pooling reapplied
+    assert type(loaded.model.base_model.model.bert.pooler).__name__ == "TokenPooler"
+    metrics, _ = loaded.evaluate(loaded.read(str(sentiment["test"])))
+    assert metrics["accuracy"] == pytest.approx(summary(out)["metrics"]["test"]["accuracy"], abs=1e-9)
+    onnx = tmp_path / "onnx"
+    onnx.mkdir()
+    assert export_onnx(out / "model", onnx)["parity"]["max_abs_diff"] <= 1e-4  # the merged graph pools too

@@ -27,13 +27,14 @@ log = logging.getLogger(__name__)
 POOLING_FILE = "1_Pooling/config.json"
 MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
 CONFIG_KEY = "ftkit_pooling"  # in the saved config.json, beside the architecture's own keys
+ASKED = "model.pooling"  # the source of a pooling the config asked for (not read from the folder)
 
 
 @dataclass(frozen=True)
 class Pooling:
     mode: str  # "mean" or "max" over the non-padding tokens ("cls" keeps the architecture's pooler)
     normalize: bool = False  # unit length after pooling (sentence-transformers' Normalize module)
-    source: str = "config"  # where it came from: the folder's 1_Pooling/config.json, or model.pooling
+    source: str = ASKED  # where it came from: the folder's 1_Pooling/config.json, its config.json, model.pooling
 
     def describe(self) -> str:
         norm = ", then normalised to unit length" if self.normalize else ""
@@ -70,7 +71,9 @@ def _saved_by_ftkit(folder: Path) -> Optional[Pooling]:
         record = json.loads((folder / "config.json").read_text()).get(CONFIG_KEY)
     except (OSError, ValueError, AttributeError):
         return None
-    return Pooling(record["mode"], bool(record.get("normalize")), POOLING_FILE) if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    return Pooling(record["mode"], bool(record.get("normalize")), f"config.json {CONFIG_KEY}")
 
 
 def _normalized(folder: Path) -> bool:
@@ -89,7 +92,7 @@ def choose_pooling(setting: str, location: str) -> Optional[Pooling]:
         return None
     if setting == "mean":
         own = folder_pooling(location)
-        return Pooling("mean", own.normalize if own and own.mode == "mean" else False, "model.pooling")
+        return Pooling("mean", own.normalize if own and own.mode == "mean" else False, ASKED)
     own = folder_pooling(location)
     return None if own is None or own.mode == "cls" else own
 

@@ -185,7 +185,7 @@ def _limitations(s: dict, meta: dict, doctor: dict | None) -> str:
     return "## Limitations\n\n" + "\n".join(f"- {x}" for x in items) + "\n"
 
 
-def _pooled_usage(pooling: dict, run_dir: Path) -> list[str]:
+def _pooled_usage(pooling: dict, run_dir: Path, max_length: int | None) -> list[str]:
     """A head on the model's own pooling (models/pooling.py): plain transformers loads the body, and
     the head's weights are in the same safetensors file; AutoModelForSequenceClassification would
     read [CLS] through a pooler this model does not have (random weights, wrong predictions)."""
@@ -202,7 +202,8 @@ def _pooled_usage(pooling: dict, run_dir: Path) -> list[str]:
             f'model_dir = "{run_dir / "model"}"', "body = AutoModel.from_pretrained(model_dir).eval()",
             "tokenizer = AutoTokenizer.from_pretrained(model_dir)",
             'head = {k: v for k, v in load_file(f"{model_dir}/model.safetensors").items() if k.startswith("classifier.")}',
-            'enc = tokenizer(["a warm, funny film"], padding=True, truncation=True, return_tensors="pt")',
+            'enc = tokenizer(["a warm, funny film"], padding=True, truncation=True, '
+            + (f"max_length={max_length}, " if max_length else "") + 'return_tensors="pt")',
             "with torch.no_grad():",
             "    h = body(**enc).last_hidden_state  # (batch, seq, hidden)",
             '    m = enc["attention_mask"].unsqueeze(-1).float()  # (batch, seq, 1)',
@@ -221,7 +222,7 @@ def _how_to_load(s: dict, meta: dict, run_dir: Path) -> str:
     auto = AUTO_CLASSES.get(task)
     library = _library(run_dir, meta)
     if library == "transformers" and auto and meta.get("text_pooling"):
-        out += _pooled_usage(meta["text_pooling"], run_dir)
+        out += _pooled_usage(meta["text_pooling"], run_dir, meta.get("max_length"))
     elif library == "transformers" and auto:
         processor = PROCESSORS.get(task, "AutoTokenizer")
         auto = "AutoModelForCTC" if meta.get("family") == "ctc" else auto  # only transcribers save a family

@@ -27,7 +27,7 @@ from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.evaluation.regression_metrics import regression_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
-from ftkit.models.pooling import POOLING_FILE, Pooling, choose_pooling, saved_pooling
+from ftkit.models.pooling import ASKED, Pooling, choose_pooling, saved_pooling
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 from ftkit.tasks.common import export_model, load_adapter
@@ -174,7 +174,7 @@ def build_classifier(source: ModelSource, labels: list[str], remote: bool, pooli
     if tokenizer.pad_token is None:  # GPT-style tokenizers ship without one
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model.config.pad_token_id = tokenizer.pad_token_id
-    if pooling is not None and pooling.source == POOLING_FILE and not poolable(model):  # model.pooling=auto
+    if pooling is not None and pooling.source != ASKED and not poolable(model):  # model.pooling=auto
         log.warning("%s declares %s pooling, which %s cannot take; using its own [CLS] head",
                     source.describe(), pooling.mode, type(model).__name__)
         pooling = None
@@ -227,7 +227,8 @@ class TextClassification(PerExampleEvaluation):
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""
-        return build_classifier(source, labels, cfg.model.trust_remote_code, choose_pooling(cfg.model.pooling, source.location))
+        pooling = choose_pooling(cfg.model.pooling, source.location)  # None: the architecture's [CLS] head
+        return build_classifier(source, labels, cfg.model.trust_remote_code, pooling)
 
     def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
         return encode(examples, tokenizer, cfg.data.max_length, labels)
@@ -283,10 +284,10 @@ class TextClassifier:
     def __init__(self, folder: Path):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.meta = json.loads((folder / "ftkit.json").read_text())
-        self.labels: list[str] = self.meta["labels"]
         from ftkit.models.pooler import apply_pooling
 
+        self.meta = json.loads((folder / "ftkit.json").read_text())
+        self.labels: list[str] = self.meta["labels"]
         pooling = saved_pooling(self.meta)  # the pooling it was trained with (None: the architecture's)
         with quiet_transformers():
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
