@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from ftkit.errors import ConfigError, ModelLoadError
+from ftkit.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
