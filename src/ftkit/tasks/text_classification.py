@@ -178,6 +178,8 @@ def build_classifier(source: ModelSource, labels: list[str], remote: bool, pooli
         log.warning("%s declares %s pooling, which %s cannot take; using its own [CLS] head",
                     source.describe(), pooling.mode, type(model).__name__)
         pooling = None
+    if pooling is not None:
+        log.info("text head reads the %s (%s)", pooling.describe(), pooling.source)
     apply_pooling(model, pooling)
     return model, tokenizer
 
