@@ -183,6 +183,11 @@ class ModelConfig(_Section):
         "pretrained", description="random: same architecture from random weights (the from-scratch baseline)")
     language: Optional[str] = Field(None, description="speech recognition (Whisper): language of the transcripts, "
                                     "e.g. en, fr (null: en)")
+    pooling: Literal["auto", "cls", "mean"] = Field(
+        "auto", description="text heads: one vector per text from the token states. auto: the folder's own "
+                            "(a sentence-transformers 1_Pooling/config.json, e.g. MiniLM's mean), else the "
+                            "architecture's; cls: the architecture's (BERT: [CLS] + its dense/tanh pooler); "
+                            "mean: mean over the non-padding tokens")
 
 
 class StrategyConfig(BaseModel):

@@ -85,7 +85,8 @@ def randomize(model) -> None:
     if isinstance(model, PreTrainedModel):
         with quiet_transformers():
             fresh = type(model)(model.config)
-        model.load_state_dict(fresh.state_dict())
+        own = model.state_dict().keys()  # a model on its own pooling has no [CLS] pooler weights
+        model.load_state_dict({k: v for k, v in fresh.state_dict().items() if k in own})
         return
     with torch.no_grad():
         for module in model.modules():

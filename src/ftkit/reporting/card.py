@@ -185,6 +185,33 @@ def _limitations(s: dict, meta: dict, doctor: dict | None) -> str:
     return "## Limitations\n\n" + "\n".join(f"- {x}" for x in items) + "\n"
 
 
+def _pooled_usage(pooling: dict, run_dir: Path, max_length: int | None) -> list[str]:
+    """A head on the model's own pooling (models/pooling.py): plain transformers loads the body, and
+    the head's weights are in the same safetensors file; AutoModelForSequenceClassification would
+    read [CLS] through a pooler this model does not have (random weights, wrong predictions)."""
+    mode, norm = pooling["mode"], pooling.get("normalize")
+    pool = {"mean": "(h * m).sum(1) / m.sum(1)", "max": "h.masked_fill(m == 0, -1e9).max(1).values",
+            "cls": "h[:, 0]"}[mode]
+    return [f"The head reads the model's own pooling ({mode} over the non-padding tokens"
+            + (", normalised to unit length" if norm else "") + "), not [CLS] through a pooler layer: "
+            "`AutoModelForSequenceClassification` would load this folder with a randomly initialised pooler "
+            "and predict wrongly. With plain transformers, load the body and apply the pooling and the head "
+            "(`classifier.weight` / `classifier.bias` in model.safetensors):", "",
+            "```python", "import torch", "from safetensors.torch import load_file",
+            "from transformers import AutoModel, AutoTokenizer", "",
+            f'model_dir = "{run_dir / "model"}"', "body = AutoModel.from_pretrained(model_dir).eval()",
+            "tokenizer = AutoTokenizer.from_pretrained(model_dir)",
+            'head = {k: v for k, v in load_file(f"{model_dir}/model.safetensors").items() if k.startswith("classifier.")}',
+            'enc = tokenizer(["a warm, funny film"], padding=True, truncation=True, '
+            + (f"max_length={max_length}, " if max_length else "") + 'return_tensors="pt")',
+            "with torch.no_grad():",
+            "    h = body(**enc).last_hidden_state  # (batch, seq, hidden)",
+            '    m = enc["attention_mask"].unsqueeze(-1).float()  # (batch, seq, 1)',
+            f"    v = {pool}",
+            *(["    v = torch.nn.functional.normalize(v, dim=-1)"] if norm else []),
+            '    logits = v @ head["classifier.weight"].T + head["classifier.bias"]', "```", ""]
+
+
 def _how_to_load(s: dict, meta: dict, run_dir: Path) -> str:
     task = s.get("task", "")
     example = EXAMPLE_INPUT.get(task, '"a warm, funny film"')
@@ -194,7 +221,9 @@ def _how_to_load(s: dict, meta: dict, run_dir: Path) -> str:
            "```bash", f"ftkit predict {run_dir} {flag}", "```", ""]
     auto = AUTO_CLASSES.get(task)
     library = _library(run_dir, meta)
-    if library == "transformers" and auto:
+    if library == "transformers" and auto and meta.get("text_pooling"):
+        out += _pooled_usage(meta["text_pooling"], run_dir, meta.get("max_length"))
+    elif library == "transformers" and auto:
         processor = PROCESSORS.get(task, "AutoTokenizer")
         auto = "AutoModelForCTC" if meta.get("family") == "ctc" else auto  # only transcribers save a family
         out += ["With plain transformers (this folder is a Hugging Face model folder, safetensors):", "",

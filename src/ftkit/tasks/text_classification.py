@@ -27,6 +27,7 @@ from ftkit.evaluation.calibration import apply_temperature
 from ftkit.evaluation.metrics import classification_metrics
 from ftkit.evaluation.regression_metrics import regression_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
+from ftkit.models.pooling import ASKED, Pooling, choose_pooling, saved_pooling
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 from ftkit.tasks.common import export_model, load_adapter
@@ -154,8 +155,12 @@ def prediction_frame(examples: TextExamples, probs: np.ndarray, labels: list[str
     return class_prediction_frame(examples.rows, "text", examples.texts, examples.labels, probs, labels)
 
 
-def build_classifier(source: ModelSource, labels: list[str], remote: bool):
+def build_classifier(source: ModelSource, labels: list[str], remote: bool, pooling: Optional[Pooling] = None):
+    """A fresh sequence-classification head for `labels`; `pooling` (models/pooling.py) replaces
+    the architecture's [CLS] pooler with the model's own (None: the architecture's)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ftkit.models.pooler import apply_pooling, poolable
 
     try:
         with quiet_transformers():
@@ -169,6 +174,13 @@ def build_classifier(source: ModelSource, labels: list[str], remote: bool):
     if tokenizer.pad_token is None:  # GPT-style tokenizers ship without one
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model.config.pad_token_id = tokenizer.pad_token_id
+    if pooling is not None and pooling.source != ASKED and not poolable(model):  # model.pooling=auto
+        log.warning("%s declares %s pooling, which %s cannot take; using its own [CLS] head",
+                    source.describe(), pooling.mode, type(model).__name__)
+        pooling = None
+    if pooling is not None:
+        log.info("text head reads the %s (%s)", pooling.describe(), pooling.source)
+    apply_pooling(model, pooling)
     return model, tokenizer
 
 
@@ -217,7 +229,8 @@ class TextClassification(PerExampleEvaluation):
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""
-        return build_classifier(source, labels, cfg.model.trust_remote_code)
+        pooling = choose_pooling(cfg.model.pooling, source.location)  # None: the architecture's [CLS] head
+        return build_classifier(source, labels, cfg.model.trust_remote_code, pooling)
 
     def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
         return encode(examples, tokenizer, cfg.data.max_length, labels)
@@ -239,10 +252,12 @@ class TextClassification(PerExampleEvaluation):
         return prediction_frame(examples, probs, labels)
 
     def save(self, model, tokenizer, folder: Path, meta: dict, cfg: FitConfig) -> None:
+        from ftkit.models.pooler import model_pooling
+
         with quiet_transformers():
             model.save_pretrained(folder)  # safetensors
             tokenizer.save_pretrained(folder)
-        meta = {"task": self.name, **meta, "text_column": cfg.data.text_column,
+        meta = {"task": self.name, **meta, "text_pooling": model_pooling(model), "text_column": cfg.data.text_column,
                 "text_columns": list(cfg.data.text_columns), "label_column": cfg.data.label_column}
         (folder / "ftkit.json").write_text(json.dumps(meta, indent=2))
 
@@ -271,14 +286,19 @@ class TextClassifier:
     def __init__(self, folder: Path):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from ftkit.models.pooler import apply_pooling
+
         self.meta = json.loads((folder / "ftkit.json").read_text())
         self.labels: list[str] = self.meta["labels"]
+        pooling = saved_pooling(self.meta)  # the pooling it was trained with (None: the architecture's)
         with quiet_transformers():
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             if self.meta.get("adapter"):
-                self.model = load_adapter(folder, self.meta, build_classifier)
+                build = lambda source, labels, remote: build_classifier(source, labels, remote, pooling)  # noqa: E731
+                self.model = load_adapter(folder, self.meta, build)
             else:
                 self.model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+                apply_pooling(self.model, pooling)
         self.model.eval()
 
     def encode(self, examples: TextExamples) -> TextEncoded:
@@ -378,7 +398,8 @@ class TextMultiLabel(MultiLabelEvaluation, TextClassification):
         return labels
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
-        model, tokenizer = build_classifier(source, labels, cfg.model.trust_remote_code)
+        model, tokenizer = build_classifier(source, labels, cfg.model.trust_remote_code,
+                                            choose_pooling(cfg.model.pooling, source.location))
         model.config.problem_type = "multi_label_classification"  # plain transformers: sigmoid + BCE
         return model, tokenizer
 
