@@ -14,7 +14,7 @@ from ftkit.models.pooling import CONFIG_KEY, Pooling
 
 class TokenPooler(nn.Module):
     """(batch, seq, hidden) -> (batch, hidden): mean or max over the tokens the attention mask
-    keeps, or the first token; optionally unit length. No weights (the folder's pooler dense is
+    keeps, or the first token; optionally unit length (scaled by sqrt(hidden)). No weights (the folder's pooler dense is
     dropped). The model's forward pre-hook (`remember_mask`) hands it the batch's attention mask,
     since a transformers pooler is called with the hidden states alone."""
 
@@ -33,7 +33,13 @@ class TokenPooler(nn.Module):
                 out = hidden.masked_fill(keep == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
             else:
                 out = (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
-        return nn.functional.normalize(out, p=2, dim=-1) if self.normalize else out
+        if not self.normalize:
+            return out
+        # Unit length (the folder's Normalize), times sqrt(hidden size): the same direction, but each
+        # feature has unit RMS, as a fresh head expects. A unit vector caps a head's logits at the norm of
+        # its weights, which AdamW grows ~lr per step: fine-tuned at 5e-5, the head's scores stayed
+        # under 0.62 (bench/RESULTS.md "Pooling"). The probes standardize their features: no change there.
+        return nn.functional.normalize(out, p=2, dim=-1) * hidden.shape[-1] ** 0.5
 
     def extra_repr(self) -> str:
         return f"mode={self.mode}, normalize={self.normalize}"

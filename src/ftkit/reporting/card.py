@@ -193,7 +193,8 @@ def _pooled_usage(pooling: dict, run_dir: Path, max_length: int | None) -> list[
     pool = {"mean": "(h * m).sum(1) / m.sum(1)", "max": "h.masked_fill(m == 0, -1e9).max(1).values",
             "cls": "h[:, 0]"}[mode]
     return [f"The head reads the model's own pooling ({mode} over the non-padding tokens"
-            + (", normalised to unit length" if norm else "") + "), not [CLS] through a pooler layer: "
+            + (", normalised to unit length and scaled by the square root of the hidden size" if norm else "")
+            + "), not [CLS] through a pooler layer: "
             "`AutoModelForSequenceClassification` would load this folder with a randomly initialised pooler "
             "and predict wrongly. With plain transformers, load the body and apply the pooling and the head "
             "(`classifier.weight` / `classifier.bias` in model.safetensors):", "",
@@ -208,7 +209,8 @@ def _pooled_usage(pooling: dict, run_dir: Path, max_length: int | None) -> list[
             "    h = body(**enc).last_hidden_state  # (batch, seq, hidden)",
             '    m = enc["attention_mask"].unsqueeze(-1).float()  # (batch, seq, 1)',
             f"    v = {pool}",
-            *(["    v = torch.nn.functional.normalize(v, dim=-1)"] if norm else []),
+            *(["    v = torch.nn.functional.normalize(v, dim=-1) * v.shape[-1] ** 0.5  # unit length x sqrt(hidden)"]
+              if norm else []),
             '    logits = v @ head["classifier.weight"].T + head["classifier.bias"]', "```", ""]
 
 
