@@ -132,7 +132,8 @@ def _fit_baseline(name: str, cfg: FitConfig, resume: bool, overwrite: bool, quie
         return
     if ridge:  # seconds on cached features: a killed one starts over
         log.info("baseline %s (ridge on frozen features) -> %s", name, run.path)
-        ridge_run(cfg, overwrite=overwrite or run.path.exists(), quiet=quiet, command=["ftkit", "fit", "--baseline", name])
+        ridge_run(cfg, overwrite=overwrite or run.path.exists(), quiet=quiet,
+                  command=["ftkit", "fit", "--baseline", name])
         return
     # A killed baseline continues from its checkpoint with --resume; otherwise it starts over.
     again = resume and run.config.is_file() and not overwrite

@@ -80,7 +80,8 @@ def score(p: Prepared, ridge: RidgeProbe, features: dict) -> dict:
     metrics, values = {}, {}
     for name in ("validation", "test"):
         if name in p.data:
-            metrics[name], values[name] = p.task.score_standardised(p.model, ridge.predict(features[name]), p.data[name])
+            predicted = ridge.predict(features[name])  # (n,) standardised
+            metrics[name], values[name] = p.task.score_standardised(p.model, predicted, p.data[name])
     assess(p.task, p.cfg, p.data, values, metrics, p.splits.labels, None)  # adds metrics[split]["ci"]
     return metrics
 
