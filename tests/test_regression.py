@@ -250,6 +250,9 @@ def test_probe_baseline_is_a_ridge_on_frozen_features(tmp_path, tiny_model):
     low, high = test["ci"]["rmse"]
     assert low <= test["rmse"] <= high
     assert not (out / "baselines" / "probe" / "model").exists()
+    rows = pd.read_csv(out / "baselines" / "probe" / "predictions.csv")  # row for row with the fit's
+    assert rows["label"].tolist() == pd.read_csv(out / "predictions.csv")["label"].tolist()
+    assert regression_metrics(rows["predicted"], rows["label"])["rmse"] == pytest.approx(test["rmse"])
     section = summary(out)["baselines"]
     entry = section["probe"]
     assert entry["metric"] == "rmse" and entry["value"] == pytest.approx(test["rmse"])

@@ -7,7 +7,8 @@ nothing is trained through the loop. The steps, in RUN_DIR/baselines/probe/:
     prepare (fit's steps 1-3)  ->  features of every split (training/features.py cache, fp32)
       -> RidgeCV on train (target standardised as the loop's, alpha by leave-one-out)
       -> predictions mapped back to the target's units, scored with the task's own metrics + CIs
-      -> summary.json (its `method` block names ridge and the chosen alpha)
+      -> predictions.csv (test, as a fit writes it), summary.json (its `method` block names ridge
+         and the chosen alpha)
 
 The test split's features are computed like the others' but only ever predicted, never fitted on.
 """
@@ -22,6 +23,7 @@ import numpy as np
 from ftkit.config import FitConfig, to_dict
 from ftkit.errors import StrategyError
 from ftkit.evaluation.honest import assess
+from ftkit.io import atomic_path
 from ftkit.locks import folder_lock
 from ftkit.runs.fit import FINAL_EVAL_PRECISION, Prepared, prepare
 from ftkit.runs.rundir import RunDir
@@ -47,7 +49,10 @@ def ridge_run(cfg: FitConfig, *, overwrite: bool = False, quiet: bool = False,
         tick = time.perf_counter()
         ridge = fit_ridge(features["train"], p.task.standardised_targets(p.model, p.data["train"]))
         fit_seconds = time.perf_counter() - tick
-        metrics = score(p, ridge, features)
+        metrics, values = score(p, ridge, features)
+        if "test" in values:  # the same columns as a fit's, so the two compare row by row
+            with atomic_path(run.predictions) as tmp:
+                p.task.prediction_frame(p.splits.test, values["test"], p.splits.labels).to_csv(tmp, index=False)
         summary = ridge_summary(p, ridge, metrics, record, fit_seconds)
         summary["timing"]["total_seconds"] = round(time.perf_counter() - started, 3)
         run.write_summary(summary)
@@ -75,15 +80,16 @@ def split_features(p: Prepared) -> tuple[dict[str, np.ndarray], dict]:
                       "dim": int(features["train"].shape[1]), "splits": splits}
 
 
-def score(p: Prepared, ridge: RidgeProbe, features: dict) -> dict:
-    """Metrics of every held-out split, in the target's units, with the run's bootstrap CIs."""
+def score(p: Prepared, ridge: RidgeProbe, features: dict) -> tuple[dict, dict]:
+    """Metrics of every held-out split with the run's bootstrap CIs, and the predicted values
+    (both in the target's units)."""
     metrics, values = {}, {}
     for name in ("validation", "test"):
         if name in p.data:
             predicted = ridge.predict(features[name])  # (n,) standardised
             metrics[name], values[name] = p.task.score_standardised(p.model, predicted, p.data[name])
     assess(p.task, p.cfg, p.data, values, metrics, p.splits.labels, None)  # adds metrics[split]["ci"]
-    return metrics
+    return metrics, values
 
 
 def ridge_summary(p: Prepared, ridge: RidgeProbe, metrics: dict, record: dict, fit_seconds: float) -> dict:
