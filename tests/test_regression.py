@@ -315,10 +315,14 @@ def test_image_regression_fit_predict_and_refusals(tmp_path, tiny_resnet):
              "--train", str(train), "--test", str(test), "--label-column", "brightness", "--epochs", "6",
              "--batch-size", "8", "--lr", "3e-3", "--quiet", "--set", "train.threads=1",
              "--set", "eval.bootstrap=100", "--set", "data.augment.enabled=false"]
-    result = run_cli(*flags, "--out", str(out))
+    result = run_cli(*flags, "--out", str(out), "--baseline", "probe")
     assert result.returncode == 0, result.stderr
     s = summary(out)
     assert s["task"] == "image-regression" and s["best"]["metric"] == "rmse"
+    # the ridge probe reads the pooled conv features ((n, c, 1, 1) at the head) as one vector each
+    probe = summary(out / "baselines" / "probe")
+    assert probe["method"]["name"] == "ridge" and probe["features"]["dim"] > 0
+    assert np.isfinite(probe["metrics"]["test"]["rmse"]) and set(s["baselines"]) == {"mean", "probe", "verdict"}
     test_metrics = s["metrics"]["test"]
     assert test_metrics["spearman"] > 0.5 and "ci" in test_metrics, test_metrics
     saved = pd.read_csv(out / "predictions.csv")
