@@ -67,7 +67,17 @@ def word_line(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return pred
 
 
-def one_seed(run: Path, train: pd.DataFrame) -> dict:
+def by_length(predictions: dict[str, np.ndarray], target: np.ndarray, cut: float = 5.0) -> dict:
+    """rmse and mae of each predictor on the prompts shorter than `cut` seconds and on the rest."""
+    out = {}
+    for part, mask in ((f"under_{cut:g}s", target < cut), (f"from_{cut:g}s", target >= cut)):
+        out[part] = {"n": int(mask.sum()), **{who: {"rmse": round(float(np.sqrt(np.mean((p[mask] - target[mask]) ** 2))), 4),
+                                                   "mae": round(float(np.mean(np.abs(p[mask] - target[mask]))), 4)}
+                                              for who, p in predictions.items()}}
+    return out
+
+
+def one_seed(run: Path, train: pd.DataFrame, words: np.ndarray) -> dict:
     s = json.loads((run / "summary.json").read_text())
     ours = pd.read_csv(run / "predictions.csv")
     ridge = pd.read_csv(run / "baselines" / "probe" / "predictions.csv")
@@ -84,6 +94,8 @@ def one_seed(run: Path, train: pd.DataFrame) -> dict:
             "best_epoch": s["best"]["epoch"], "epochs": s["hyperparameters"]["epochs"], "lr": s["hyperparameters"]["lr"],
             "train_seconds": s["timing"]["train_seconds"], "samples_per_second": s["timing"]["samples_per_second"],
             "data": s["data"], "verdict": s["baselines"]["verdict"],
+            "by_length": by_length({"finetuned": ours.predicted.to_numpy(float), "ridge_probe": ridge.predicted.to_numpy(float),
+                                    "word_count_line": words}, target),
             "scratch": _scratch(run, target)}
 
 
@@ -112,10 +124,11 @@ def main() -> None:
         for i, seed in enumerate(args.seeds):
             fit(data, args.out / f"durations-s{seed}", seed, "probe,scratch" if args.scratch and i == 0 else "probe")
     train, test = pd.read_csv(data / "train.csv"), pd.read_csv(data / "test.csv")
-    seeds = [one_seed(args.out / f"durations-s{seed}", train) for seed in args.seeds]
+    words = word_line(train, test)  # test.csv's order, which predictions.csv keeps
+    seeds = [one_seed(args.out / f"durations-s{seed}", train, words) for seed in args.seeds]
     result = {"data": {"train_csv": len(train), "test_csv": len(test), "languages": test.language.value_counts().to_dict(),
                        "test_seconds": test.seconds.describe().round(3).to_dict()},
-              "word_count_line": scored(word_line(train, test), test.seconds.to_numpy(float)),
+              "word_count_line": scored(words, test.seconds.to_numpy(float)),
               "seeds": seeds,
               "across_seeds": {who: {k: [round(float(np.mean(v)), 4), round(float(np.std(v)), 4)] for k, v in
                                      {k: [s[who][k] for s in seeds] for k in KEYS}.items()}
