@@ -5,6 +5,7 @@ import pytest
 
 from ftkit.config import FitConfig
 from ftkit.data.doctor import fast_report
+from ftkit.data.near_dup import normalise
 from ftkit.tasks import get_task
 
 
@@ -108,3 +109,91 @@ def test_wnut_tags_label_sets_come_from_the_ner_tags_and_do_not_leak(tmp_path):
     checked = [(text, label) for text, label in zip(frame.text, frame.label) if text in types]
     assert len(checked) > 1000
     assert all(set(filter(None, label.split("|"))) in types[text] for text, label in checked)
+
+
+# --- asterisk-durations: built here from real wav files and a transcripts file in Debian's layout ------
+
+def write_prompts(sounds, docs, lang: str, prompts: dict) -> None:
+    """Debian's layout for one language: <voice>/<name>.wav (8 kHz, 16-bit, `seconds` long; None: no
+    wav) and the gzipped `name: transcript` lines of asterisk-core-sounds-<lang>."""
+    import gzip
+    import wave
+
+    from ftkit.datasets import ASTERISK_VOICES, asterisk_texts
+
+    voice = sounds / ASTERISK_VOICES[lang]
+    for name, (_, seconds) in prompts.items():
+        if seconds is None:
+            continue
+        (voice / name).parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(voice / f"{name}.wav"), "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+            w.writeframes(b"\x01\x00" * int(round(seconds * 8000)))
+    texts = asterisk_texts(lang, docs)
+    texts.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(texts, "wt", encoding="utf-8") as f:
+        f.write("; a comment line\n" + "".join(f"{name}: {text}\n" for name, (text, _) in prompts.items()))
+
+
+@pytest.fixture
+def durations(tmp_path):
+    sounds, docs = tmp_path / "sounds", tmp_path / "doc"
+    english = {f"p{i:02d}": (" ".join(["word"] * (i + 1)) + f" {i}.", 0.4 * (i + 1)) for i in range(24)}
+    english.update({"goodbye": ("Goodbye.", 0.8), "vm-goodbye": ("goodbye", 1.1),  # the same words twice
+                    "agent": ("Agent.", 0.6), "digits/1": ("one", 0.5), "long": ("a long prompt " * 30, 41.0),
+                    "beep": ("[this is a simple beep tone]", 0.3), "silence/1": ("(1 second of silence)", 1.0),
+                    "nowav": ("no recording of this", None)})
+    prefix = " ".join(f"w{k}" for k in range(20))  # two prompts that differ in their last word only
+    english.update({"near-a": (f"{prefix} now.", 3.0), "near-b": (f"{prefix} please.", 3.2)})
+    write_prompts(sounds, docs, "en", english)
+    french = {f"q{i:02d}": (f"mot {'mot ' * i}{i}", 0.5 * (i + 1)) for i in range(12)}
+    french["agent"] = ("agent", 0.7)  # the same words as an English prompt: the English reading is kept
+    write_prompts(sounds, docs, "fr", french)
+    (sounds / "es_MX_f_Allison").mkdir()  # audio without its transcripts package: not used
+    return sounds, docs
+
+
+def test_asterisk_durations_targets_are_the_recordings_lengths(tmp_path, durations):
+    import pandas as pd
+    import soundfile as sf
+
+    from ftkit.datasets import ASTERISK_VOICES, asterisk_durations
+
+    sounds, docs = durations
+    files = asterisk_durations(tmp_path / "out", sounds=sounds, docs=docs)
+    train, test = pd.read_csv(files["train"]), pd.read_csv(files["test"])
+    rows = pd.concat([train, test])
+    assert list(train.columns) == ["text", "seconds", "language", "prompt"]
+    assert sorted(rows.language.unique()) == ["en", "fr"]
+    # 24 + goodbye + agent + one + long + the two near-copies in English (its second goodbye, the tone,
+    # the silence and the transcript without a wav are not there), 12 in French (its "agent" is English's)
+    assert len(rows) == 30 + 12 and {"en/vm-goodbye", "fr/agent"}.isdisjoint(rows.prompt)
+    assert {"en/goodbye", "en/agent", "en/long"} <= set(rows.prompt)
+    assert not rows.text.map(normalise).duplicated().any()  # no input with two targets
+    assert not rows.text.str.contains(r"[\[(]").any()
+    for prompt, seconds in zip(rows.prompt, rows.seconds):
+        lang, name = prompt.split("/", 1)
+        info = sf.info(str(sounds / ASTERISK_VOICES[lang] / f"{name}.wav"))
+        assert seconds == pytest.approx(info.frames / info.samplerate, abs=1e-6)
+    assert 6 <= len(test) <= 10 and set(test.language) == {"en", "fr"}  # 20% of the groups, both languages
+    sides = {side: set(frame.text.map(normalise)) for side, frame in (("train", train), ("test", test))}
+    assert not sides["train"] & sides["test"]
+    near = {side for side, frame in (("train", train), ("test", test))
+            if frame.prompt.isin(["en/near-a", "en/near-b"]).any()}
+    assert len(near) == 1  # near-duplicate transcripts share a side
+    again = asterisk_durations(tmp_path / "again", sounds=sounds, docs=docs)
+    assert all(files[k].read_text() == again[k].read_text() for k in files)  # the same split every time
+    cfg = FitConfig.model_validate({"task": "text-regression", "data": {
+        "train": str(files["train"]), "test": str(files["test"]), "label_column": "seconds", "validation_size": 0}})
+    assert fast_report(cfg, get_task(cfg.task).prepare_data(cfg)).get("leakage").severity == "ok"
+    small = asterisk_durations(tmp_path / "small", n_train=10, n_test=4, sounds=sounds, docs=docs)
+    assert [len(pd.read_csv(small[k])) for k in ("train", "test")] == [10, 4]
+
+
+def test_asterisk_durations_without_prompts_says_what_to_install(tmp_path):
+    from ftkit.datasets import asterisk_durations
+    from ftkit.errors import DataError
+
+    with pytest.raises(DataError, match="apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en"):
+        asterisk_durations(tmp_path / "out", sounds=tmp_path / "none", docs=tmp_path / "none")
+    assert not (tmp_path / "out").exists()

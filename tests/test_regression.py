@@ -15,6 +15,7 @@ from ftkit.api import make_config
 from ftkit.evaluation.metrics import better
 from ftkit.evaluation.overfitting import diagnose
 from ftkit.evaluation.regression_metrics import regression_ci, regression_metrics
+from ftkit.training.ridge import ALPHAS, fit_ridge
 
 
 def scored_rows(n: int, seed: int) -> list[dict]:
@@ -188,20 +189,94 @@ def test_strategies_train_a_regression_head(tmp_path, tiny_model, scored, strate
     assert len(ftkit.load(out).predict(texts)) == 2
 
 
-def test_probe_baseline_scores_in_the_targets_units(tmp_path, tiny_model, scored):
+def test_ridge_probe_recovers_a_linear_target_and_shrinks_on_noise():
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 20)) * rng.uniform(0.01, 10, 20)  # features on scales 1,000x apart
+    y = (x / x.std(0)) @ rng.normal(size=20) + rng.normal(scale=0.3, size=400)
+    probe = fit_ridge(x[:300], y[:300])
+    assert r2_score(y[300:], probe.predict(x[300:])) > 0.98
+    assert min(ALPHAS) <= probe.alpha < 10 and not probe.at_edge
+    # its leave-one-out error is the one of 300 explicit refits at that alpha
+    loo = cross_val_predict(Ridge(alpha=probe.alpha), StandardScaler().fit_transform(x[:300]), y[:300],
+                            cv=LeaveOneOut())
+    assert probe.loo_mse == pytest.approx(np.mean((loo - y[:300]) ** 2), rel=1e-6)
+    # a target the features know nothing of: leave-one-out picks a strong penalty, predictions ~ the mean
+    noise = rng.normal(size=400)
+    shrunk = fit_ridge(x[:300], noise[:300])
+    assert shrunk.alpha > 100 * probe.alpha and r2_score(noise[300:], shrunk.predict(x[300:])) < 0.05
+    assert shrunk.record()["name"] == "ridge" and shrunk.record()["alpha"] == shrunk.alpha
+
+
+def linear_target_data(folder, tiny_model) -> dict:
+    """train/test CSVs whose target is a linear function of the tiny model's frozen features (what
+    its head receives) plus a little noise: the ridge probe has the right features to recover it."""
+    from ftkit.data.frozen_features import frozen_features
+    from ftkit.tasks import get_task
+
+    texts = {"train": write_csv(folder / "train-text.csv", scored_rows(300, 3)),
+             "test": write_csv(folder / "test-text.csv", scored_rows(80, 4))}
+    cfg = make_config(None, {"model": str(tiny_model), "train": str(texts["train"]), "test": str(texts["test"]),
+                             "label_column": "score", "label_type": "number"}, ["data.validation_size=0"])
+    task = get_task(cfg.task)
+    splits = task.prepare_data(cfg)
+    parts = [("train", splits.train), ("test", splits.test)]
+    feats, _, _ = frozen_features(cfg, task, splits.labels, parts)
+    w = np.random.default_rng(0).normal(size=feats[0].shape[1])
+    rng = np.random.default_rng(1)
+    out = {}
+    for (name, examples), f in zip(parts, feats):
+        z = (f.astype(np.float64) - feats[0].mean(0)) / feats[0].std(0) @ w
+        out[name] = write_csv(folder / f"{name}.csv", [{"text": t, "score": round(50 + 3 * v + rng.normal(0, 0.3), 4)}
+                                                    for t, v in zip(examples.texts, z)])
+    return out
+
+
+def test_probe_baseline_is_a_ridge_on_frozen_features(tmp_path, tiny_model):
+    data = linear_target_data(tmp_path, tiny_model)
     out = tmp_path / "with-probe"
-    result = run_cli(*fit_flags(tiny_model, scored, out, "--epochs", "2", "--baseline", "probe"))
+    result = run_cli(*fit_flags(tiny_model, data, out, "--epochs", "1", "--baseline", "probe"))
     assert result.returncode == 0, result.stderr
     probe = summary(out / "baselines" / "probe")
+    assert probe["strategy"] == "ridge-probe" and probe["method"]["name"] == "ridge"
+    assert min(ALPHAS) <= probe["method"]["alpha"] <= max(ALPHAS) and probe["history"] == []
     test = probe["metrics"]["test"]
-    base = test["mean_baseline"]["rmse"]
-    assert 0 < test["rmse"] < 2 * base  # in points of the score, not standard deviations
-    entry = summary(out)["baselines"]["probe"]
+    assert test["r2"] > 0.95 and test["spearman"] > 0.95, test  # the right features: a linear readout suffices
+    assert test["rmse"] < 0.3 * test["mean_baseline"]["rmse"]  # in the target's units, not standard deviations
+    low, high = test["ci"]["rmse"]
+    assert low <= test["rmse"] <= high
+    assert not (out / "baselines" / "probe" / "model").exists()
+    rows = pd.read_csv(out / "baselines" / "probe" / "predictions.csv")  # row for row with the fit's
+    assert rows["label"].tolist() == pd.read_csv(out / "predictions.csv")["label"].tolist()
+    assert regression_metrics(rows["predicted"], rows["label"])["rmse"] == pytest.approx(test["rmse"])
+    section = summary(out)["baselines"]
+    entry = section["probe"]
     assert entry["metric"] == "rmse" and entry["value"] == pytest.approx(test["rmse"])
+    assert entry["method"]["name"] == "ridge" and entry["method"]["alpha"] == probe["method"]["alpha"]
+    assert entry["ci"] == test["ci"]["rmse"]
     # the gain is in the target's units (an error lowered), not "points" of a 0..1 score
     assert entry["gain_points"] == pytest.approx(entry["value"] - entry["finetuned_value"], abs=1e-3)
-    sentence = summary(out)["baselines"]["verdict"]
-    assert "points of rmse" not in sentence and ("lowered rmse" in sentence or "linear probe is" in sentence.lower())
+    # predicting the training mean is listed too, read off the fine-tuned run's own metrics
+    mean = section["mean"]
+    main_test = summary(out)["metrics"]["test"]
+    assert mean["value"] == pytest.approx(main_test["mean_baseline"]["rmse"]) and mean["run_dir"] is None
+    assert mean["gain_points"] == pytest.approx(mean["value"] - main_test["rmse"], abs=1e-3)
+    sentence = section["verdict"]
+    assert "points of rmse" not in sentence and "ridge probe" in sentence and "training mean" in sentence
+
+
+def test_mean_baseline_is_refused_for_classification(tmp_path):
+    from ftkit.config import validate
+    from ftkit.errors import ConfigError
+    from ftkit.runs.baselines import fit_with_baselines
+
+    with pytest.raises(ConfigError, match="--baseline mean.*text-regression"):
+        fit_with_baselines(validate({"out": str(tmp_path / "run")}), ["mean"])
+    assert not (tmp_path / "run").exists()  # refused before anything ran
 
 
 @pytest.mark.parametrize("flag, words", [("train.class_weights=auto", "no classes to weigh"),
@@ -240,10 +315,14 @@ def test_image_regression_fit_predict_and_refusals(tmp_path, tiny_resnet):
              "--train", str(train), "--test", str(test), "--label-column", "brightness", "--epochs", "6",
              "--batch-size", "8", "--lr", "3e-3", "--quiet", "--set", "train.threads=1",
              "--set", "eval.bootstrap=100", "--set", "data.augment.enabled=false"]
-    result = run_cli(*flags, "--out", str(out))
+    result = run_cli(*flags, "--out", str(out), "--baseline", "probe")
     assert result.returncode == 0, result.stderr
     s = summary(out)
     assert s["task"] == "image-regression" and s["best"]["metric"] == "rmse"
+    # the ridge probe reads the pooled conv features ((n, c, 1, 1) at the head) as one vector each
+    probe = summary(out / "baselines" / "probe")
+    assert probe["method"]["name"] == "ridge" and probe["features"]["dim"] > 0
+    assert np.isfinite(probe["metrics"]["test"]["rmse"]) and set(s["baselines"]) == {"mean", "probe", "verdict"}
     test_metrics = s["metrics"]["test"]
     assert test_metrics["spearman"] > 0.5 and "ci" in test_metrics, test_metrics
     saved = pd.read_csv(out / "predictions.csv")

@@ -36,7 +36,8 @@ def fit(
     seeds: int = typer.Option(1, "--seeds", help="repeat with seeds seed..seed+N-1; mean ± std in OUT/seeds.json"),
     baseline: list[str] | None = typer.Option(
         None, "--baseline", help="afterwards also run scratch (random init, same budget) and/or probe (linear "
-        "probe) into RUN_DIR/baselines/; repeatable or a comma list; verdict in summary.json"),
+        "probe; regression: ridge on frozen features) into RUN_DIR/baselines/, and mean (regression: predict the "
+        "training mean, always listed there); repeatable or a comma list; verdict in summary.json"),
     resume: bool = typer.Option(False, help="continue the killed run in --out"),
     overwrite: bool = typer.Option(False, help="replace a finished run in --out"),
     quiet: bool = QUIET_OPT, args: dict | None = None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import logging
 import re
 import shutil
 import wave
@@ -16,11 +17,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from ftkit.data.near_dup import normalise
+from ftkit.data.findings import Options
+from ftkit.data.near_dup import near_text_pairs, normalise, shingles
 from ftkit.data.splits import holdout
 from ftkit.errors import DataError
 from ftkit.io import atomic_path
 from ftkit.registry import Registry
+
+log = logging.getLogger(__name__)
 
 DATASETS: Registry = Registry("dataset")
 REFERENCE_AFTER = 10_000  # plot-vs-review's reviews avoid rotten-tomatoes' first this-many training rows
@@ -210,6 +214,7 @@ def fashion_mnist(out_dir: str | Path, n_train: int | None = 3000, n_test: int |
 
 
 ASTERISK = Path("/usr/share/asterisk/sounds")
+ASTERISK_DOCS = Path("/usr/share/doc")  # where the transcripts packages put core-sounds-<lang>.txt.gz
 # one voice (speaker) per language: the folder each Debian asterisk-core-sounds-<lang>-wav installs
 ASTERISK_VOICES = {"en": "en_US_f_Allison", "es": "es_MX_f_Allison", "fr": "fr_CA_f_June",
                    "it": "it_IT_m_Carlo", "ru": "ru_RU_f_IvrvoiceRU"}
@@ -252,9 +257,9 @@ def _register_asterisk_speech(lang: str) -> None:
                       f"transcripts (speech recognition, 8 kHz); Debian asterisk-core-sounds-{lang}(-wav)")(load)
 
 
-def asterisk_texts(lang: str) -> Path:
+def asterisk_texts(lang: str, docs: Path = ASTERISK_DOCS) -> Path:
     """The prompts' transcripts, shipped by Debian's asterisk-core-sounds-<lang> (not the -wav one)."""
-    return Path(f"/usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz")
+    return Path(docs) / f"asterisk-core-sounds-{lang}" / f"core-sounds-{lang}.txt.gz"
 
 
 def _asterisk_speech(lang: str, out_dir: str | Path, n_train: int | None, n_test: int | None) -> dict[str, Path]:
@@ -275,8 +280,10 @@ def _asterisk_speech(lang: str, out_dir: str | Path, n_train: int | None, n_test
     return _write(out_dir, frames)
 
 
-def _asterisk_prompts(voice: Path, transcripts: Path) -> list[tuple[str, str]]:
-    """(name, transcript) of the prompts that are speech, have a wav and fit Whisper's window; by name."""
+def _asterisk_prompts(voice: Path, transcripts: Path,
+                      max_seconds: float | None = WHISPER_SECONDS) -> list[tuple[str, str]]:
+    """(name, transcript) of the prompts that are speech, have a wav and last at most max_seconds
+    (Whisper's window; None: any length); by name."""
     prompts = []
     with gzip.open(transcripts, "rt", encoding="utf-8-sig") as lines:
         for line in lines:
@@ -285,7 +292,7 @@ def _asterisk_prompts(voice: Path, transcripts: Path) -> list[tuple[str, str]]:
                 continue
             text = " ".join(_ANNOTATION.sub(" ", match[2]).split())
             wav = voice / f"{match[1]}.wav"
-            if text and wav.is_file() and _seconds(wav) <= WHISPER_SECONDS:
+            if text and wav.is_file() and (max_seconds is None or _seconds(wav) <= max_seconds):
                 prompts.append((match[1], text))
     return sorted(prompts)
 
@@ -323,6 +330,77 @@ def asterisk_language(out_dir: str | Path, n_train: int | None = None,
     _copy_clips(Path(out_dir), {f"{clips[i][0]}/{clips[i][1].as_posix()}": voices[clips[i][0]] / clips[i][1]
                                 for rows in parts.values() for i in rows})
     return _write(out_dir, frames)
+
+
+@DATASETS.register("asterisk-durations", "text regression: an Asterisk prompt's transcript -> how many seconds its "
+                   "recording lasts (en es fr it ru as installed; 2,305 prompts with all five); "
+                   "Debian asterisk-core-sounds-<lang>(-wav)")
+def asterisk_durations(out_dir: str | Path, n_train: int | None = None, n_test: int | None = None, *,
+                       sounds: Path = ASTERISK, docs: Path = ASTERISK_DOCS) -> dict[str, Path]:
+    """train.csv / test.csv with columns `text` (the shipped transcript, bracketed annotations removed
+    as in asterisk-en), `seconds` (the target: the length of the real recording, frames / sample
+    rate of its wav), `language` and `prompt` (<lang>/<wav name>: where the number comes from).
+
+    Every language whose Debian asterisk-core-sounds-<lang>-wav (audio) and asterisk-core-sounds-<lang>
+    (transcripts) are both installed contributes its speech prompts of any length (tones, effects and
+    silence/, whose transcripts are wholly bracketed, are dropped). One speaker per language reads
+    every prompt, so the target is that speaker's timing of those words, pauses and leading/trailing
+    silence included: 0.2 s to 86 s, median about 1.3 s.
+
+    Leak-free, and no input with two targets: each transcript (equal after case, punctuation and
+    spacing, ftkit.data.near_dup.normalise) is one row, its first recording in the order en, es, fr,
+    it, ru, then by wav name ("Goodbye" is en/goodbye, not en/vm-goodbye; "xray", read in every
+    language's letters/, is the English reading). Transcripts that are near-duplicates (Jaccard of
+    word bigrams >= 0.8, the data doctor's near-leakage test: "...followed by pound" / "...followed
+    by the pound key") are grouped, and test.csv takes a seeded 20% of the groups (random_state=0,
+    stratified by language), train.csv the rest: no transcript, nor a near-copy, is on both sides.
+    With all five languages: en 509, es 396, fr 400, it 481, ru 519 = 2,305 prompts (11 near-duplicate
+    groups of 2-3); test.csv 461, train.csv 1,844.
+    n_train / n_test keep a seeded sample of each side, stratified by language.
+    """
+    frame = duration_table(sounds, docs)
+    langs = frame.language.tolist()
+    keep, held = holdout(langs, 0.2, 0, near_groups(frame.text.tolist()))
+    parts = {"train": _sample(keep, langs, n_train, "--n-train"), "test": _sample(held, langs, n_test, "--n-test")}
+    return _write(out_dir, {name: frame.iloc[rows] for name, rows in parts.items()})
+
+
+def duration_table(sounds: Path = ASTERISK, docs: Path = ASTERISK_DOCS) -> pd.DataFrame:
+    """One row per normalised transcript of the installed Asterisk prompts (text, seconds, language,
+    prompt): the first recording of it by language (ASTERISK_VOICES' order), then by name."""
+    rows, seen, found = [], set(), []
+    for lang, folder in ASTERISK_VOICES.items():
+        voice, texts = Path(sounds) / folder, asterisk_texts(lang, docs)
+        if not (voice.is_dir() and texts.is_file()):
+            continue
+        found.append(lang)
+        for name, text in _asterisk_prompts(voice, texts, max_seconds=None):
+            if normalise(text) in seen:  # the same words recorded again, in this language or another
+                continue
+            seen.add(normalise(text))
+            rows.append({"text": text, "seconds": round(_seconds(voice / f"{name}.wav"), 6), "language": lang,
+                         "prompt": f"{lang}/{name}"})
+    if not rows:
+        packages = " ".join(f"asterisk-core-sounds-{lang}-wav asterisk-core-sounds-{lang}" for lang in ("en", "fr"))
+        raise DataError(f"asterisk-durations found no Asterisk prompts with transcripts in {sounds} and {docs}: "
+                        f"install at least one language, e.g. `apt-get install {packages}` (Debian/Ubuntu, needs root)")
+    log.info("asterisk-durations: %d prompts in %s", len(rows), ", ".join(found))
+    return pd.DataFrame(rows)
+
+
+def near_groups(texts: list[str], threshold: float = Options.near_threshold) -> list[int]:
+    """A group id per text: texts joined by a chain of near-duplicate pairs share one (union-find)."""
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j, _ in near_text_pairs([shingles(normalise(t)) for t in texts], threshold):
+        parent[root(j)] = root(i)
+    return [root(i) for i in range(len(texts))]
 
 
 def _is_speech(rel: Path) -> bool:

@@ -5,7 +5,11 @@ fine-tuned run finishes, each baseline is an ordinary run folder in RUN_DIR/base
 the same data, splits, seed and budget and one thing changed:
 
 - scratch: the same architecture from random weights (`model.init=random`), same epochs and lr;
-- probe: the linear probe (body frozen, cached features), at the probe's own default lr.
+- probe: the linear probe (body frozen, cached features), at the probe's own default lr; for a
+  numeric target (tasks declaring `ridge_probe`) a ridge regression on the cached features instead,
+  its alpha chosen by leave-one-out (runs/ridge.py);
+- mean: predicting the training mean for every example (tasks declaring `mean_baseline`): read off
+  the fine-tuned run's own metrics, no run folder; always listed for them, as it costs nothing.
 
 The fine-tuned run's summary.json then gets a `baselines` section (metric, time, difference and a
 plain verdict) and its report is rewritten. Finished baselines are reused, killed ones resume.
@@ -20,11 +24,13 @@ from ftkit.config import FitConfig, RetentionConfig, StrategyConfig, validate
 from ftkit.errors import ConfigError
 from ftkit.evaluation.metrics import DIRECTION, UNITS, better
 from ftkit.runs.rundir import RunDir, resumed_config
+from ftkit.tasks import get_task, tasks_with
 
 log = logging.getLogger(__name__)
 
 # name -> how the verdict calls it
-BASELINES = {"scratch": "training from scratch", "probe": "the linear probe"}
+BASELINES = {"mean": "predicting the training mean", "scratch": "training from scratch", "probe": "the linear probe"}
+METHODS = {"ridge": "the ridge probe"}  # a baseline's `method` (its summary.json) -> how the verdict calls it
 PROBE_EPOCHS = 10  # the probe baseline trains at least this long
 
 
@@ -51,6 +57,9 @@ def fit_with_baselines(cfg: FitConfig, names, *, seeds: int = 1, resume: bool = 
         raise ConfigError("--baseline compares one fine-tuned run; drop --seeds (or run each seed with its own --out)")
     if "scratch" in names and cfg.model.init == "random":
         raise ConfigError("--baseline scratch: this run already starts from random weights (model.init=random)")
+    if "mean" in names and not get_task(cfg.task).capabilities.mean_baseline:
+        raise ConfigError(f"--baseline mean: predicting the training mean is a baseline of a numeric target "
+                          f"({', '.join(tasks_with('mean_baseline'))}), not of {cfg.task}")
     if resume and cfg.out and RunDir(cfg.out).finished():
         path = Path(cfg.out)
         cfg = validate({**RunDir(path).saved_config(), "out": str(path)})
@@ -93,9 +102,17 @@ def run_baselines(run_dir, cfg: FitConfig, names, *, resume: bool = False, overw
     run = RunDir(run_dir)
     main = run.read_summary()
     section = {k: v for k, v in main.get("baselines", {}).items() if k != "verdict"}
-    for name in check_names(names):
+    task = get_task(cfg.task)
+    names = check_names(names)
+    if task.capabilities.mean_baseline and "mean" not in names:
+        names = ["mean", *names]  # free: the fine-tuned run's metrics already hold it
+    for name in names:
+        if name == "mean":
+            section[name] = mean_entry(main)
+            continue
         out = run.path / "baselines" / name
-        _fit_baseline(name, derive(cfg, name, out), resume, overwrite, quiet)
+        ridge = name == "probe" and task.capabilities.ridge_probe
+        _fit_baseline(name, derive(cfg, name, out), resume, overwrite, quiet, ridge)
         section[name] = compare_runs(main, json.loads((out / "summary.json").read_text()), out)
     section = {k: section[k] for k in BASELINES if k in section}  # a stable order for readers
     section["verdict"] = verdict(section, still_improving=_still_improving(main))
@@ -105,12 +122,18 @@ def run_baselines(run_dir, cfg: FitConfig, names, *, resume: bool = False, overw
     return section
 
 
-def _fit_baseline(name: str, cfg: FitConfig, resume: bool, overwrite: bool, quiet: bool) -> None:
+def _fit_baseline(name: str, cfg: FitConfig, resume: bool, overwrite: bool, quiet: bool, ridge: bool) -> None:
     from ftkit.runs.fit import fit_run
+    from ftkit.runs.ridge import ridge_run
 
     run = RunDir(cfg.out)
     if run.finished() and not overwrite:
         log.info("baseline %s: already finished, reusing %s", name, run.path)
+        return
+    if ridge:  # seconds on cached features: a killed one starts over
+        log.info("baseline %s (ridge on frozen features) -> %s", name, run.path)
+        ridge_run(cfg, overwrite=overwrite or run.path.exists(), quiet=quiet,
+                  command=["ftkit", "fit", "--baseline", name])
         return
     # A killed baseline continues from its checkpoint with --resume; otherwise it starts over.
     again = resume and run.config.is_file() and not overwrite
@@ -126,16 +149,39 @@ def compare_runs(main: dict, base: dict, base_dir: Path) -> dict:
     metric = _metric(main, split)
     value = base["metrics"].get(split, {}).get(metric)
     ours = main["metrics"][split].get(metric)
-    sign = 1 if DIRECTION.get(metric, True) else -1
-    # points of a 0..1 score; an error in the target's units (rmse, mae) is compared in those units
-    scale = 1 if metric in UNITS else 100
-    gain = None if value is None or ours is None else round(scale * sign * (ours - value), 4 if scale == 1 else 2)
     ours_s, base_s = main["timing"]["train_seconds"], base["timing"]["train_seconds"]
-    return {"run_dir": str(base_dir), "metric": metric, "split": split, "value": value, "finetuned_value": ours,
-            "gain_points": gain, "train_seconds": base_s, "finetuned_train_seconds": ours_s,
-            "time_ratio": round(base_s / ours_s, 3) if ours_s > 0 else None,
-            "seconds_to_match": seconds_to_match(main, base),
-            "within_noise": _within_noise(main["metrics"][split], base["metrics"].get(split, {}), metric)}
+    entry = {"run_dir": str(base_dir), "metric": metric, "split": split, "value": value, "finetuned_value": ours,
+             "gain_points": _gain(metric, ours, value), "train_seconds": base_s, "finetuned_train_seconds": ours_s,
+             "time_ratio": round(base_s / ours_s, 3) if ours_s > 0 else None,
+             "seconds_to_match": seconds_to_match(main, base),
+             "within_noise": _within_noise(main["metrics"][split], base["metrics"].get(split, {}), metric),
+             "ci": base["metrics"].get(split, {}).get("ci", {}).get(metric)}
+    if base.get("method"):  # a baseline fitted outside the loop (the ridge probe): what, with which alpha
+        entry["method"] = base["method"]
+    return entry
+
+
+def mean_entry(main: dict) -> dict:
+    """The predict-the-training-mean baseline's entry, from the fine-tuned run's own metrics."""
+    split = "test" if "test" in main["metrics"] else "validation"
+    metric = _metric(main, split)
+    scores = main["metrics"][split]
+    base = scores.get("mean_baseline") or {}
+    value, ours = base.get(metric), scores.get(metric)
+    return {"run_dir": None, "metric": metric, "split": split, "value": value, "finetuned_value": ours,
+            "gain_points": _gain(metric, ours, value), "train_seconds": 0.0,
+            "finetuned_train_seconds": main["timing"]["train_seconds"], "time_ratio": 0.0, "seconds_to_match": None,
+            "within_noise": _within_noise(scores, {metric: value}, metric), "prediction": base.get("prediction")}
+
+
+def _gain(metric: str, ours, value):
+    """Positive: fine-tuning is better, whatever the metric's direction; points of a 0..1 score, and
+    an error in the target's units (rmse, mae) in those units."""
+    if value is None or ours is None:
+        return None
+    sign = 1 if DIRECTION.get(metric, True) else -1
+    scale = 1 if metric in UNITS else 100
+    return round(scale * sign * (ours - value), 4 if scale == 1 else 2)
 
 
 def _metric(main: dict, split: str) -> str:
@@ -189,7 +235,8 @@ def _still_improving(main: dict) -> bool:
 
 
 def _sentence(name: str, e: dict) -> str:
-    who, metric, gain = BASELINES[name], e["metric"], e["gain_points"]
+    who = METHODS.get((e.get("method") or {}).get("name"), BASELINES[name])
+    metric, gain = e["metric"], e["gain_points"]
     if gain is None:
         return f"No {e['split']} {metric} to compare with {who}."
     if gain <= 0 or e["within_noise"]:
@@ -201,6 +248,8 @@ def _sentence(name: str, e: dict) -> str:
     head = (f"Fine-tuning lowered {metric} by {gain:.4g} ({e['finetuned_value']:.4g} vs {e['value']:.4g}) "
             f"against {who}" if metric in UNITS else f"Fine-tuning gained {gain:+.1f} points of {metric} over {who}")
     ours, theirs, match = e["finetuned_train_seconds"], e["train_seconds"], e["seconds_to_match"]
+    if name == "mean":
+        return f"{head}."
     if name == "probe":
         if theirs <= 0:
             return f"{head}; the probe took no measurable time."

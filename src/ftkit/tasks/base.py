@@ -63,6 +63,9 @@ class Capabilities:
     truncation_check: bool = False  # the doctor counts truncated inputs with the model's tokenizer
     thresholds: bool = False  # tune_thresholds(), at_thresholds(): decisions at per-label thresholds (multi-label)
     scaled_target: bool = False  # scale_target(): a numeric target standardised with train's mean/std (regression)
+    mean_baseline: bool = False  # metrics carry `mean_baseline` (predicting train's mean): `--baseline mean`
+    ridge_probe: bool = False  # standardised_targets(), score_standardised(): `--baseline probe` is a ridge
+    #                            regression on the frozen body's cached features, fitted in closed form
 
 
 # The methods each capability promises (capabilities without an entry are plain switches).
@@ -71,7 +74,8 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "calibration": ("calibration",), "group_metrics": ("group_metrics",),
     "probabilities": ("metrics_from_probs",), "schema_scan": ("scan_file",),
     "retention_reader": ("read_reference",), "thresholds": ("tune_thresholds", "at_thresholds"),
-    "scaled_target": ("scale_target",)})
+    "scaled_target": ("scale_target",),
+    "ridge_probe": ("standardised_targets", "score_standardised")})
 assert set(CAPABILITY_METHODS) <= {f.name for f in fields(Capabilities)}
 
 

@@ -18,8 +18,9 @@ from ftkit.lazy import torch
 from ftkit.tasks.base import Capabilities
 
 # One number per example: no softmax to calibrate, no classes to oversample, smooth or weigh, and no
-# class to score in model ranking's probes (feature_probe off).
-REGRESSION = Capabilities(scaled_target=True, label_smoothing=False)
+# class to score in model ranking's probes (feature_probe off). The "is it worth it?" baselines are
+# predicting the training mean and a ridge regression on frozen features (runs/ridge.py).
+REGRESSION = Capabilities(scaled_target=True, label_smoothing=False, mean_baseline=True, ridge_probe=True)
 
 
 def _mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -103,6 +104,16 @@ class RegressionEvaluation:
             return {}, values
         # "is it worth it?" at its plainest: every example predicted as the training mean
         return {**regression_metrics(values, targets, std), "mean_baseline": mean_baseline(mean, targets, std)}, values
+
+    def standardised_targets(self, model, data) -> np.ndarray:
+        """(n,) targets of an encoded split as the model learns them: (y - mean) / std of train."""
+        mean, std = model_scale(model)
+        return (np.asarray(data.labels, dtype=np.float64) - mean) / std
+
+    def score_standardised(self, model, outputs: np.ndarray, data) -> tuple[dict, np.ndarray]:
+        """(metrics, values) of (n,) standardised predictions made outside the model (the ridge
+        probe), scored exactly as the model's own outputs are."""
+        return self.scored(model, np.asarray(outputs, dtype=np.float64).reshape(-1, 1), data.labels)
 
     def confidence_intervals(self, data, values: np.ndarray, labels: list[str], n_boot: int, level: float,
                              seed: int) -> dict:
