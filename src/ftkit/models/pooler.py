@@ -3,6 +3,7 @@ own (the module whose output its sequence classifier reads). Imported when a mod
 loaded, so reading a pooling config needs no torch."""
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 import torch
@@ -10,6 +11,8 @@ from torch import nn
 
 from ftkit.errors import ConfigError
 from ftkit.models.pooling import CONFIG_KEY, Pooling
+
+OUTPUT_VERSION = 2  # part of the cached-feature key: bump when TokenPooler's output changes (2: sqrt(hidden) scale)
 
 
 class TokenPooler(nn.Module):
@@ -83,3 +86,9 @@ def model_pooling(model: nn.Module) -> Optional[dict]:
     """The pooling record of a model apply_pooling changed (None: the architecture's own)."""
     config = getattr(model, "config", None)
     return getattr(config, CONFIG_KEY, None) if config is not None else None
+
+
+def pooling_key(model: nn.Module) -> Optional[str]:
+    """What tells this model's pooled features apart in a cache key (None: the architecture's own)."""
+    pooling = model_pooling(model)
+    return None if pooling is None else json.dumps({**pooling, "output_version": OUTPUT_VERSION}, sort_keys=True)

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ftkit.models.pooler import model_pooling
+from ftkit.models.pooler import pooling_key
 from ftkit.training.device import autocast
 from ftkit.training.progress import Progress
 
@@ -47,9 +47,9 @@ def body_fingerprint(model: torch.nn.Module, head: str) -> str:
             continue
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    pooling = model_pooling(model)  # mean and max pooling have no weights to tell them apart
+    pooling = pooling_key(model)  # mean and max pooling have no weights to tell them apart
     if pooling is not None:
-        digest.update(json.dumps(pooling, sort_keys=True).encode())
+        digest.update(pooling.encode())
     return digest.hexdigest()
 
 
