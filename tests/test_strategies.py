@@ -132,3 +132,28 @@ def test_bad_strategy_settings_name_the_key(name, key, value, message):
         strategy_settings(cfg(name, **{key: value}), name)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert strategy_settings(cfg("lora", rank=4, dropout=0), "lora").rank == 4  # ints stand for floats
+
+
+
+@pytest.mark.parametrize("strategy", ["full", "gradual-unfreeze"])
+def test_frozen_word_embeddings_stay_frozen_under_any_strategy(strategy, tiny_model, sentiment, tmp_path):
+    """model.freeze_word_embeddings: the token-embedding matrix keeps its pretrained values (also
+    through gradual unfreezing), the position embeddings train, and the counts say so."""
+    from conftest import fast_flags, run_cli, summary
+
+    pretrained = load_file(str(tiny_model / "model.safetensors"))
+    out = tmp_path / strategy
+    result = run_cli(*fast_flags(tiny_model, sentiment, out, "--strategy", strategy,
+                                 "--set", "model.freeze_word_embeddings=true"))
+    assert result.returncode == 0, result.stderr
+    trained = load_file(str(out / "model" / "model.safetensors"))
+
+    def weight(tensors, suffix):
+        return next(v for k, v in tensors.items() if k.endswith(suffix))
+
+    assert torch.equal(weight(trained, "word_embeddings.weight"), weight(pretrained, "word_embeddings.weight"))
+    if strategy == "full":  # gradual unfreezing reaches the embeddings group in the last epoch only
+        assert not torch.equal(weight(trained, "position_embeddings.weight"),
+                               weight(pretrained, "position_embeddings.weight"))
+    params = summary(out)["params"]
+    assert params["trainable"] <= params["total"] - weight(trained, "word_embeddings.weight").numel()

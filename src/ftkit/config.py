@@ -179,6 +179,10 @@ class ModelConfig(_Section):
     name: str = Field("minilm-l6", description="zoo name, local Hugging Face folder, or hub id")
     trust_remote_code: bool = Field(False, description="allow custom model code from the model folder")
     dropout: Optional[float] = Field(None, ge=0, lt=1, description="override every dropout rate (null: keep)")
+    freeze_word_embeddings: bool = Field(
+        False, description="keep the input token-embedding matrix (get_input_embeddings) frozen under any strategy: "
+                           "no gradient or AdamW work for it (half of MiniLM's weights); position embeddings, "
+                           "LayerNorms and the layers train as the strategy says")
     init: Literal["pretrained", "random"] = Field(
         "pretrained", description="random: same architecture from random weights (the from-scratch baseline)")
     language: Optional[str] = Field(None, description="speech recognition (Whisper): language of the transcripts, "

@@ -34,7 +34,7 @@ from ftkit.reporting import REPORT, after_run
 from ftkit.runs.probe import ProbeContext, load_head, probe_finished, run_probe, save_head
 from ftkit.runs.rundir import RunDir
 from ftkit.training.batches import balanced_weights
-from ftkit.strategies import FreezeSummary, default_lr, get_strategy, train_lr
+from ftkit.strategies import FreezeSummary, default_lr, freeze_word_embeddings, get_strategy, train_lr
 from ftkit.strategies.groups import layer_groups
 from ftkit.tasks import get_task, tasks_with
 from ftkit.tasks.base import Encoded, Splits, Task
@@ -296,6 +296,8 @@ def prepare(cfg: FitConfig, announce: bool = True) -> Prepared:
         task.scale_target(model, splits.train)
     # 3. strategy: what trains
     params = get_strategy(cfg.strategy.name)(model, cfg)
+    if cfg.model.freeze_word_embeddings:
+        params = freeze_word_embeddings(model, params)
     set_dropout(model, cfg.model.dropout)
     model.to(device)
     data = {name: task.encode(part, processor, cfg, splits.labels) for name, part in splits.named().items()}

@@ -7,7 +7,7 @@ adapter (LoRA); it reports trainable vs total parameters. Adding one is one modu
 registers them; the parametrized tests pick it up.
 """
 from ftkit.strategies.base import (FULL_LR, STRATEGIES, FreezeSummary, ProbePhase, Settings,  # noqa: F401
-                                   count, default_lr, general_strategies, set_trainable, strategy,
+                                   count, default_lr, freeze_word_embeddings, general_strategies, set_trainable, strategy,
                                    strategy_settings, train_lr)
 from ftkit.strategies import bitfit, freeze_bottom, frozen_encoder, full, gradual, llrd, lora, probe  # noqa: E402,F401  (register)
 

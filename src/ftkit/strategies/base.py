@@ -4,7 +4,7 @@ modules import these from here; the package (`ftkit.strategies`) imports every s
 once, which registers it, and re-exports these names."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -114,3 +114,17 @@ def train_lr(cfg, task=None, name: Optional[str] = None) -> float:
     if cfg.train.lr is not None:
         return cfg.train.lr
     return default_lr(name or cfg.strategy.name, task)
+
+
+def freeze_word_embeddings(model, summary: FreezeSummary) -> FreezeSummary:
+    """model.freeze_word_embeddings: the input token-embedding matrix stays frozen whatever the
+    strategy set, also through gradual unfreezing; the counts are taken again."""
+    getter = getattr(model, "get_input_embeddings", None)  # every transformers model has one
+    weight = getattr(getter() if getter is not None else None, "weight", None)
+    if weight is None:
+        raise StrategyError(f"model.freeze_word_embeddings: {type(model).__name__} has no input token embeddings")
+    weight.requires_grad_(False)
+    name = next((n for n, p in model.named_parameters() if p is weight), None)
+    unfreeze = tuple(tuple(n for n in names if n != name) for names in summary.unfreeze)
+    recount = count(model, summary.lr_scales, unfreeze)
+    return replace(summary, trainable=recount.trainable, unfreeze=unfreeze)
