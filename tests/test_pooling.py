@@ -45,14 +45,14 @@ def st_model(tmp_path_factory):
     return with_pooling(build_tiny_bert(tmp_path_factory.mktemp("tiny-st")), normalize=True)
 
 
-def config(model, pooling: str = "auto", task: str = "text-classification") -> FitConfig:
+def config(model, pooling: str = "auto", task: str = "text-classification", strategy: str = "full") -> FitConfig:
     return FitConfig.model_validate({"task": task, "model": {"name": str(model), "pooling": pooling},
-                                     "data": {"train": "-"}})
+                                     "strategy": {"name": strategy}, "data": {"train": "-"}})
 
 
-def built(model, pooling: str = "auto", task: str = "text-classification"):
+def built(model, pooling: str = "auto", task: str = "text-classification", strategy: str = "full"):
     torch.manual_seed(0)
-    return get_task(task).build(config(model, pooling, task), resolve(str(model)), ["neg", "pos"])
+    return get_task(task).build(config(model, pooling, task, strategy), resolve(str(model)), ["neg", "pos"])
 
 
 def mean_pooled(net, tokenizer, normalize: bool = True) -> torch.Tensor:
@@ -74,10 +74,10 @@ def head_input(net, tokenizer) -> torch.Tensor:
     return captured[0]
 
 
-def saved(model, folder, pooling: str = "auto"):
+def saved(model, folder, pooling: str = "auto", strategy: str = "full"):
     """A model folder as fit saves it (build + save, no training)."""
-    cfg = config(model, pooling)
-    net, tokenizer = built(model, pooling)
+    cfg = config(model, pooling, strategy=strategy)
+    net, tokenizer = built(model, pooling, strategy=strategy)
     meta = {"labels": ["neg", "pos"], "max_length": 64, "base_model": str(model), "base_model_location": str(model),
             "trust_remote_code": False, "eval_precision": "fp32", "adapter": False, "temperature": None}
     folder.mkdir()
@@ -103,10 +103,13 @@ def test_folder_pooling_reads_the_sentence_transformers_config(tmp_path, caplog)
     assert "mean_sqrt_len" in caplog.text
 
 
-def test_the_head_reads_the_folders_mean_pooling(st_model):
-    net, tokenizer = built(st_model)
+@pytest.mark.parametrize("strategy, normalized", [("linear-probe", True), ("full", False), ("lp-ft", False)])
+def test_the_head_reads_the_folders_mean_pooling(st_model, strategy, normalized):
+    """The folder's Normalize is kept for a frozen body and dropped when the body trains."""
+    net, tokenizer = built(st_model, strategy=strategy)
     assert type(net.bert.pooler).__name__ == "TokenPooler"
-    assert torch.allclose(head_input(net, tokenizer), mean_pooled(net, tokenizer), atol=1e-6)
+    assert net.config.ftkit_pooling["normalize"] is normalized
+    assert torch.allclose(head_input(net, tokenizer), mean_pooled(net, tokenizer, normalized), atol=1e-5)
     # mask-aware: a text scores the same alone as padded in a batch with a longer one
     with torch.no_grad():
         alone = net(**tokenizer(TEXTS[:1], return_tensors="pt")).logits
@@ -116,8 +119,10 @@ def test_the_head_reads_the_folders_mean_pooling(st_model):
 
 @pytest.mark.parametrize("task", ["text-multilabel", "text-regression"])
 def test_the_sibling_text_heads_read_it_too(st_model, task):
-    net, tokenizer = built(st_model, task=task)
-    assert torch.allclose(head_input(net, tokenizer), mean_pooled(net, tokenizer), atol=1e-6)
+    net, tokenizer = built(st_model, task=task)  # a full fine-tune: the mean without Normalize
+    assert torch.allclose(head_input(net, tokenizer), mean_pooled(net, tokenizer, normalize=False), atol=1e-6)
+    probe, tokenizer = built(st_model, task=task, strategy="linear-probe")
+    assert torch.allclose(head_input(probe, tokenizer), mean_pooled(probe, tokenizer), atol=1e-5)
 
 
 def test_pooling_cls_restores_berts_pooler(st_model, tiny_model):
@@ -129,6 +134,18 @@ def test_pooling_cls_restores_berts_pooler(st_model, tiny_model):
         assert torch.allclose(head_input(net, tokenizer), cls, atol=1e-6)
     forced, tokenizer = built(tiny_model, "mean")  # a plain folder, mean asked for: no normalisation
     assert torch.allclose(head_input(forced, tokenizer), mean_pooled(forced, tokenizer, normalize=False), atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling, folder, normalize", [("auto", "st", False), ("mean", "plain", True)])
+def test_normalize_pooled_overrides_the_folder(st_model, tiny_model, pooling, folder, normalize):
+    model = st_model if folder == "st" else tiny_model
+    cfg = FitConfig.model_validate({"model": {"name": str(model), "pooling": pooling, "normalize_pooled": normalize},
+                                    "data": {"train": "-"}})
+    torch.manual_seed(0)
+    net, tokenizer = get_task("text-classification").build(cfg, resolve(str(model)), ["neg", "pos"])
+    assert net.config.ftkit_pooling["normalize"] is normalize
+    assert torch.allclose(head_input(net, tokenizer), mean_pooled(net, tokenizer, normalize=normalize), atol=1e-5)
+    assert choose_pooling("cls", str(model), normalize) is None  # nothing to normalise on BERT's own head
 
 
 def test_a_bad_pooling_names_the_flag(tiny_model):
@@ -151,13 +168,16 @@ def test_mean_on_an_architecture_without_a_pooler_names_the_flag(tmp_path):
     assert net.config.to_dict().get("ftkit_pooling") is None
 
 
-def test_saved_model_predicts_as_trained_and_as_the_card_says(st_model, tmp_path):
-    net, tokenizer = built(st_model)
-    folder = saved(st_model, tmp_path / "model")
+@pytest.mark.parametrize("strategy, normalized, source", [
+    ("full", False, "1_Pooling/config.json, without Normalize while the body trains"),
+    ("linear-probe", True, "1_Pooling/config.json")])
+def test_saved_model_predicts_as_trained_and_as_the_card_says(st_model, tmp_path, strategy, normalized, source):
+    net, tokenizer = built(st_model, strategy=strategy)
+    folder = saved(st_model, tmp_path / "model", strategy=strategy)
     meta, config_json = json.loads((folder / "ftkit.json").read_text()), json.loads((folder / "config.json").read_text())
-    assert meta["text_pooling"] == {"mode": "mean", "normalize": True, "source": "1_Pooling/config.json"}
+    assert meta["text_pooling"] == {"mode": "mean", "normalize": normalized, "source": source}
     assert config_json["ftkit_pooling"]["mode"] == "mean"
-    assert folder_pooling(str(folder)) == Pooling("mean", True, "config.json ftkit_pooling")  # trained on further
+    assert folder_pooling(str(folder)) == Pooling("mean", normalized, "config.json ftkit_pooling")  # trained on further
     with torch.no_grad():
         trained = torch.softmax(net.eval()(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits, -1).numpy()
     loaded = get_task("text-classification").predictor(folder)
@@ -231,8 +251,8 @@ def test_retention_reads_the_pooled_vector_and_random_init_keeps_the_pooling(st_
     with torch.no_grad():
         h = net.eval().bert(**enc).last_hidden_state
     m = enc["attention_mask"].unsqueeze(-1).float()
-    unit = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1) * h.shape[-1] ** 0.5
-    assert np.abs(feats - unit.numpy()).max() < 1e-4
+    mean = (h * m).sum(1) / m.sum(1)  # a fine-tune's head input: the folder's mean, without its Normalize
+    assert np.abs(feats - mean.numpy()).max() < 1e-4
     before = net.bert.embeddings.word_embeddings.weight.detach().clone()
     randomize(net)  # model.init=random: fresh weights, the same (weightless) pooling
     assert type(net.bert.pooler).__name__ == "TokenPooler"

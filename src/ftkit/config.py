@@ -192,6 +192,10 @@ class ModelConfig(_Section):
                             "(a sentence-transformers 1_Pooling/config.json, e.g. MiniLM's mean), else the "
                             "architecture's; cls: the architecture's (BERT: [CLS] + its dense/tanh pooler); "
                             "mean: mean over the non-padding tokens")
+    normalize_pooled: Optional[bool] = Field(
+        None, description="text heads on a mean/max pooling: scale the pooled vector to unit length (times "
+                          "sqrt(hidden)) or not. null: the folder's Normalize module (MiniLM has one) for frozen "
+                          "features (linear probe, rank, label noise), none when the body trains")
 
 
 class StrategyConfig(BaseModel):

@@ -4,7 +4,7 @@ feature cache (training/features.py). Two users: the data doctor's label-noise p
 """
 from __future__ import annotations
 
-from ftkit.config import FitConfig
+from ftkit.config import FitConfig, StrategyConfig
 
 
 def frozen_features(cfg: FitConfig, task, labels: list[str], parts: list[tuple[str, object]]):
@@ -20,7 +20,10 @@ def frozen_features(cfg: FitConfig, task, labels: list[str], parts: list[tuple[s
     if cfg.train.threads:  # only when asked: the doctor calls this too and keeps torch's default
         dev.set_threads(cfg.train.threads)
     torch.manual_seed(cfg.seed)  # the same head init as `fit`, so the body fingerprint is stable
-    model, processor = task.build(cfg, resolve(cfg.model.name), labels)
+    # built as a linear probe builds it: the features of the frozen body (e.g. the folder's pooling
+    # with its Normalize, which a fine-tune whose body trains drops; models/pooling.py)
+    frozen = cfg.model_copy(update={"strategy": StrategyConfig(name="linear-probe")})
+    model, processor = task.build(frozen, resolve(cfg.model.name), labels)
     if cfg.model.init == "random":
         randomize(model)
     heads = head_modules(model)

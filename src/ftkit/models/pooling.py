@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -85,16 +85,29 @@ def _normalized(folder: Path) -> bool:
     return any(str(m.get("type", "")).endswith(".Normalize") for m in modules if isinstance(m, dict))
 
 
-def choose_pooling(setting: str, location: str) -> Optional[Pooling]:
+def choose_pooling(setting: str, location: str, normalize: Optional[bool] = None,
+                   body_trains: bool = False) -> Optional[Pooling]:
     """model.pooling: auto -> the folder's own (None when it has none: the architecture's default);
-    cls -> None (the architecture's default, the pre-issue-21 behaviour); mean -> mean over the tokens."""
+    cls -> None (the architecture's default, the pre-issue-21 behaviour); mean -> mean over the tokens.
+    `normalize` (model.normalize_pooled): unit length or not; None: the folder's Normalize for frozen
+    features, and no Normalize when the body trains (`body_trains`): a normalised vector is what the
+    frozen encoder was trained to give (linear probe +2.2 points over the raw mean), while a fine-tuned
+    head on the raw mean gained 0.6-1.3 points over it (bench/RESULTS.md "Normalize")."""
     if setting == "cls":
         return None
-    if setting == "mean":
-        own = folder_pooling(location)
-        return Pooling("mean", own.normalize if own and own.mode == "mean" else False, ASKED)
     own = folder_pooling(location)
-    return None if own is None or own.mode == "cls" else own
+    if setting == "mean":
+        chosen = Pooling("mean", own.normalize if own and own.mode == "mean" else False, ASKED)
+    elif own is None or own.mode == "cls":
+        return None
+    else:
+        chosen = own
+    if normalize is None and body_trains and chosen.normalize:
+        return replace(chosen, normalize=False, source=f"{chosen.source}, without Normalize while the body trains")
+    if normalize is None or normalize == chosen.normalize:
+        return chosen
+    source = chosen.source if chosen.source == ASKED else f"{chosen.source} + model.normalize_pooled"
+    return replace(chosen, normalize=normalize, source=source)
 
 
 def saved_pooling(meta: dict) -> Optional[Pooling]:

@@ -8,7 +8,7 @@ registers them; the parametrized tests pick it up.
 """
 from ftkit.strategies.base import (FULL_LR, STRATEGIES, FreezeSummary, ProbePhase, Settings,  # noqa: F401
                                    count, default_lr, freeze_word_embeddings, general_strategies, set_trainable, strategy,
-                                   strategy_settings, train_lr)
+                                   strategy_settings, train_lr, trains_body)
 from ftkit.strategies import bitfit, freeze_bottom, frozen_encoder, full, gradual, llrd, lora, probe  # noqa: E402,F401  (register)
 
 

@@ -25,14 +25,15 @@ class Settings(BaseModel):
 
 
 def strategy(name: str, help: str, lr: Optional[float] = None, needs: Optional[str] = None,
-             settings: type[Settings] = Settings):
+             settings: type[Settings] = Settings, frozen_body: bool = False):
     """Register ``apply`` under `name`; `lr` is used when the user gives none (a head or adapter
     trained alone needs a far larger step than a whole pretrained network). None: the task's lr
     for updating a whole pretrained body (FULL_LR for transformers, larger for convnets).
     `needs`: the kind of model it only applies to (e.g. "encoder-decoder"); None: any model.
-    `settings`: its typed settings (`strategy_settings` validates `strategy.*` against them)."""
+    `settings`: its typed settings (`strategy_settings` validates `strategy.*` against them).
+    `frozen_body`: no weight of the pretrained body ever trains (the linear probe)."""
     def add(fn):
-        fn.default_lr, fn.needs, fn.settings = lr, needs, settings
+        fn.default_lr, fn.needs, fn.settings, fn.frozen_body = lr, needs, settings, frozen_body
         return STRATEGIES.register(name, help)(fn)
     return add
 
@@ -105,6 +106,11 @@ def default_lr(name: str, task=None) -> float:
     lr for a whole pretrained body."""
     own = task.strategy_lr.get(name) if task is not None else None
     return own or STRATEGIES.get(name).default_lr or (task is not None and task.body_lr) or FULL_LR
+
+
+def trains_body(name: str) -> bool:
+    """Whether strategy `name` updates any weight of the pretrained body (all but the linear probe)."""
+    return not STRATEGIES.get(name).frozen_body
 
 
 def train_lr(cfg, task=None, name: Optional[str] = None) -> float:

@@ -42,7 +42,8 @@ def freeze_body(model) -> None:
         param.requires_grad_(name.startswith(head))
 
 
-@strategy("linear-probe", "body frozen, features cached on disk once; only the head trains (fastest)", lr=1e-3)
+@strategy("linear-probe", "body frozen, features cached on disk once; only the head trains (fastest)", lr=1e-3,
+          frozen_body=True)
 def linear_probe(model, cfg) -> FreezeSummary:
     strategy_settings(cfg, "linear-probe")  # it takes none: any strategy.* key is refused
     seq2seq = probe_readout(model, "linear-probe")

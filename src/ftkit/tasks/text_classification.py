@@ -28,6 +28,7 @@ from ftkit.evaluation.metrics import classification_metrics
 from ftkit.evaluation.regression_metrics import regression_metrics
 from ftkit.models.loading import ModelSource, hub_failure, quiet_transformers
 from ftkit.models.pooling import ASKED, Pooling, choose_pooling, saved_pooling
+from ftkit.strategies import trains_body
 from ftkit.tasks import TASKS
 from ftkit.tasks.base import CLASSIFIER, PerExampleEvaluation, Splits, class_prediction_frame, longest_first_proba
 from ftkit.tasks.common import export_model, load_adapter
@@ -229,7 +230,9 @@ class TextClassification(PerExampleEvaluation):
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""
-        pooling = choose_pooling(cfg.model.pooling, source.location)  # None: the architecture's [CLS] head
+        # None: the architecture's [CLS] head
+        pooling = choose_pooling(cfg.model.pooling, source.location, cfg.model.normalize_pooled,
+                                 trains_body(cfg.strategy.name))
         return build_classifier(source, labels, cfg.model.trust_remote_code, pooling)
 
     def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
@@ -398,8 +401,9 @@ class TextMultiLabel(MultiLabelEvaluation, TextClassification):
         return labels
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
-        model, tokenizer = build_classifier(source, labels, cfg.model.trust_remote_code,
-                                            choose_pooling(cfg.model.pooling, source.location))
+        pooling = choose_pooling(cfg.model.pooling, source.location, cfg.model.normalize_pooled,
+                                 trains_body(cfg.strategy.name))
+        model, tokenizer = build_classifier(source, labels, cfg.model.trust_remote_code, pooling)
         model.config.problem_type = "multi_label_classification"  # plain transformers: sigmoid + BCE
         return model, tokenizer
 
