@@ -163,7 +163,11 @@ def test_live_run_stop_resume_runs_compare_delete_and_try_it(browser, tmp_path, 
         wait_for(lambda: text_of(browser, "#state") == "running" and "step 0 " not in text_of(browser, "#numbers"),
                  120, "training steps")
         browser.find_element("css selector", "#stop").click()
-        wait_for(lambda: text_of(browser, "#state") == "stopped", 180, "the run to stop")  # slow under a loaded CI
+        try:
+            wait_for(lambda: text_of(browser, "#state") == "stopped", 60, "the run to stop")
+        except AssertionError:  # say what the page shows instead
+            raise AssertionError(f"not stopped: state {text_of(browser, '#state')!r}, "
+                                 f"{text_of(browser, '#numbers')!r}, {browser.find_element('css selector', 'body').text[-600:]!r}") from None
         stopped_at = json.loads((root / "long" / "metrics.jsonl").read_text().splitlines()[-1])["step"]
         wait_for(lambda: browser.find_element("css selector", "#resume").is_displayed(), 10, "Resume")
         browser.find_element("css selector", "#resume").click()
