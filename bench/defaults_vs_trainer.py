@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ab import correct, paired_ci  # bench/ab.py: per-row correctness, paired bootstrap over the same rows
+
 HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -56,17 +58,11 @@ def ftkit(data: dict, seed: int, out: Path, settings: list[str]) -> dict:
             "samples_per_second": s["timing"]["samples_per_second"], "precision": s["precision"]}
 
 
-def right(predictions: Path, texts: pd.Series) -> np.ndarray:
-    frame = pd.read_csv(predictions)
-    if not frame["text"].astype(str).reset_index(drop=True).equals(texts):
-        raise SystemExit(f"{predictions}: test rows differ from the test set's order")
-    return (frame["predicted"].astype(str) == frame["label"].astype(str)).to_numpy(float)
-
-
-def paired(a: np.ndarray, b: np.ndarray, n: int = 2000) -> list[float]:
-    idx = np.random.default_rng(0).integers(0, len(a), size=(n, len(a)))
-    d = b[idx].mean(axis=1) - a[idx].mean(axis=1)
-    return [round(float(np.percentile(d, 2.5)) * 100, 1), round(float(np.percentile(d, 97.5)) * 100, 1)]
+def right(run: Path, texts: pd.Series) -> np.ndarray:
+    """1 per test review predicted right, 0 otherwise, after checking both runs list the same reviews."""
+    if not pd.read_csv(run / "predictions.csv")["text"].astype(str).reset_index(drop=True).equals(texts):
+        raise SystemExit(f"{run}/predictions.csv: test rows differ from the test set's order")
+    return correct(run, "accuracy")
 
 
 def main() -> None:
@@ -86,10 +82,10 @@ def main() -> None:
     for seed in map(int, args.seeds.split(",")):
         t = trainer(args.n_train, seed, args.out / f"trainer-s{seed}")
         f = ftkit(data, seed, args.out / f"ftkit{tag}-s{seed}", args.settings)
-        a = right(args.out / f"trainer-s{seed}" / "predictions.csv", texts)
-        b = right(args.out / f"ftkit{tag}-s{seed}" / "predictions.csv", texts)
+        a = right(args.out / f"trainer-s{seed}", texts)
+        b = right(args.out / f"ftkit{tag}-s{seed}", texts)
         rows.append({"seed": seed, "trainer": t, "ftkit": f,
-                     "ftkit_minus_trainer_points": round(100 * (b.mean() - a.mean()), 1), "paired_95ci_points": paired(a, b)})
+                     "ftkit_minus_trainer_points": round(100 * (b.mean() - a.mean()), 1), "paired_95ci_points": [round(100 * x, 1) for x in paired_ci(a, b)]})
         print(json.dumps(rows[-1]), flush=True)
     gains = [r["ftkit_minus_trainer_points"] for r in rows]
     report = {"when": time.strftime("%Y-%m-%d %H:%M"), "n_train": args.n_train, "ftkit_settings": args.settings, "cpus": os.cpu_count(), "seeds": rows,

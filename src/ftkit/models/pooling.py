@@ -102,12 +102,11 @@ def choose_pooling(setting: str, location: str, normalize: Optional[bool] = None
         return None
     else:
         chosen = own
-    if normalize is None and body_trains and chosen.normalize:
-        return replace(chosen, normalize=False, source=f"{chosen.source}, without Normalize while the body trains")
-    if normalize is None or normalize == chosen.normalize:
+    wanted = chosen.normalize and not body_trains if normalize is None else normalize
+    if wanted == chosen.normalize:
         return chosen
-    source = chosen.source if chosen.source == ASKED else f"{chosen.source} + model.normalize_pooled"
-    return replace(chosen, normalize=normalize, source=source)
+    why = ", without Normalize while the body trains" if normalize is None else " + model.normalize_pooled"
+    return replace(chosen, normalize=wanted, source=chosen.source if chosen.source == ASKED else chosen.source + why)
 
 
 def saved_pooling(meta: dict) -> Optional[Pooling]:

@@ -156,6 +156,12 @@ def prediction_frame(examples: TextExamples, probs: np.ndarray, labels: list[str
     return class_prediction_frame(examples.rows, "text", examples.texts, examples.labels, probs, labels)
 
 
+def head_pooling(cfg: FitConfig, source: ModelSource) -> Optional[Pooling]:
+    """What a text head reads for this run (models/pooling.py); None: the architecture's [CLS] head."""
+    return choose_pooling(cfg.model.pooling, source.location, cfg.model.normalize_pooled,
+                          trains_body(cfg.strategy.name))
+
+
 def build_classifier(source: ModelSource, labels: list[str], remote: bool, pooling: Optional[Pooling] = None):
     """A fresh sequence-classification head for `labels`; `pooling` (models/pooling.py) replaces
     the architecture's [CLS] pooler with the model's own (None: the architecture's)."""
@@ -230,10 +236,7 @@ class TextClassification(PerExampleEvaluation):
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
         """(model, tokenizer) with a fresh head for `labels`; weights in fp32."""
-        # None: the architecture's [CLS] head
-        pooling = choose_pooling(cfg.model.pooling, source.location, cfg.model.normalize_pooled,
-                                 trains_body(cfg.strategy.name))
-        return build_classifier(source, labels, cfg.model.trust_remote_code, pooling)
+        return build_classifier(source, labels, cfg.model.trust_remote_code, head_pooling(cfg, source))
 
     def encode(self, examples: TextExamples, tokenizer, cfg: FitConfig, labels: list[str]) -> TextEncoded:
         return encode(examples, tokenizer, cfg.data.max_length, labels)
@@ -401,9 +404,7 @@ class TextMultiLabel(MultiLabelEvaluation, TextClassification):
         return labels
 
     def build(self, cfg: FitConfig, source: ModelSource, labels: list[str]):
-        pooling = choose_pooling(cfg.model.pooling, source.location, cfg.model.normalize_pooled,
-                                 trains_body(cfg.strategy.name))
-        model, tokenizer = build_classifier(source, labels, cfg.model.trust_remote_code, pooling)
+        model, tokenizer = build_classifier(source, labels, cfg.model.trust_remote_code, head_pooling(cfg, source))
         model.config.problem_type = "multi_label_classification"  # plain transformers: sigmoid + BCE
         return model, tokenizer
 
